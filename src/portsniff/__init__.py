@@ -1,0 +1,3 @@
+"""portsniff: label network traffic with the IANA port registry."""
+
+__version__ = "0.1.0"

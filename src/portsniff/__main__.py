@@ -1,0 +1,3 @@
+from portsniff.cli import main
+
+raise SystemExit(main())

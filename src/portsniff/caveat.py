@@ -1,0 +1,11 @@
+"""IANA's caveat, which every report prints in IANA's own words."""
+
+CAVEAT = (
+    "ASSIGNMENT OF A PORT NUMBER DOES NOT IN ANY WAY IMPLY AN ENDORSEMENT OF AN "
+    "APPLICATION OR PRODUCT, AND THE FACT THAT NETWORK TRAFFIC IS FLOWING TO OR FROM A "
+    'REGISTERED PORT DOES NOT MEAN THAT IT IS "GOOD" TRAFFIC, NOR THAT IT NECESSARILY '
+    "CORRESPONDS TO THE ASSIGNED SERVICE."
+)
+
+#: Where the words come from, printed beside them.
+CAVEAT_SOURCE = "IANA, Service Name and Transport Protocol Port Number Registry"

@@ -1,0 +1,102 @@
+"""The command line: parse arguments, call the library, map errors to exit codes.
+
+The library never prints or exits; this module is the one place that does.
+Each command group lives in its own ``cli_*`` module with ``register(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from portsniff import __version__
+from portsniff.errors import EXIT_ERROR, PortsniffError
+
+Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]
+
+EPILOG = """\
+exit codes: 0 ok, 1 error (one line on stderr), 2 partial result (damaged input; the
+readable part was processed and the damage reported)."""
+
+
+def _command_modules() -> list[str]:
+    return [
+        "portsniff.cli_registry",
+        "portsniff.cli_annotate",
+        "portsniff.cli_summary",
+        "portsniff.cli_live",
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole argument parser; every command has -h and the global options."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry",
+        metavar="FILE",
+        action="append",
+        default=argparse.SUPPRESS,  # so that a subcommand does not reset the global value
+        help="registry file(s) to use, and nothing else (IANA CSV/XML, the IANA page "
+        "rendered as text, a services file); repeatable; default: $PORTSNIFF_REGISTRY, "
+        "else the cache, the system's copies and the bundled excerpt",
+    )
+    parser = argparse.ArgumentParser(
+        prog="portsniff",
+        description="Label network traffic with the IANA Service Name and Transport "
+        "Protocol Port Number Registry.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"portsniff {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    import importlib
+
+    for name in _command_modules():
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # command group not written yet
+                continue
+            raise
+        module.register(sub, common)
+    return parser
+
+
+def registry_files(args: argparse.Namespace) -> list[str] | None:
+    """``--registry`` files, else ``$PORTSNIFF_REGISTRY`` (os.pathsep-separated), else None."""
+    files: list[str] | None = getattr(args, "registry", None)
+    if files:
+        return files
+    env = os.environ.get("PORTSNIFF_REGISTRY")
+    if env:
+        return [f for f in env.split(os.pathsep) if f]
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``portsniff`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args, sys.stdout, sys.stderr)
+    except PortsniffError as exc:
+        print(f"portsniff: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("portsniff: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (| head): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        name = f"{exc.filename}: " if exc.filename else ""
+        print(f"portsniff: error: {name}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR

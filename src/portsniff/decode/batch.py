@@ -1,0 +1,95 @@
+"""Columnar decoded packets: what every engine hands to the annotator, a block at a time.
+
+Columns are numpy arrays of one length; "none" is -1 for integer columns. Addresses are
+16 bytes (IPv4 in the first 4, rest zero) with ``ip_version`` saying which. Packets that
+needed more than the common columns (VLAN tags, fragments, tunnels, ICMP quotes, DNS-SD,
+problems) also have their full ``Decoded`` in ``details``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from portsniff.decode.packet import PROTOS, Decoded
+
+PROTO_CODE: dict[str, int] = {name: i for i, name in enumerate(PROTOS)}
+
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+U8 = npt.NDArray[np.uint8]
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """A block of decoded packets (see module docstring)."""
+
+    file: str
+    first_frame: int
+    ts_ns: I64
+    wirelen: I64
+    caplen: I64
+    linktype: I32
+    ip_version: U8  # 0 (not IP), 4 or 6
+    src_addr: npt.NDArray[np.void]  # dtype "V16"
+    dst_addr: npt.NDArray[np.void]
+    proto: U8  # index into PROTOS
+    ip_proto: I32
+    src_port: I32
+    dst_port: I32
+    tcp_flags: I32
+    details: dict[int, Decoded] = field(default_factory=dict)
+    comments: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ts_ns.shape[0])
+
+    @classmethod
+    def empty(cls, file: str, first_frame: int, n: int) -> DecodedBatch:
+        """A batch of ``n`` packets with every column at its "none" value."""
+        return cls(
+            file=file,
+            first_frame=first_frame,
+            ts_ns=np.zeros(n, np.int64),
+            wirelen=np.zeros(n, np.int64),
+            caplen=np.zeros(n, np.int64),
+            linktype=np.zeros(n, np.int32),
+            ip_version=np.zeros(n, np.uint8),
+            src_addr=np.zeros(n, "V16"),
+            dst_addr=np.zeros(n, "V16"),
+            proto=np.full(n, PROTO_CODE["other"], np.uint8),
+            ip_proto=np.full(n, -1, np.int32),
+            src_port=np.full(n, -1, np.int32),
+            dst_port=np.full(n, -1, np.int32),
+            tcp_flags=np.full(n, -1, np.int32),
+        )
+
+    def set_decoded(self, i: int, d: Decoded) -> None:
+        """Fill row ``i`` from a per-packet ``Decoded`` (engines and the fallback path)."""
+        self.linktype[i] = d.linktype
+        self.proto[i] = PROTO_CODE[d.proto]
+        self.ip_proto[i] = -1 if d.ip_proto is None else d.ip_proto
+        self.src_port[i] = -1 if d.src_port is None else d.src_port
+        self.dst_port[i] = -1 if d.dst_port is None else d.dst_port
+        self.tcp_flags[i] = -1 if d.tcp_flags is None else d.tcp_flags
+        if d.src_ip is not None and d.dst_ip is not None:
+            src = ipaddress.ip_address(d.src_ip)
+            dst = ipaddress.ip_address(d.dst_ip)
+            self.ip_version[i] = src.version
+            self.src_addr[i] = src.packed.ljust(16, b"\0")
+            self.dst_addr[i] = dst.packed.ljust(16, b"\0")
+        if d.vlan or d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
+            self.details[i] = d
+
+    def ip_str(self, i: int, which: str) -> str | None:
+        """``src`` or ``dst`` address of packet ``i`` as text, or None when not IP."""
+        version = int(self.ip_version[i])
+        if version == 0:
+            return None
+        raw = bytes(self.src_addr[i] if which == "src" else self.dst_addr[i])
+        if version == 4:
+            return str(ipaddress.IPv4Address(raw[:4]))
+        return str(ipaddress.IPv6Address(raw))

@@ -1,0 +1,47 @@
+"""Shared test fixtures: paths to ../shared (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("PORTSNIFF_SHARED", ROOT.parent / "shared"))
+CAPTURES = ROOT / "captures"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test when it is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared test data is not next to this checkout")
+    return path
+
+
+@pytest.fixture
+def official_xml() -> Path:
+    return shared_path("registry", "service-names-port-numbers.xml")
+
+
+@pytest.fixture
+def official_csv() -> Path:
+    return shared_path("registry", "service-names-port-numbers.csv")
+
+
+@pytest.fixture
+def seed_excerpt() -> Path:
+    return shared_path("seed", "iana-registry-excerpt.txt")
+
+
+@pytest.fixture
+def shared_captures() -> Path:
+    return shared_path("captures")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test read or write the user's real registry cache."""
+    monkeypatch.setenv("PORTSNIFF_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("PORTSNIFF_REGISTRY", raising=False)
