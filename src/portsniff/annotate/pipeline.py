@@ -1,0 +1,217 @@
+"""Capture files -> engine -> annotator: the stream of labelled packets, with a report
+of what each file held and where it was damaged."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from portsniff.annotate.annotator import AnnotateCounts, Annotator
+from portsniff.annotate.records import PacketRecord
+from portsniff.capture.block import CaptureDamage
+
+if TYPE_CHECKING:
+    from portsniff.registry.index import RegistryIndex
+
+
+@dataclass(slots=True)
+class FileReport:
+    """What was read from one capture file."""
+
+    file: str
+    format: str | None = None
+    compression: str | None = None
+    linktypes: Counter[int] = field(default_factory=Counter)
+    packets: int = 0
+    bytes: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    damage: CaptureDamage | None = None
+    error: str | None = None  # the file could not be read at all
+    problems: list[str] = field(default_factory=list)
+    section_comments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "format": self.format,
+            "compression": self.compression,
+            "linktypes": {str(k): v for k, v in sorted(self.linktypes.items())},
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "damage": str(self.damage) if self.damage else None,
+            "error": self.error,
+            "problems": self.problems,
+        }
+
+
+class AnnotateRun:
+    """Reads captures in order and yields their labelled packets.
+
+    ``bpf`` keeps only the packets a libpcap filter matches (frame numbers stay those of
+    the file); ``limit`` stops after that many packets in all. ``pcapng_out``, when
+    given, receives every output packet unchanged with its label as a packet comment.
+    With ``keep_going`` a file that cannot be read is reported in ``files`` instead of
+    raising (the summary of a directory goes on with the rest).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        index: RegistryIndex,
+        *,
+        engine: str = "fast",
+        bpf: str | None = None,
+        limit: int | None = None,
+        pcapng_out: BinaryIO | None = None,
+        section_comment: str | None = None,
+        keep_going: bool = False,
+        annotator: Annotator | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.index = index
+        self.engine = engine
+        self.bpf = bpf
+        self.limit = limit
+        self.keep_going = keep_going
+        self.annotator = annotator if annotator is not None else Annotator(index)
+        self.files: list[FileReport] = []
+        self._pcapng_out = pcapng_out
+        self._section_comment = section_comment
+        self._emitted = 0
+
+    @property
+    def counts(self) -> AnnotateCounts:
+        return self.annotator.counts
+
+    @property
+    def damaged(self) -> bool:
+        """True when some input was damaged or unreadable (exit status 2)."""
+        return any(f.damage is not None or f.error is not None for f in self.files)
+
+    def records(self) -> Iterator[PacketRecord]:
+        """The labelled packets of every file, in file and frame order."""
+        from portsniff.capture.bpf import compile_filter
+        from portsniff.capture.reader import open_capture
+        from portsniff.decode.engines import open_engine
+        from portsniff.errors import CaptureError
+
+        writer = _PcapngOut(self._pcapng_out, self._section_comment) if self._pcapng_out else None
+        try:
+            for path in self.paths:
+                report = FileReport(file=path)
+                self.files.append(report)
+                filters: dict[int, object] = {}
+                try:
+                    reader = open_capture(path)
+                except CaptureError as exc:
+                    if not self.keep_going:
+                        raise
+                    report.error = str(exc)
+                    continue
+                with reader:
+                    report.format = reader.format
+                    report.compression = reader.compression
+                    engine = open_engine(self.engine, path)
+                    try:
+                        for block in reader.blocks():
+                            n = len(block)
+                            if n == 0:
+                                continue
+                            report.packets += n
+                            report.bytes += int(block.wirelen.sum())
+                            ts0 = float(block.ts_ns[0]) / 1e9
+                            ts1 = float(block.ts_ns[-1]) / 1e9
+                            report.first_ts = ts0 if report.first_ts is None else min(report.first_ts, ts0)
+                            report.last_ts = ts1 if report.last_ts is None else max(report.last_ts, ts1)
+                            lt, cnt = np.unique(block.linktype, return_counts=True)
+                            for k, v in zip(lt.tolist(), cnt.tolist(), strict=True):
+                                report.linktypes[int(k)] += int(v)
+                            mask = None
+                            if self.bpf is not None:
+                                mask = np.zeros(n, bool)
+                                for linktype in np.unique(block.linktype).tolist():
+                                    flt = filters.get(linktype)
+                                    if flt is None:
+                                        flt = filters[linktype] = compile_filter(self.bpf, int(linktype))
+                                    sel = block.linktype == linktype
+                                    mask |= flt.mask(block) & sel  # type: ignore[attr-defined]
+                            batch = engine.decode(block)
+                            if writer is not None:
+                                writer.hold(block, mask, reader.interfaces)
+                            for record in self.annotator.feed(batch, mask):
+                                if not self._emit(record, writer):
+                                    return
+                    finally:
+                        engine.close()
+                        for flt in filters.values():
+                            flt.close()  # type: ignore[attr-defined]
+                    report.damage = reader.damage
+                    report.problems.extend(reader.problems)
+                    report.section_comments.extend(reader.section_comments)
+            for record in self.annotator.finish():
+                if not self._emit(record, writer):
+                    return
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def _emit(self, record: PacketRecord, writer: _PcapngOut | None) -> bool:
+        if self.limit is not None and self._emitted >= self.limit:
+            return False
+        self._emitted += 1
+        if writer is not None:
+            writer.write(record)
+        return not (self.limit is not None and self._emitted >= self.limit)
+
+
+class _PcapngOut:
+    """Copies output packets, unchanged, to a pcapng with their labels as comments."""
+
+    def __init__(self, stream: BinaryIO, section_comment: str | None) -> None:
+        from portsniff.capture.writer import PcapngWriter
+
+        self.writer = PcapngWriter(stream, section_comment=section_comment)
+        self._held: dict[tuple[str, int], tuple[bytes, int, int, tuple[int, int]]] = {}
+        self._interfaces: dict[tuple[int, int], int] = {}
+
+    def hold(self, block: object, mask: object, interfaces: object) -> None:
+        from portsniff.capture.block import RawBlock
+
+        assert isinstance(block, RawBlock)
+        ifaces = list(interfaces)  # type: ignore[call-overload]
+        for i in range(len(block)):
+            if mask is not None and not mask[i]:  # type: ignore[index]
+                continue
+            linktype = int(block.linktype[i])
+            iface = int(block.interface[i])
+            snaplen = ifaces[iface].snaplen if iface < len(ifaces) else 262144
+            self._held[(block.file, block.first_frame + i)] = (
+                block.packet(i),
+                int(block.ts_ns[i]),
+                int(block.wirelen[i]),
+                (linktype, snaplen),
+            )
+
+    def write(self, record: PacketRecord) -> None:
+        from portsniff.report.packet_text import label_text
+
+        held = self._held.pop((record.file, record.frame), None)
+        if held is None:
+            return
+        data, ts_ns, wirelen, (linktype, snaplen) = held
+        out_iface = self._interfaces.get((linktype, snaplen))
+        if out_iface is None:
+            out_iface = self._interfaces[(linktype, snaplen)] = self.writer.add_interface(
+                linktype, snaplen or 262144, None
+            )
+        self.writer.write_packet(out_iface, ts_ns, wirelen, data, comment=label_text(record))
+
+    def close(self) -> None:
+        self.writer.flush()
