@@ -280,6 +280,7 @@ class Annotator:
             vlan=d.vlan if d is not None else (),
             ts_ns=row.ts_ns,
             problem=problem,
+            tcp_flags=row.tcp_flags,
         )
 
     def _inner(self, e: Endpoints, ts: float) -> EndpointLabel:

@@ -80,9 +80,10 @@ class PacketRecord:
     quoted: EndpointLabel | None
     fragment: bool
     vlan: tuple[int, ...]
-    # Not output fields: kept for the text line and the pcapng writer.
+    # Not output fields: kept for the text line, flows and the pcapng writer.
     ts_ns: int = 0
     problem: str | None = None
+    tcp_flags: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The packet's output fields, JSON-ready."""
@@ -90,7 +91,7 @@ class PacketRecord:
 
 
 PACKET_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(PacketRecord) if f.name not in ("ts_ns", "problem")
+    f.name for f in fields(PacketRecord) if f.name not in ("ts_ns", "problem", "tcp_flags")
 )
 
 

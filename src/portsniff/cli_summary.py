@@ -1,0 +1,102 @@
+"""``portsniff summary``: which services talk, how much, between whom."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+from portsniff.errors import EXIT_OK, EXIT_PARTIAL, CaptureError, UsageError
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".gz", ".zst", ".pcap.gz", ".pcapng.zst")
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "summary",
+        parents=[common],
+        help="summarise captures: services, unknown ports, conversations, DNS-SD",
+        description="Summarise captures (files or directories) as one report.",
+        epilog="exit codes: 0 ok, 1 error, 2 some input damaged or unreadable (reported; the "
+        "rest is summarised)",
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument(
+        "--format", choices=("text", "json", "csv", "markdown", "html"), default="text"
+    )
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (for csv: a directory gets one file per table)")
+    p.add_argument("--top", type=int, metavar="N", help="rows per ranked table")
+    p.add_argument("-f", "--filter", metavar="BPF", help="libpcap filter")
+    p.add_argument("--engine", choices=("fast", "scapy", "pyshark"), default="fast")
+    p.set_defaults(handler=run)
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files as given; directories walked (sorted) for files that look like captures."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(
+                str(f) for f in path.rglob("*")
+                if f.is_file() and not f.name.startswith(".")
+                and any(f.name.lower().endswith(s) for s in CAPTURE_SUFFIXES)
+            )
+            if not found:
+                raise CaptureError(f"{p}: no capture files in this directory")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def build_summary(args: argparse.Namespace) -> tuple[Any, bool]:
+    """Run the pipeline and fold it into a Summary; also says whether input was damaged."""
+    from portsniff.annotate.pipeline import AnnotateRun
+    from portsniff.caveat import CAVEAT
+    from portsniff.cli import registry_files
+    from portsniff.cli_annotate import stream_meta_registry
+    from portsniff.registry.sources import open_registry
+    from portsniff.summary import SummaryBuilder
+
+    files = expand_paths(args.paths)
+    problems: list[Any] = []
+    index = open_registry(registry_files(args), problems=problems)
+    builder = SummaryBuilder(CAVEAT, stream_meta_registry(index, problems))
+    run = AnnotateRun(files, index, engine=args.engine, bpf=args.filter,
+                      keep_going=len(files) > 1)
+    for record in run.records():
+        builder.add(record)
+    for f in run.files:
+        builder.add_file(f.as_dict(), f.linktypes)
+    summary = builder.finish()
+    summary.problems.update(run.counts.problems)
+    return summary, run.damaged
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from portsniff.report.summaries import ReportOptions, reporter
+    from portsniff.report.packet_text import color_wanted
+
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top must be 1 or more")
+    render = reporter(args.format)
+    summary, damaged = build_summary(args)
+    out_path = args.output
+    if args.format == "csv" and out_path and (os.path.isdir(out_path) or out_path.endswith(os.sep)):
+        from portsniff.report.summary_csv import write_tables
+
+        write_tables(summary, Path(out_path), ReportOptions(top=args.top))
+    elif out_path and out_path != "-":
+        with open(out_path, "w", encoding="utf-8", newline="") as fh:
+            render(summary, fh, ReportOptions(top=args.top))
+    else:
+        render(summary, stdout, ReportOptions(top=args.top, color=color_wanted(stdout)))
+    for f in summary.files:
+        if f.get("error"):
+            print(f"portsniff: {f['error']}", file=stderr)
+        elif f.get("damage"):
+            print(f"portsniff: {f['damage']}", file=stderr)
+    return EXIT_PARTIAL if damaged else EXIT_OK

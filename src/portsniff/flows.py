@@ -1,0 +1,260 @@
+"""Bidirectional flows in Zeek's vocabulary, built from labelled packets.
+
+A flow is keyed by protocol and its two endpoints. ``orig`` is the client and ``resp``
+the service side, by the annotator's rules. A TCP SYN on a 4-tuple whose connection was
+closed (FIN or RST seen) starts a new flow, as tshark's ``tcp.stream`` does. Memory is
+bounded by live flows: finished and idle flows leave the table as FlowRecords.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+from portsniff.annotate.records import PacketRecord
+
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+PORTED = ("tcp", "udp", "sctp", "dccp")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """One conversation (Zeek's conn.log names)."""
+
+    ts: float
+    duration: float
+    proto: str
+    orig_ip: str | None
+    orig_port: int | None
+    resp_ip: str | None
+    resp_port: int | None
+    orig_pkts: int
+    orig_bytes: int
+    resp_pkts: int
+    resp_bytes: int
+    service: str | None
+    service_port: int | None
+    status: str | None
+    port_class: str | None
+    basis: str | None
+    ambiguous: bool
+    conn_state: str | None
+    tunnel: str | None  # set for inner flows: the tunnel that carried them
+    vlan: tuple[int, ...]
+    bpf: str
+    display_filter: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in fields(self)
+        }
+
+
+FLOW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FlowRecord))
+
+
+class _Flow:
+    __slots__ = (
+        "ambiguous", "basis", "first", "flags_orig", "flags_resp", "last", "orig", "orig_bytes",
+        "orig_pkts", "port_class", "proto", "resp", "resp_bytes", "resp_pkts", "service",
+        "service_port", "status", "tunnel", "vlan",
+    )
+
+    def __init__(self, proto: str, orig: tuple[str | None, int | None],
+                 resp: tuple[str | None, int | None], ts: float, tunnel: str | None) -> None:
+        self.proto = proto
+        self.orig = orig
+        self.resp = resp
+        self.first = self.last = ts
+        self.orig_pkts = self.orig_bytes = self.resp_pkts = self.resp_bytes = 0
+        self.flags_orig = self.flags_resp = 0
+        self.service: str | None = None
+        self.service_port: int | None = None
+        self.status: str | None = None
+        self.port_class: str | None = None
+        self.basis: str | None = None
+        self.ambiguous = False
+        self.tunnel = tunnel
+        self.vlan: tuple[int, ...] = ()
+
+    @property
+    def closed(self) -> bool:
+        return bool((self.flags_orig | self.flags_resp) & (FIN | RST))
+
+
+def conn_state(proto: str, orig_flags: int, resp_flags: int, resp_pkts: int) -> str | None:
+    """Zeek's ``conn_state`` for TCP (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, SH,
+    OTH); for other transports SF when both sides spoke, else S0."""
+    if proto != "tcp":
+        return "SF" if resp_pkts else "S0"
+    syn = bool(orig_flags & SYN)
+    synack = bool(resp_flags & SYN)
+    if not syn and not synack:
+        return "OTH"
+    if syn and not synack:
+        if resp_flags & RST:
+            return "REJ"
+        if orig_flags & RST:
+            return "RSTOS0"
+        if orig_flags & FIN:
+            return "SH"
+        return "S0"
+    if orig_flags & RST:
+        return "RSTO"
+    if resp_flags & RST:
+        return "RSTR"
+    if orig_flags & FIN and resp_flags & FIN:
+        return "SF"
+    if orig_flags & FIN:
+        return "S2"
+    if resp_flags & FIN:
+        return "S3"
+    return "S1"
+
+
+def _host_bpf(ip: str) -> str:
+    return f"{'ip6' if ':' in ip else 'ip'} host {ip}"
+
+
+def flow_filters(proto: str, orig: tuple[str | None, int | None],
+                 resp: tuple[str | None, int | None], vlan: bool) -> tuple[str, str]:
+    """A BPF and a Wireshark display filter that select exactly this flow's packets
+    (both directions). BPF needs ``vlan`` to see into 802.1Q frames."""
+    (a, ap), (b, bp) = orig, resp
+    if a is None or b is None:
+        return "", ""
+    ipf = "ipv6" if ":" in a else "ip"
+    if ap is not None and bp is not None and proto in PORTED:
+        one = f"src host {a} and src port {ap} and dst host {b} and dst port {bp}"
+        two = f"src host {b} and src port {bp} and dst host {a} and dst port {ap}"
+        bpf = f"{proto} and (({one}) or ({two}))"
+        d1 = f"{ipf}.src == {a} && {proto}.srcport == {ap} && {ipf}.dst == {b} && {proto}.dstport == {bp}"
+        d2 = f"{ipf}.src == {b} && {proto}.srcport == {bp} && {ipf}.dst == {a} && {proto}.dstport == {ap}"
+        display = f"{proto} && (({d1}) || ({d2}))"
+    else:
+        bpf = f"{proto} and {_host_bpf(a)} and {_host_bpf(b)}"
+        display = f"{proto} && {ipf}.addr == {a} && {ipf}.addr == {b}"
+    if vlan:
+        bpf = f"({bpf}) or (vlan and ({bpf}))"
+    return bpf, display
+
+
+class FlowTable:
+    """Live flows; ``add`` returns nothing, finished flows come out of ``drain``/``finish``.
+
+    Idle flows (no packet for ``idle_timeout`` seconds of capture time) and the least
+    recently seen flows beyond ``max_flows`` are finished early, so memory is bounded by
+    the number of live flows.
+    """
+
+    def __init__(self, *, idle_timeout: float = 3600.0, max_flows: int = 1_000_000) -> None:
+        self._live: OrderedDict[tuple[Any, ...], _Flow] = OrderedDict()
+        self._done: list[FlowRecord] = []
+        self.idle_timeout = idle_timeout
+        self.max_flows = max_flows
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def add(self, r: PacketRecord) -> None:
+        """Count one packet (and its tunnelled inner headers) into its flows."""
+        if r.src_ip is None or r.dst_ip is None:
+            return
+        self._count(r.proto, r.src_ip, r.src_port, r.dst_ip, r.dst_port, r, None)
+        for e in r.inner:
+            if e.src_ip is not None and e.dst_ip is not None:
+                self._count(e.proto, e.src_ip, e.src_port, e.dst_ip, e.dst_port, r, e.tunnel,
+                            e.service, e.service_port)
+        self._expire(r.ts)
+
+    def _count(self, proto: str, sip: str, sport: int | None, dip: str, dport: int | None,
+               r: PacketRecord, tunnel: str | None, inner_service: str | None = None,
+               inner_port: int | None = None) -> None:
+        src = (sip, sport)
+        dst = (dip, dport)
+        key = (tunnel, proto, *sorted((src, dst), key=lambda e: (e[0], e[1] or 0)))
+        flow = self._live.get(key)
+        flags = (r.tcp_flags or 0) if tunnel is None and proto == "tcp" else 0
+        if flow is not None and flags & SYN and not flags & ACK and flow.closed:
+            self._finish(key)
+            flow = None
+        if flow is None:
+            if tunnel is None and r.service_side == "src":
+                orig, resp = dst, src
+            elif tunnel is not None and inner_port is not None and inner_port == sport and sport != dport:
+                orig, resp = dst, src
+            else:
+                orig, resp = src, dst
+            flow = self._live[key] = _Flow(proto, orig, resp, r.ts, tunnel)
+            if tunnel is None:
+                flow.service, flow.service_port = r.service, r.service_port
+                flow.status, flow.port_class = r.status, r.port_class
+                flow.basis, flow.ambiguous = r.basis, r.ambiguous
+            else:
+                flow.service, flow.service_port = inner_service, inner_port
+            flow.vlan = r.vlan
+        else:
+            self._live.move_to_end(key)
+        flow.last = max(flow.last, r.ts)
+        flow.first = min(flow.first, r.ts)
+        if src == flow.orig:
+            flow.orig_pkts += 1
+            flow.orig_bytes += r.len
+            flow.flags_orig |= flags
+        else:
+            flow.resp_pkts += 1
+            flow.resp_bytes += r.len
+            flow.flags_resp |= flags
+
+    def _finish(self, key: tuple[Any, ...]) -> None:
+        f = self._live.pop(key)
+        bpf, display = flow_filters(f.proto, f.orig, f.resp, bool(f.vlan))
+        self._done.append(
+            FlowRecord(
+                ts=f.first,
+                duration=round(f.last - f.first, 9),
+                proto=f.proto,
+                orig_ip=f.orig[0],
+                orig_port=f.orig[1],
+                resp_ip=f.resp[0],
+                resp_port=f.resp[1],
+                orig_pkts=f.orig_pkts,
+                orig_bytes=f.orig_bytes,
+                resp_pkts=f.resp_pkts,
+                resp_bytes=f.resp_bytes,
+                service=f.service,
+                service_port=f.service_port,
+                status=f.status,
+                port_class=f.port_class,
+                basis=f.basis,
+                ambiguous=f.ambiguous,
+                conn_state=conn_state(f.proto, f.flags_orig, f.flags_resp, f.resp_pkts),
+                tunnel=f.tunnel,
+                vlan=f.vlan,
+                bpf=bpf,
+                display_filter=display,
+            )
+        )
+
+    def _expire(self, now: float) -> None:
+        live = self._live
+        while live:
+            key, flow = next(iter(live.items()))
+            if len(live) > self.max_flows or now - flow.last > self.idle_timeout:
+                self._finish(key)
+            else:
+                break
+
+    def drain(self) -> Iterator[FlowRecord]:
+        """Flows finished so far (each once)."""
+        done, self._done = self._done, []
+        yield from done
+
+    def finish(self) -> Iterator[FlowRecord]:
+        """Finish every live flow, then drain."""
+        for key in list(self._live):
+            self._finish(key)
+        yield from self.drain()
