@@ -1,0 +1,425 @@
+"""The merged registry: what every (transport, port) pair and every service name means.
+
+Sources are given in precedence order. For each (transport, port) the richest source that
+lists the pair wins (IANA XML/CSV, then IANA's text table, then Wireshark's services,
+then a system services file; ties go to the earlier source), and the label says which.
+Records without a transport protocol (``x11``-era ranges such as ``swx 7300-7359``, and
+nameless Unassigned ranges) cover tcp and udp. Ports no source lists are unassigned.
+Work is done lazily: building an index only stores its sources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from portsniff.caveat import CAVEAT
+from portsniff.registry.record import (
+    TRANSPORTS,
+    ParsedRegistry,
+    PortLabel,
+    RegistrySource,
+    ServiceRecord,
+    Status,
+    parse_port_range,
+    port_class,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+#: Richness of each source kind (lower wins).
+KIND_RANK = {"iana-xml": 0, "iana-csv": 0, "iana-text": 1, "wireshark-services": 2, "services": 3}
+#: Transports a record without a transport protocol covers.
+UNSPECIFIED_COVERS = ("tcp", "udp")
+
+_ALIAS = re.compile(r'This entry is an alias to\s+"([^"]+)"', re.I)
+_BRACKETED = re.compile(r"\[[^\]]*\]")
+_PORTS_IN_TEXT = re.compile(r"(?<![\d.])(\d{1,5})(?:\s*-\s*(\d{1,5}))?(?![\d.])")
+_DNSSD = re.compile(r"_([^.]+)\._(tcp|udp)\.?", re.I)
+
+
+def alias_target(record: ServiceRecord) -> str | None:
+    """X when the record's Assignment Notes say ``This entry is an alias to "X"``."""
+    m = _ALIAS.search(record.assignment_notes)
+    return m.group(1) if m else None
+
+
+def unauthorized_ports(record: ServiceRecord) -> tuple[tuple[int, int], ...]:
+    """The ports IANA's "Unauthorized Use Reported" note of ``record`` concerns.
+
+    The note often names ports inside the record's range ("Unauthorized Use Known on port
+    796" on the 788-799 Unassigned record); those are returned, else the whole range.
+    """
+    span = record.port_range if record.unauthorized_use_reported else None
+    if span is None:
+        return ()
+    text = _BRACKETED.sub(" ", record.unauthorized_use_reported)  # "[RFC4146]" is no port
+    named: list[tuple[int, int]] = []
+    for m in _PORTS_IN_TEXT.finditer(text):
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        lo, hi = max(lo, span[0]), min(hi, span[1])
+        if lo <= hi and (lo, hi) not in named:
+            named.append((lo, hi))
+    return tuple(named) if named else (span,)
+
+
+def _covers(record: ServiceRecord, transport: str) -> bool:
+    proto = record.transport_protocol
+    return proto == transport or (not proto and transport in UNSPECIFIED_COVERS)
+
+
+def _status(records: Sequence[ServiceRecord], named: bool) -> Status:
+    if named:
+        return "assigned"
+    if any(r.description.lower().startswith("reserved") for r in records):
+        return "reserved"
+    return "unassigned"
+
+
+class _Source:
+    """One registry with lazily built port maps.
+
+    It holds either parsed records or the columns of a compiled registry; records are
+    then made only when a look-up needs them, so a cached registry is usable within
+    milliseconds (and the look-up path never imports numpy).
+    """
+
+    __slots__ = ("_cols", "_made", "_ranges", "_records", "_single", "caveat", "label", "source")
+
+    def __init__(
+        self,
+        source: RegistrySource,
+        caveat: str | None,
+        records: tuple[ServiceRecord, ...] | None = None,
+        columns: Sequence[Sequence[str]] | None = None,
+    ) -> None:
+        self.source = source
+        self.caveat = caveat
+        self.label = f"{source.kind}:{source.path}"
+        self._records = records
+        self._cols = columns
+        self._made: dict[int, ServiceRecord] = {}
+        self._single: dict[str, dict[int, list[int]]] | None = None
+        self._ranges: dict[str, list[tuple[int, int, int]]] = {}
+
+    @property
+    def records(self) -> tuple[ServiceRecord, ...]:
+        if self._records is None:
+            assert self._cols is not None
+            self._records = tuple(ServiceRecord(*row) for row in zip(*self._cols, strict=True))
+        return self._records
+
+    def record(self, i: int) -> ServiceRecord:
+        if self._records is not None:
+            return self._records[i]
+        got = self._made.get(i)
+        if got is None:
+            assert self._cols is not None
+            got = self._made[i] = ServiceRecord(*(c[i] for c in self._cols))
+        return got
+
+    def _build(self) -> dict[str, dict[int, list[int]]]:
+        single: dict[str, dict[int, list[int]]] = {t: {} for t in TRANSPORTS}
+        ranges: dict[str, list[tuple[int, int, int]]] = {t: [] for t in TRANSPORTS}
+        if self._cols is not None:
+            numbers, protocols = self._cols[1], self._cols[2]
+        else:
+            numbers = [r.port_number for r in self.records]
+            protocols = [r.transport_protocol for r in self.records]
+        for i, (number, proto) in enumerate(zip(numbers, protocols, strict=True)):
+            if not number:
+                continue
+            transports = (proto,) if proto else UNSPECIFIED_COVERS
+            if number.isdigit():
+                port = int(number)
+                for t in transports:
+                    single[t].setdefault(port, []).append(i)
+            else:
+                span = parse_port_range(number)
+                assert span is not None  # parsers validated every port number
+                for t in transports:
+                    ranges[t].append((span[0], span[1], i))
+        self._single, self._ranges = single, ranges
+        return single
+
+    def spans(self, transport: str) -> list[tuple[int, int, int]]:
+        """(lo, hi, record index) of every record covering ``transport``, in file order."""
+        single = self._single if self._single is not None else self._build()
+        out = [(p, p, i) for p, idx in single[transport].items() for i in idx]
+        out.extend(self._ranges[transport])
+        out.sort(key=lambda x: x[2])
+        return out
+
+    def covering(self, transport: str, port: int) -> tuple[ServiceRecord, ...]:
+        single = self._single if self._single is not None else self._build()
+        hits = list(single[transport].get(port, ()))
+        hits.extend(i for lo, hi, i in self._ranges[transport] if lo <= port <= hi)
+        hits.sort()
+        return tuple(self.record(i) for i in hits)
+
+
+class RegistryIndex:
+    """Look-ups over one or more parsed registries (see the module docstring)."""
+
+    def __init__(self, parsed: Sequence[ParsedRegistry]) -> None:
+        if not parsed:
+            from portsniff.errors import RegistryError
+
+            raise RegistryError("no registry sources to index")
+        self._init([_Source(p.source, p.caveat, records=p.records) for p in parsed])
+
+    def _init(self, given: Sequence[_Source]) -> None:
+        order = sorted(range(len(given)), key=lambda i: (KIND_RANK.get(given[i].source.kind, 9), i))
+        #: Sources in the order given (precedence order).
+        self.sources: tuple[RegistrySource, ...] = tuple(s.source for s in given)
+        self._ranked = tuple(given[i] for i in order)
+        caveats = [s.caveat for s in self._ranked if s.caveat]
+        #: IANA's caveat as a source states it, else the project's copy of IANA's words.
+        self.caveat: str = caveats[0] if caveats else CAVEAT
+        #: The registry date of the richest source.
+        self.updated: str | None = self._ranked[0].source.updated
+        self._names: dict[str, list[tuple[int, ServiceRecord]]] | None = None
+        self._tables: dict[str, tuple[list[PortLabel], npt.NDArray[np.int32]]] = {}
+
+    @classmethod
+    def build(cls, parsed: Sequence[ParsedRegistry]) -> RegistryIndex:
+        """An index over ``parsed`` (precedence order: first = preferred)."""
+        return cls(parsed)
+
+    @classmethod
+    def from_columns(
+        cls, sources: Sequence[tuple[RegistrySource, str | None, Sequence[Sequence[str]]]]
+    ) -> RegistryIndex:
+        """An index over compiled registries: (source, caveat, the 12 columns) each."""
+        if not sources:
+            from portsniff.errors import RegistryError
+
+            raise RegistryError("no registry sources to index")
+        index = cls.__new__(cls)
+        index._init([_Source(src, caveat, columns=cols) for src, caveat, cols in sources])
+        return index
+
+    unauthorized_ports = staticmethod(unauthorized_ports)
+
+    # -- ports -------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(transport: str, port: int) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r} (expected one of {TRANSPORTS})")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} out of range 0-65535")
+
+    def _winner(
+        self, transport: str, port: int
+    ) -> tuple[_Source | None, tuple[ServiceRecord, ...]]:
+        for src in self._ranked:
+            records = src.covering(transport, port)
+            if records:
+                return src, records
+        return None, ()
+
+    def records_for(self, transport: str, port: int) -> tuple[ServiceRecord, ...]:
+        """The winning source's records for the pair, in registry order."""
+        self._check(transport, port)
+        return self._winner(transport, port)[1]
+
+    def lookup(self, transport: str, port: int) -> PortLabel:
+        """What the registry says about ``port`` on ``transport``."""
+        self._check(transport, port)
+        src, records = self._winner(transport, port)
+        return self._label(transport, port, records, src.label if src else None)
+
+    @staticmethod
+    def _label(
+        transport: str, port: int, records: tuple[ServiceRecord, ...], source: str | None
+    ) -> PortLabel:
+        names: list[str] = []
+        primary: list[ServiceRecord] = []
+        aliases: list[tuple[str, str]] = []
+        for r in records:
+            if not r.service_name:
+                continue
+            target = alias_target(r)
+            if target is None:
+                primary.append(r)
+                if r.service_name not in names:
+                    names.append(r.service_name)
+            else:
+                aliases.append((r.service_name, target))
+        lowered = {n.lower() for n in names}
+        alias_names: list[str] = []
+        for alias, target in aliases:
+            if target.lower() in lowered:
+                if alias not in alias_names:
+                    alias_names.append(alias)
+            elif alias not in names:  # an alias whose target is not on this port is a name
+                names.append(alias)
+        unauthorized = None
+        for r in records:
+            if r.unauthorized_use_reported and any(
+                lo <= port <= hi for lo, hi in unauthorized_ports(r)
+            ):
+                unauthorized = r.unauthorized_use_reported
+                break
+        first = primary[0] if primary else (records[0] if records else None)
+        return PortLabel(
+            transport=transport,
+            port=port,
+            service=names[0] if names else None,
+            names=tuple(names),
+            description=(first.description or None) if first else None,
+            status=_status(records, bool(names)),
+            port_class=port_class(port),
+            aliases=tuple(alias_names),
+            unauthorized_use=unauthorized,
+            source=source,
+            records=records,
+        )
+
+    def label_table(self, transport: str) -> tuple[list[PortLabel], npt.NDArray[np.int32]]:
+        """Labels and a 65,536-entry array mapping each port to its label's index.
+
+        Built on first use and kept per transport (for vectorised annotation:
+        ``labels[table[ports]]``).
+        """
+        self._check(transport, 0)
+        got = self._tables.get(transport)
+        if got is not None:
+            return got
+        import numpy as np
+
+        # Per port, the winning source and its covering records (registry order).
+        owner = [-1] * 65536
+        members: list[list[int] | None] = [None] * 65536
+        for s, src in enumerate(self._ranked):
+            claimed = [False] * 65536
+            for lo, hi, i in src.spans(transport):
+                for p in range(lo, hi + 1):
+                    if owner[p] < 0 or (owner[p] == s and claimed[p]):
+                        owner[p] = s
+                        claimed[p] = True
+                        m = members[p]
+                        if m is None:
+                            members[p] = [i]
+                        else:
+                            m.append(i)
+        templates: dict[tuple[int, tuple[int, ...]], PortLabel] = {}
+        labels: list[PortLabel] = []
+        for port in range(65536):
+            m = members[port]
+            if m is None:
+                labels.append(
+                    PortLabel(transport, port, None, (), None, "unassigned", port_class(port))
+                )
+                continue
+            src = self._ranked[owner[port]]
+            key = (owner[port], tuple(m))
+            t = templates.get(key)
+            if t is None:
+                records = tuple(src.record(i) for i in m)
+                t = templates[key] = self._label(transport, -1, records, src.label)
+            unauthorized = None
+            if any(r.unauthorized_use_reported for r in t.records):
+                unauthorized = self._label(transport, port, t.records, None).unauthorized_use
+            labels.append(
+                PortLabel(
+                    transport,
+                    port,
+                    t.service,
+                    t.names,
+                    t.description,
+                    t.status,
+                    port_class(port),
+                    t.aliases,
+                    unauthorized,
+                    t.source,
+                    t.records,
+                )
+            )
+        table = np.arange(65536, dtype=np.int32)
+        self._tables[transport] = (labels, table)
+        return labels, table
+
+    # -- names -------------------------------------------------------------------------
+
+    def _name_map(self) -> dict[str, list[tuple[int, ServiceRecord]]]:
+        if self._names is None:
+            names: dict[str, list[tuple[int, ServiceRecord]]] = {}
+            for s, src in enumerate(self._ranked):
+                for r in src.records:
+                    if r.service_name:
+                        names.setdefault(r.service_name.lower(), []).append((s, r))
+            self._names = names
+        return self._names
+
+    def by_name(self, name: str) -> tuple[ServiceRecord, ...]:
+        """Records of a service name (case-insensitive, RFC 6335), from the richest source
+        that lists it. ``_airplay._tcp`` (DNS-SD form) keeps the records for that protocol
+        (and those without one)."""
+        text = name.strip()
+        proto = None
+        m = _DNSSD.fullmatch(text)
+        if m:
+            text, proto = m.group(1), m.group(2).lower()
+        hits = self._name_map().get(text.lower(), [])
+        if not hits:
+            return ()
+        best = hits[0][0]
+        return tuple(
+            r
+            for s, r in hits
+            if s == best and (proto is None or r.transport_protocol in (proto, ""))
+        )
+
+    def dnssd(self, service_type: str) -> tuple[ServiceRecord, ...]:
+        """Records usable as the DNS-SD service type (``_airplay._tcp`` or ``airplay``):
+        the name's records less historic aliases, which service discovery cannot use."""
+        return tuple(r for r in self.by_name(service_type) if alias_target(r) is None)
+
+    # -- figures -----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, object]:
+        """Counts over the sources.
+
+        ``assigned_pairs`` counts distinct (port, protocol) pairs that a record names with
+        an explicit transport protocol (ranges expanded), in the merged view;
+        ``protocolless_named_records`` counts named records without a protocol, which
+        ``lookup`` applies to tcp and udp.
+        """
+        records = [r for src in self._ranked for r in src.records]
+        claimed: dict[str, set[int]] = {t: set() for t in TRANSPORTS}
+        assigned: dict[str, set[int]] = {t: set() for t in TRANSPORTS}
+        for src in self._ranked:
+            covered: dict[str, set[int]] = {t: set() for t in TRANSPORTS}
+            named: dict[str, set[int]] = {t: set() for t in TRANSPORTS}
+            for r in src.records:
+                span = r.port_range
+                if span is None:
+                    continue
+                ports = range(span[0], span[1] + 1)
+                for t in TRANSPORTS:
+                    if _covers(r, t):
+                        covered[t].update(ports)
+                if r.service_name and r.transport_protocol:
+                    named[r.transport_protocol].update(ports)
+            for t in TRANSPORTS:
+                assigned[t] |= named[t] - claimed[t]
+                claimed[t] |= covered[t]
+        by_transport = {t: len(assigned[t]) for t in TRANSPORTS}
+        return {
+            "records": len(records),
+            "assigned_pairs": sum(by_transport.values()),
+            "assigned_pairs_by_transport": by_transport,
+            "range_records": sum(1 for r in records if "-" in r.port_number),
+            "alias_records": sum(1 for r in records if alias_target(r) is not None),
+            "unauthorized_records": sum(1 for r in records if r.unauthorized_use_reported),
+            "protocolless_named_records": sum(
+                1 for r in records if r.service_name and r.port_number and not r.transport_protocol
+            ),
+            "sources": len(self._ranked),
+        }
