@@ -40,11 +40,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=run)
 
 
-def stream_meta_registry(index: Any, problems: Any = ()) -> list[dict[str, Any]]:
-    """The registry provenance list every report prints."""
+def stream_meta_registry(index: Any) -> list[dict[str, Any]]:
+    """The registry provenance list every report prints (each source used)."""
     from portsniff.registry.sources import describe_sources
 
-    sources: list[dict[str, Any]] = describe_sources(index, problems)["sources"]  # type: ignore[assignment]
+    sources: list[dict[str, Any]] = describe_sources(index)
     return sources
 
 
@@ -59,9 +59,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.count is not None and args.count < 0:
         raise UsageError("-c/--count must be zero or more")
     fields = parse_fields(args.fields)
-    problems: list[Any] = []
-    index = open_registry(registry_files(args), problems=problems)
-    registry = stream_meta_registry(index, problems)
+    index = open_registry(registry_files(args))
+    registry = stream_meta_registry(index)
     out: TextIO = stdout
     close_out = False
     if args.output and args.output != "-":

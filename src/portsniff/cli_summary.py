@@ -62,9 +62,8 @@ def build_summary(args: argparse.Namespace) -> tuple[Any, bool]:
     from portsniff.summary import SummaryBuilder
 
     files = expand_paths(args.paths)
-    problems: list[Any] = []
-    index = open_registry(registry_files(args), problems=problems)
-    builder = SummaryBuilder(CAVEAT, stream_meta_registry(index, problems))
+    index = open_registry(registry_files(args))
+    builder = SummaryBuilder(CAVEAT, stream_meta_registry(index))
     run = AnnotateRun(files, index, engine=args.engine, bpf=args.filter,
                       keep_going=len(files) > 1)
     for record in run.records():
