@@ -97,17 +97,22 @@ class AnnotateRun:
 
     def records(self) -> Iterator[PacketRecord]:
         """The labelled packets of every file, in file and frame order."""
-        from portsniff.capture.bpf import compile_filter
+        from portsniff.capture.bpf import BpfFilter, compile_filter
         from portsniff.capture.reader import open_capture
         from portsniff.decode.engines import open_engine
         from portsniff.errors import CaptureError
 
+        if self.bpf is not None:
+            # A bad expression is an error before any output.
+            compile_filter(self.bpf, 1).close()
         writer = _PcapngOut(self._pcapng_out, self._section_comment) if self._pcapng_out else None
         try:
             for path in self.paths:
                 report = FileReport(file=path)
                 self.files.append(report)
-                filters: dict[int, object] = {}
+                flt: BpfFilter | None = None
+                if self.limit is not None and self._emitted >= self.limit:
+                    return
                 try:
                     reader = open_capture(path)
                 except CaptureError as exc:
@@ -135,27 +140,25 @@ class AnnotateRun:
                                 report.linktypes[int(k)] += int(v)
                             mask = None
                             if self.bpf is not None:
-                                mask = np.zeros(n, bool)
-                                for linktype in np.unique(block.linktype).tolist():
-                                    flt = filters.get(linktype)
-                                    if flt is None:
-                                        flt = filters[linktype] = compile_filter(self.bpf, int(linktype))
-                                    sel = block.linktype == linktype
-                                    mask |= flt.mask(block) & sel  # type: ignore[attr-defined]
+                                if flt is None:
+                                    flt = compile_filter(self.bpf, int(block.linktype[0]))
+                                mask = flt.mask(block)
                             batch = engine.decode(block)
                             if writer is not None:
                                 writer.hold(block, mask, reader.interfaces)
                             for record in self.annotator.feed(batch, mask):
+                                yield record
                                 if not self._emit(record, writer):
                                     return
                     finally:
                         engine.close()
-                        for flt in filters.values():
-                            flt.close()  # type: ignore[attr-defined]
+                        if flt is not None:
+                            flt.close()
                     report.damage = reader.damage
                     report.problems.extend(reader.problems)
                     report.section_comments.extend(reader.section_comments)
             for record in self.annotator.finish():
+                yield record
                 if not self._emit(record, writer):
                     return
         finally:
@@ -163,8 +166,7 @@ class AnnotateRun:
                 writer.close()
 
     def _emit(self, record: PacketRecord, writer: _PcapngOut | None) -> bool:
-        if self.limit is not None and self._emitted >= self.limit:
-            return False
+        """Count a record that was output; False when the limit is reached."""
         self._emitted += 1
         if writer is not None:
             writer.write(record)

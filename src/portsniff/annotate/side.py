@@ -8,7 +8,7 @@ The rules, in order (``basis`` names the one that decided):
 3. ``only-assigned``: the only assigned port of the two.
 4. ``lower-port``: the lower port (the higher one is more likely ephemeral).
 
-``ambiguous`` is true when both ports are assigned and no handshake was seen. The decision
+``ambiguous`` is true when both ports are assigned (and differ) and no handshake was seen. The decision
 is made once per flow, so every packet of a flow names the same endpoint.
 """
 
@@ -55,7 +55,8 @@ def decide(
         if tcp_flags & ACK:
             return SideDecision(src, "syn-ack", False)
         return SideDecision(dst, "syn", False)
-    both = src_assigned and dst_assigned
+    # Both ends assigned is ambiguous, unless both are the same port (47808 <-> 47808).
+    both = src_assigned and dst_assigned and src[1] != dst[1]
     if dst_assigned:
         return SideDecision(dst, "first-packet", both)
     if src_assigned:

@@ -1,0 +1,340 @@
+"""pcapng files: sections, interfaces and packet blocks (EPB, SPB, obsolete PB).
+
+Each section has its own byte order and its own interfaces; the reader numbers the
+interfaces of all sections in one list, and packets carry an index into that list.
+Blocks that carry no packets (name resolution, statistics, secrets, custom, unknown) are
+skipped and counted as problems so that the user knows they were there.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+import numpy as np
+
+from portsniff.capture.block import Interface, RawBlock
+from portsniff.capture.pcap import Scan
+from portsniff.errors import CaptureError
+
+SHB = 0x0A0D0D0A
+IDB = 1
+PB = 2  # obsolete Packet Block
+SPB = 3
+EPB = 6
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+SHB_MIN = 28  # header 8 + BOM 4 + version 4 + section length 8 + trailer 4
+
+#: Blocks larger than this are treated as a corrupt length (Wireshark uses the same bound).
+MAX_BLOCK = 16 << 20
+
+INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+
+SKIPPED_NAMES = {
+    4: "Name Resolution Block",
+    5: "Interface Statistics Block",
+    7: "IRIG Timestamp Block",
+    8: "ARINC 429 Block",
+    9: "systemd Journal Export Block",
+    10: "Decryption Secrets Block",
+    0x00000BAD: "Custom Block",
+    0x40000BAD: "Custom Block",
+}
+
+
+class OptionError(ValueError):
+    """An option's length runs past the end of its block."""
+
+
+def parse_options(
+    buf: bytearray | bytes, start: int, end: int, endian: str
+) -> list[tuple[int, bytes]]:
+    """The (code, value) options in ``buf[start:end]``, stopping at opt_endofopt."""
+    out: list[tuple[int, bytes]] = []
+    head = struct.Struct(endian + "HH").unpack_from
+    pos = start
+    while end - pos >= 4:
+        code, length = head(buf, pos)
+        if code == 0:
+            break
+        value_end = pos + 4 + length
+        if value_end > end:
+            raise OptionError(
+                f"option {code} claims {length} bytes but only {end - pos - 4} remain"
+            )
+        out.append((code, bytes(buf[pos + 4 : value_end])))
+        pos += 4 + ((length + 3) & ~3)
+    return out
+
+
+def _text(value: bytes) -> str:
+    # Strings in pcapng are UTF-8, not always NUL-free.
+    return value.rstrip(b"\x00").decode("utf-8", errors="replace")
+
+
+def shb_length(head: bytes | bytearray, name: str) -> tuple[str, int]:
+    """Byte order and block length of the SHB whose first 12 bytes are ``head``."""
+    bom = head[8:12]
+    if bom == b"\x4d\x3c\x2b\x1a":
+        endian = "<"
+    elif bom == b"\x1a\x2b\x3c\x4d":
+        endian = ">"
+    else:
+        raise CaptureError(f"{name}: pcapng section header has a bad byte-order magic")
+    (length,) = struct.unpack_from(endian + "I", head, 4)
+    if length < SHB_MIN or length % 4 or length > MAX_BLOCK:
+        raise CaptureError(f"{name}: pcapng section header has an invalid length {length}")
+    return endian, length
+
+
+class PcapngParser:
+    """Reads the blocks of a pcapng stream after its first section header."""
+
+    format = "pcapng"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.interfaces: list[Interface] = []
+        self.section_comments: list[str] = []
+        self.problems: Counter[str] = Counter()
+        self.sections = 0
+        self._endian = "<"
+        self._section: list[int] = []  # this section's interface ids -> global index
+        # global interface index -> (numerator, denominator, offset ns) for timestamps
+        self._tsconv: list[tuple[int, int, int]] = []
+        self._set_endian("<")
+
+    def _set_endian(self, endian: str) -> None:
+        self._endian = endian
+        self._head = struct.Struct(endian + "II").unpack_from
+        self._u32 = struct.Struct(endian + "I").unpack_from
+        self._epb = struct.Struct(endian + "IIIII").unpack_from
+        self._pb = struct.Struct(endian + "HHIIII").unpack_from
+
+    def first_section(self, buf: bytearray, length: int) -> None:
+        """Read the SHB at the start of ``buf`` (``length`` bytes); CaptureError if bad."""
+        endian, _ = shb_length(buf[:12], self.name)
+        problem = self._section_header(buf, 0, length, endian)
+        if problem:
+            raise CaptureError(f"{self.name}: {problem}")
+
+    def _section_header(self, buf: bytearray, pos: int, length: int, endian: str) -> str | None:
+        """Start a new section at ``pos``; the problem text when the SHB is unusable."""
+        major, minor = struct.unpack_from(endian + "HH", buf, pos + 12)
+        if major != 1:
+            return f"unsupported pcapng version {major}.{minor}"
+        try:
+            options = parse_options(buf, pos + 24, pos + length - 4, endian)
+        except OptionError as exc:
+            return f"section header {exc}"
+        (trailer,) = struct.unpack_from(endian + "I", buf, pos + length - 4)
+        if trailer != length:
+            return f"section header length {length} does not match its trailing length {trailer}"
+        self._set_endian(endian)
+        self._section = []
+        self.sections += 1
+        self.section_comments.extend(_text(v) for code, v in options if code == 1)
+        return None
+
+    def _interface(self, buf: bytearray, pos: int, length: int) -> str | None:
+        if length < 20:
+            return f"interface description block too short ({length} bytes)"
+        linktype, _reserved, snaplen = struct.unpack_from(self._endian + "HHI", buf, pos + 8)
+        name = None
+        resolution = 1_000_000
+        offset = 0
+        try:
+            options = parse_options(buf, pos + 16, pos + length - 4, self._endian)
+        except OptionError as exc:
+            # The fixed fields are intact: keep the interface, say what was lost.
+            self.problems[f"interface options unreadable ({exc})"] += 1
+            options = []
+        for code, value in options:
+            if code == 2:
+                name = _text(value)
+            elif code == 9 and len(value) >= 1:
+                exp = value[0] & 0x7F
+                resolution = 2**exp if value[0] & 0x80 else 10**exp
+            elif code == 14 and len(value) >= 8:
+                (offset,) = struct.unpack_from(self._endian + "q", value)
+        self._section.append(len(self.interfaces))
+        self.interfaces.append(
+            Interface(
+                linktype=linktype,
+                snaplen=snaplen,
+                name=name,
+                ts_resolution=resolution,
+                ts_offset=offset,
+            )
+        )
+        # ts_ns = ticks * num // den + offset, all in exact integers.
+        num, den = 1_000_000_000, resolution
+        if den <= num and num % den == 0:
+            num, den = num // den, 1
+        self._tsconv.append((num, den, offset * 1_000_000_000))
+        return None
+
+    def _clamp(self, ts: int) -> int:
+        """A timestamp beyond what int64 nanoseconds hold (e.g. a wrapped negative one)."""
+        self.problems["timestamps out of range (clamped)"] += 1
+        return INT64_MAX if ts > 0 else INT64_MIN
+
+    def _comments(self, buf: bytearray, start: int, end: int) -> str | None:
+        try:
+            options = parse_options(buf, start, end, self._endian)
+        except OptionError as exc:
+            self.problems[f"packet options unreadable ({exc})"] += 1
+            return None
+        texts = [_text(v) for code, v in options if code == 1]
+        return "\n".join(texts) if texts else None
+
+    def scan(self, buf: bytearray, pos: int, end: int, eof: bool, first_frame: int) -> Scan:
+        """Read the complete blocks in ``buf[pos:end]``; ``eof`` means no more bytes follow."""
+        offs: list[int] = []
+        caps: list[int] = []
+        wires: list[int] = []
+        stamps: list[int] = []
+        ifaces: list[int] = []
+        comments: dict[int, str] = {}
+        need = 0
+        damage = None
+        # Locals for the hot loop; refreshed when a new section changes them.
+        head, u32, epb, section, tsconv = (
+            self._head,
+            self._u32,
+            self._epb,
+            self._section,
+            self._tsconv,
+        )
+        while True:
+            avail = end - pos
+            if avail < 12:
+                if avail:
+                    need = 12
+                    if eof:
+                        damage = f"truncated block header ({avail} of 12 bytes)"
+                break
+            btype, length = head(buf, pos)
+            endian = self._endian
+            if btype == SHB:
+                try:
+                    endian, length = shb_length(buf[pos : pos + 12], self.name)
+                except CaptureError as exc:
+                    damage = str(exc).removeprefix(f"{self.name}: ")
+                    break
+            elif length < 12 or length % 4:
+                damage = f"block of type 0x{btype:x} has an invalid length {length}"
+                break
+            elif length > MAX_BLOCK:
+                damage = f"block of type 0x{btype:x} claims {length} bytes (more than {MAX_BLOCK})"
+                break
+            if length > avail:
+                need = length
+                if eof:
+                    damage = (
+                        f"block of type 0x{btype:x} claims {length} bytes but only {avail} remain"
+                    )
+                break
+            if btype == SHB:
+                damage = self._section_header(buf, pos, length, endian)
+                if damage:
+                    break
+                head, u32, epb, section = self._head, self._u32, self._epb, self._section
+                pos += length
+                continue
+            (trailer,) = u32(buf, pos + length - 4)
+            if trailer != length:
+                damage = (
+                    f"block of type 0x{btype:x} has length {length} but trailing length {trailer}"
+                )
+                break
+            body_end = pos + length - 4
+            if btype in (EPB, PB):
+                if length < 32:
+                    damage = f"packet block too short ({length} bytes)"
+                    break
+                if btype == EPB:
+                    iface, tsh, tsl, cap, wire = epb(buf, pos + 8)
+                else:
+                    iface, _drops, tsh, tsl, cap, wire = self._pb(buf, pos + 8)
+                data = pos + 28
+                if cap > body_end - data:
+                    damage = (
+                        f"packet block claims {cap} captured bytes but holds only {body_end - data}"
+                    )
+                    break
+                if iface >= len(section):
+                    damage = (
+                        f"packet for interface {iface} but the section defines"
+                        f" {len(section)} interfaces"
+                    )
+                    break
+                gi = section[iface]
+                opt = data + ((cap + 3) & ~3)
+                if opt < body_end:
+                    text = self._comments(buf, opt, body_end)
+                    if text is not None:
+                        comments[len(offs)] = text
+                offs.append(data)
+                caps.append(cap)
+                wires.append(wire)
+                num, den, off = tsconv[gi]
+                ts = ((tsh << 32) | tsl) * num // den + off
+                stamps.append(ts if INT64_MIN <= ts <= INT64_MAX else self._clamp(ts))
+                ifaces.append(gi)
+            elif btype == SPB:
+                if length < 16:
+                    damage = f"simple packet block too short ({length} bytes)"
+                    break
+                if not section:
+                    damage = "simple packet block before any interface description block"
+                    break
+                gi = section[0]
+                (wire,) = u32(buf, pos + 8)
+                data = pos + 12
+                cap = min(wire, body_end - data)
+                snaplen = self.interfaces[gi].snaplen
+                if snaplen:
+                    cap = min(cap, snaplen)
+                offs.append(data)
+                caps.append(cap)
+                wires.append(wire)
+                # An SPB has no timestamp: 0 (the epoch) says "unknown".
+                stamps.append(0)
+                ifaces.append(gi)
+            elif btype == IDB:
+                damage = self._interface(buf, pos, length)
+                if damage:
+                    break
+            else:
+                kind = SKIPPED_NAMES.get(btype, f"unknown block type 0x{btype:x}")
+                self.problems[f"skipped {kind}"] += 1
+            pos += length
+        block = None
+        if offs:
+            iface_arr = np.array(ifaces, dtype=np.int32)
+            lt = np.array([i.linktype for i in self.interfaces], dtype=np.int32)
+            block = RawBlock(
+                file=self.name,
+                first_frame=first_frame,
+                data=memoryview(buf),
+                offset=np.array(offs, dtype=np.int64),
+                caplen=np.array(caps, dtype=np.int64),
+                wirelen=np.array(wires, dtype=np.int64),
+                ts_ns=np.array(stamps, dtype=np.int64),
+                linktype=lt[iface_arr],
+                interface=iface_arr,
+                comments=comments,
+            )
+            self._note_snaplen(block)
+        return Scan(block, pos, need, damage)
+
+    def _note_snaplen(self, block: RawBlock) -> None:
+        snap = np.array([i.snaplen for i in self.interfaces], dtype=np.int64)[block.interface]
+        over = int(np.count_nonzero((snap > 0) & (block.caplen > snap)))
+        if over:
+            self.problems["packets whose caplen exceeds their interface's snaplen"] += over
+        over_wire = int(np.count_nonzero(block.caplen > block.wirelen))
+        if over_wire:
+            self.problems["packets whose caplen exceeds their original length"] += over_wire
