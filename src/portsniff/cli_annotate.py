@@ -48,6 +48,16 @@ def stream_meta_registry(index: Any) -> list[dict[str, Any]]:
     return sources
 
 
+def probe_captures(paths: list[str]) -> None:
+    """Fail before any output when a named file is not a readable capture."""
+    from portsniff.capture.reader import open_capture
+
+    for path in paths:
+        if path != "-":
+            with open_capture(path):
+                pass
+
+
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.annotate.pipeline import AnnotateRun
     from portsniff.caveat import CAVEAT
@@ -75,6 +85,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 f"{s['kind']} {s['path']} updated {s['updated']} sha256 {s['sha256']}"
                 for s in registry
             )
+        probe_captures(args.files)
         color = args.format == "text" and color_wanted(out)
         writer = packet_writer(args.format, out, fields, color)
         run_ = AnnotateRun(

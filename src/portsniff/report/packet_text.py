@@ -60,9 +60,7 @@ def label_text(r: PacketRecord, color: bool = False) -> str:
     if r.quoted is not None:
         parts.append(f"quotes {r.quoted.proto}/{_qport(r)} {r.quoted.service or '(unassigned)'}")
     if r.inner:
-        outer = f"{r.service or r.proto}/{r.service_port}" if r.service_port else r.proto
-        chain = " > ".join([outer, *(f"{e.tunnel}: {e.brief()}" for e in r.inner)])
-        parts.append(f"inner: {chain}")
+        parts.append(inner_text(r))
     if r.dnssd:
         parts.append(
             "dnssd: "
@@ -75,6 +73,20 @@ def label_text(r: PacketRecord, color: bool = False) -> str:
     if r.problem:
         parts.append(f"[malformed: {r.problem}]")
     return " ".join(parts)
+
+
+#: Tunnels carried in UDP: the packet's own label is the tunnel's port.
+_UDP_TUNNELS = ("vxlan", "geneve", "teredo")
+
+
+def inner_text(r: PacketRecord) -> str:
+    """``inner: vxlan/4789 > ntp/123``, or ``inner (gre): domain/53`` for IP-level tunnels."""
+    briefs = [e.brief() for e in r.inner]
+    first = r.inner[0].tunnel
+    if first in _UDP_TUNNELS and r.service_port is not None:
+        outer = f"{r.service or r.proto}/{r.service_port}"
+        return "inner: " + " > ".join([outer, *briefs])
+    return f"inner ({first}): " + " > ".join(briefs)
 
 
 def _qport(r: PacketRecord) -> str:
