@@ -23,6 +23,7 @@ PORTED = ("tcp", "udp", "sctp", "dccp")
 class FlowRecord:
     """One conversation (Zeek's conn.log names)."""
 
+    uid: str
     ts: float
     duration: float
     proto: str
@@ -58,13 +59,15 @@ FLOW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FlowRecord))
 
 class _Flow:
     __slots__ = (
-        "ambiguous", "basis", "first", "flags_orig", "flags_resp", "last", "orig", "orig_bytes",
+        "uid", "ambiguous", "basis", "first", "flags_orig", "flags_resp", "last", "orig", "orig_bytes",
         "orig_pkts", "port_class", "proto", "resp", "resp_bytes", "resp_pkts", "service",
         "service_port", "status", "tunnel", "vlan",
     )
 
     def __init__(self, proto: str, orig: tuple[str | None, int | None],
-                 resp: tuple[str | None, int | None], ts: float, tunnel: str | None) -> None:
+                 resp: tuple[str | None, int | None], ts: float, tunnel: str | None,
+                 uid: str) -> None:
+        self.uid = uid
         self.proto = proto
         self.orig = orig
         self.resp = resp
@@ -153,26 +156,29 @@ class FlowTable:
     def __init__(self, *, idle_timeout: float = 3600.0, max_flows: int = 1_000_000) -> None:
         self._live: OrderedDict[tuple[Any, ...], _Flow] = OrderedDict()
         self._done: list[FlowRecord] = []
+        self._next_uid = 0
         self.idle_timeout = idle_timeout
         self.max_flows = max_flows
 
     def __len__(self) -> int:
         return len(self._live)
 
-    def add(self, r: PacketRecord) -> None:
-        """Count one packet (and its tunnelled inner headers) into its flows."""
+    def add(self, r: PacketRecord) -> str | None:
+        """Count one packet (and its tunnelled inner headers) into its flows; returns the
+        uid of the packet's own (outer) flow, None for non-IP packets."""
         if r.src_ip is None or r.dst_ip is None:
-            return
-        self._count(r.proto, r.src_ip, r.src_port, r.dst_ip, r.dst_port, r, None)
+            return None
+        uid = self._count(r.proto, r.src_ip, r.src_port, r.dst_ip, r.dst_port, r, None)
         for e in r.inner:
             if e.src_ip is not None and e.dst_ip is not None:
                 self._count(e.proto, e.src_ip, e.src_port, e.dst_ip, e.dst_port, r, e.tunnel,
                             e.service, e.service_port)
         self._expire(r.ts)
+        return uid
 
     def _count(self, proto: str, sip: str, sport: int | None, dip: str, dport: int | None,
                r: PacketRecord, tunnel: str | None, inner_service: str | None = None,
-               inner_port: int | None = None) -> None:
+               inner_port: int | None = None) -> str:
         src = (sip, sport)
         dst = (dip, dport)
         key = (tunnel, proto, *sorted((src, dst), key=lambda e: (e[0], e[1] or 0)))
@@ -188,7 +194,8 @@ class FlowTable:
                 orig, resp = dst, src
             else:
                 orig, resp = src, dst
-            flow = self._live[key] = _Flow(proto, orig, resp, r.ts, tunnel)
+            self._next_uid += 1
+            flow = self._live[key] = _Flow(proto, orig, resp, r.ts, tunnel, f"F{self._next_uid}")
             if tunnel is None:
                 flow.service, flow.service_port = r.service, r.service_port
                 flow.status, flow.port_class = r.status, r.port_class
@@ -208,12 +215,14 @@ class FlowTable:
             flow.resp_pkts += 1
             flow.resp_bytes += r.len
             flow.flags_resp |= flags
+        return flow.uid
 
     def _finish(self, key: tuple[Any, ...]) -> None:
         f = self._live.pop(key)
         bpf, display = flow_filters(f.proto, f.orig, f.resp, bool(f.vlan))
         self._done.append(
             FlowRecord(
+                uid=f.uid,
                 ts=f.first,
                 duration=round(f.last - f.first, 9),
                 proto=f.proto,
