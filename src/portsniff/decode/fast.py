@@ -1,0 +1,249 @@
+"""The ``fast`` engine: numpy over the raw bytes of a block, the reference decoder for the rest.
+
+Common packets (untagged Ethernet, raw IP, BSD loopback or Linux cooked capture carrying
+unfragmented IPv4/IPv6 with a whole TCP or UDP header, and ARP) are decoded for the whole
+block at once by :mod:`portsniff.decode.vector`. Every other packet - VLAN tags, fragments,
+tunnels, ICMP, DNS, truncated or malformed headers, other link types - is handed to the
+reference decoder one by one, so the batch is always exactly the reference's batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from portsniff.capture.block import RawBlock
+from portsniff.decode import vector
+from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch
+from portsniff.decode.ip import ipv4_text, ipv6_text
+from portsniff.decode.packet import PROTOS, Decoded
+
+
+def blank_batch(block: RawBlock) -> DecodedBatch:
+    """A batch for ``block``: the block's own columns copied, every decoded column "none"."""
+    batch = DecodedBatch.empty(block.file, block.first_frame, len(block))
+    batch.ts_ns[:] = block.ts_ns
+    batch.wirelen[:] = block.wirelen
+    batch.caplen[:] = block.caplen
+    batch.linktype[:] = block.linktype
+    batch.comments = dict(block.comments)
+    return batch
+
+
+def _fallback(block: RawBlock, batch: DecodedBatch, rows: npt.NDArray[np.int64]) -> None:
+    # Imported late: most blocks of typical traffic need the reference for few rows.
+    from portsniff.decode.reference import decode_packet
+
+    linktype = block.linktype
+    wirelen = block.wirelen
+    for i in rows.tolist():
+        batch.set_decoded(i, decode_packet(int(linktype[i]), block.packet(i), int(wirelen[i])))
+
+
+def reference_batch(block: RawBlock) -> DecodedBatch:
+    """The batch of ``block`` decoded packet by packet by the reference decoder.
+
+    This is the specification every engine's ``decode`` must equal.
+    """
+    batch = blank_batch(block)
+    _fallback(block, batch, np.arange(len(block)))
+    return batch
+
+
+#: IP protocol number -> PROTO_CODE of the packet's ``proto``.
+_PROTO_CODE_OF = np.array([PROTO_CODE[name] for name in vector.PROTO_NAME], np.uint8)
+
+
+def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
+    """Fill the rows of ``batch`` that the vectorised kernels decode; return their mask."""
+    n = len(block)
+    done = np.zeros(n, np.bool_)
+    if n == 0:
+        return done
+    buf = np.frombuffer(block.data, np.uint8)
+    offset = block.offset.astype(np.int64, copy=False)
+    caplen = block.caplen.astype(np.int64, copy=False)
+    linktype = block.linktype.astype(np.int32, copy=True)
+    # Guard the gathers: a row must lie inside the buffer (else the reference judges it).
+    linktype[(offset < 0) | (caplen < 0) | (offset + caplen > buf.shape[0])] = -1
+
+    layer = vector.link_layer(buf, offset, caplen, linktype)
+    vlan = np.full(n, -1, np.int32)
+    vlan[layer.rows] = layer.vlan
+    src8 = batch.src_addr.view(np.uint8).reshape(n, 16)
+    dst8 = batch.dst_addr.view(np.uint8).reshape(n, 16)
+    for net, width in zip(vector.network(buf, layer), (4, 16), strict=True):
+        rows = net.rows
+        if not rows.size:
+            continue
+        batch.ip_version[rows] = net.ip_version
+        batch.ip_proto[rows] = net.ip_proto
+        batch.proto[rows] = _PROTO_CODE_OF[net.ip_proto]
+        batch.src_port[rows] = net.src_port
+        batch.dst_port[rows] = net.dst_port
+        batch.tcp_flags[rows] = net.tcp_flags
+        span = np.arange(width)
+        src8[rows, :width] = buf[net.src_pos[:, None] + span]
+        dst8[rows, :width] = buf[net.src_pos[:, None] + (width + span)]
+        done[rows] = True
+    for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
+        rows = layer.rows[layer.kind == kind]
+        batch.proto[rows] = PROTO_CODE[name]
+        done[rows] = True
+    # A VLAN tag is a detail: the full Decoded of those rows, built from the columns.
+    tagged = np.flatnonzero(done & (vlan >= 0))
+    if tagged.size:
+        _add_vlan_details(batch, tagged, vlan[tagged])
+    return done
+
+
+def _add_vlan_details(batch: DecodedBatch, rows: npt.NDArray[np.int64], vlan: I32) -> None:
+    """Put the Decoded of ``rows`` (one VLAN tag each) in ``batch.details``.
+
+    Addresses are written by the reference's own functions; columns are read as Python
+    lists once, so the per-row work is building the record.
+    """
+
+    def ints(column: I32) -> list[int | None]:
+        return [None if v < 0 else v for v in column[rows].tolist()]
+
+    def addresses(column: npt.NDArray[np.void]) -> list[str | None]:
+        out: list[str | None] = []
+        for version, raw in zip(versions, column[rows].tolist(), strict=True):
+            out.append(
+                None if not version else ipv4_text(raw[:4]) if version == 4 else ipv6_text(raw)
+            )
+        return out
+
+    versions = batch.ip_version[rows].tolist()
+    columns = zip(
+        rows.tolist(),
+        batch.linktype[rows].tolist(),
+        addresses(batch.src_addr),
+        addresses(batch.dst_addr),
+        batch.proto[rows].tolist(),
+        ints(batch.ip_proto),
+        ints(batch.src_port),
+        ints(batch.dst_port),
+        ints(batch.tcp_flags),
+        vlan.tolist(),
+        strict=True,
+    )
+    for i, lt, src, dst, proto, ip_proto, sport, dport, flags, tag in columns:
+        batch.details[i] = Decoded(
+            linktype=lt,
+            src_ip=src,
+            dst_ip=dst,
+            proto=PROTOS[proto],
+            ip_proto=ip_proto,
+            src_port=sport,
+            dst_port=dport,
+            tcp_flags=flags,
+            vlan=(tag,),
+        )
+
+
+_COLUMNS = (
+    "ts_ns",
+    "wirelen",
+    "caplen",
+    "linktype",
+    "ip_version",
+    "src_addr",
+    "dst_addr",
+    "proto",
+    "ip_proto",
+    "src_port",
+    "dst_port",
+    "tcp_flags",
+)
+
+
+def batch_differences(a: DecodedBatch, b: DecodedBatch, limit: int = 20) -> list[str]:
+    """How two batches differ (at most ``limit`` lines; empty when they are equal).
+
+    Every column, ``details``, ``comments``, ``file`` and ``first_frame`` are compared.
+    """
+    out: list[str] = []
+    if (a.file, a.first_frame, len(a)) != (b.file, b.first_frame, len(b)):
+        out.append(f"batch: {a.file}@{a.first_frame}x{len(a)} != {b.file}@{b.first_frame}x{len(b)}")
+        return out
+    for name in _COLUMNS:
+        x = getattr(a, name)
+        y = getattr(b, name)
+        if x.dtype != y.dtype:
+            out.append(f"{name}: dtype {x.dtype} != {y.dtype}")
+            continue
+        for i in np.flatnonzero(x != y)[:limit].tolist():
+            out.append(f"row {i} {name}: {x[i]!r} != {y[i]!r}")
+    for i in sorted(a.details.keys() | b.details.keys()):
+        if a.details.get(i) != b.details.get(i):
+            out.append(f"row {i} details: {a.details.get(i)!r} != {b.details.get(i)!r}")
+    if a.comments != b.comments:
+        out.append(f"comments: {a.comments!r} != {b.comments!r}")
+    return out[:limit]
+
+
+def block_from_packets(
+    packets: Sequence[bytes],
+    linktype: int | Sequence[int] = vector.LT_ETHERNET,
+    *,
+    file: str = "<memory>",
+    first_frame: int = 1,
+    wirelen: Sequence[int] | None = None,
+    ts_ns: Sequence[int] | None = None,
+    comments: dict[int, str] | None = None,
+) -> RawBlock:
+    """A RawBlock holding ``packets`` (for tests, benchmarks and in-memory packets).
+
+    ``wirelen`` defaults to each packet's length; ``ts_ns`` to 0, 1000, 2000, ...
+    """
+    n = len(packets)
+    lengths = np.fromiter((len(p) for p in packets), np.int64, n)
+    offset = np.zeros(n, np.int64)
+    if n:
+        offset[1:] = np.cumsum(lengths)[:-1]
+    types = (
+        np.full(n, linktype, np.int32)
+        if isinstance(linktype, int)
+        else np.asarray(linktype, np.int32)
+    )
+    return RawBlock(
+        file=file,
+        first_frame=first_frame,
+        data=memoryview(b"".join(packets)),
+        offset=offset,
+        caplen=lengths,
+        wirelen=lengths.copy() if wirelen is None else np.asarray(wirelen, np.int64),
+        ts_ns=np.arange(n, dtype=np.int64) * 1000 if ts_ns is None else np.asarray(ts_ns, np.int64),
+        linktype=types,
+        interface=np.zeros(n, np.int32),
+        comments=dict(comments or {}),
+    )
+
+
+class FastEngine:
+    """Vectorised decoding with the reference decoder as fallback (see module docstring)."""
+
+    name = "fast"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        #: Packets decoded so far, and how many of them went to the fallback.
+        self.packets = 0
+        self.fallbacks = 0
+
+    def decode(self, block: RawBlock) -> DecodedBatch:
+        """Decode every packet of ``block`` (rows in the block's order)."""
+        batch = blank_batch(block)
+        done = vector_rows(block, batch)
+        rest = np.flatnonzero(~done)
+        _fallback(block, batch, rest)
+        self.packets += len(block)
+        self.fallbacks += int(rest.size)
+        return batch
+
+    def close(self) -> None:
+        """Nothing to release: the engine holds no files or processes."""

@@ -1,0 +1,354 @@
+"""Vectorised kernels of the fast engine: header fields for a whole block at once.
+
+Every kernel works on index arrays (rows of the block and byte positions in the block's
+buffer) and narrows them step by step: a row survives only while everything read so far
+is captured and unremarkable. Rows that drop out are decoded one by one by the reference
+decoder, so the rules here only have to be *safe*: a row kept must decode exactly as
+:mod:`portsniff.decode.reference` decodes it. The constants come from the reference's
+own modules so that both stay in step; when in doubt a rule drops the row.
+
+What is kept (everything else drops out):
+
+- link types Ethernet (1), raw IP (12, 14, 101, 228, 229), BSD NULL/LOOP (0, 108) with an
+  IP family, Linux cooked v1/v2 (113, 276); at most one VLAN tag after an EtherType;
+- non-IP EtherTypes other than LLC lengths, VLAN, MPLS and PPPoE ("arp" or "other");
+- IPv4 that is not a fragment and whose header length and total length are sane;
+  IPv6 whose first next header is not an extension header;
+- TCP/UDP/SCTP/DCCP with their whole fixed header captured, except UDP on a tunnel
+  port or whose payload is exactly one IPv6 packet (Teredo on any port), and DNS ports
+  whose payload has a 4-byte label starting with an underscore (as "_tcp"/"_udp" of a
+  DNS-SD name);
+- ICMP/ICMPv6 that is not an error (errors quote a packet); other IP protocols except
+  the tunnels (4, 41, 47).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from portsniff.decode import dnssd, icmp, ip, link, transport, tunnels
+
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+U8 = npt.NDArray[np.uint8]
+Mask = npt.NDArray[np.bool_]
+
+LT_NULL = 0
+LT_ETHERNET = 1
+LT_LOOP = 108
+LT_SLL = 113
+LT_SLL2 = 276
+LT_RAW = (12, 14, 101, 228)  # "ip": IPv4 or IPv6 by the first nibble
+LT_IPV6 = 229
+
+# What the network layer is (link.Net.kind), as small codes.
+KIND_DROP = 0  # not for the kernels
+KIND_IP = 1  # IPv4 or IPv6 by the first nibble
+KIND_IPV6 = 2
+KIND_ARP = 3
+KIND_OTHER = 4
+
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+ICMP_PROTOS = (1, 58)
+TUNNEL_PROTOS = (4, 41, 47)
+IPV6_EXTENSIONS = np.array(sorted(ip.IPV6_SKIPPED | {ip.IPV6_FRAGMENT, ip.IPV6_AH}), np.int32)
+
+#: IP protocol number -> Decoded.proto name (the reference's table).
+PROTO_NAME = [transport.proto_name(n) for n in range(256)]
+
+#: Fixed header size of each port-carrying protocol (shorter is a problem).
+MIN_HEADER = np.zeros(256, np.int64)
+for _number, _size in transport.MIN_HEADER.items():
+    MIN_HEADER[_number] = _size
+
+#: ICMP types that are errors (they quote a packet), by IP protocol number.
+ICMP_ERROR_TYPES = {
+    n: np.array([icmp.is_error(n, t) for t in range(256)], np.bool_) for n in ICMP_PROTOS
+}
+
+UDP_TUNNEL_PORTS = np.array(sorted(tunnels.UDP_TUNNEL_PORTS), np.int32)
+DNS_PORTS = {
+    IPPROTO_UDP: np.array(sorted(dnssd.DNS_PORTS_UDP), np.int32),
+    IPPROTO_TCP: np.array(sorted(dnssd.DNS_PORTS_TCP), np.int32),
+}
+UNDERSCORE = ord("_")
+SCAN_CHUNK = 1 << 22  # bytes gathered at once when scanning DNS payloads
+
+
+def _ethertype_table() -> U8:
+    """EtherType -> kind, for EtherTypes needing no shim (VLAN tags are handled apart)."""
+    table = np.full(65536, KIND_OTHER, np.uint8)
+    table[:1501] = KIND_DROP  # 802.3 length: LLC
+    for etype in (*link.VLAN_TPIDS, *link.MPLS_TYPES, link.ETH_PPPOE_SESSION):
+        table[etype] = KIND_DROP
+    table[link.ETH_IPV4] = KIND_IP
+    table[link.ETH_IPV6] = KIND_IPV6
+    table[link.ETH_ARP] = KIND_ARP
+    table[link.ETH_RARP] = KIND_ARP
+    return table
+
+
+ETHERTYPE_KIND = _ethertype_table()
+IS_VLAN_TPID = np.zeros(65536, np.bool_)
+IS_VLAN_TPID[list(link.VLAN_TPIDS)] = True
+
+
+@dataclass(slots=True)
+class Layer3:
+    """Rows whose link layer was understood: what their network layer is and where."""
+
+    rows: I64  # row numbers in the block
+    l3: I64  # buffer position of the network header
+    end: I64  # buffer position just past the captured bytes
+    kind: U8  # KIND_*
+    vlan: I32  # the VLAN id of the one tag, or -1
+
+
+@dataclass(slots=True)
+class Network:
+    """Rows fully decoded by the IP kernels."""
+
+    rows: I64
+    ip_version: U8
+    src_pos: I64  # buffer position of the source address (4 or 16 bytes, then dst)
+    ip_proto: I32
+    src_port: I32  # -1 when none
+    dst_port: I32
+    tcp_flags: I32
+
+
+def u16(buf: U8, pos: I64) -> I32:
+    """Big-endian 16-bit fields at ``pos`` (every position must have 2 bytes)."""
+    return (buf[pos].astype(np.int32) << 8) | buf[pos + 1]
+
+
+def _concat(parts: list[Layer3]) -> Layer3:
+    if not parts:
+        e = np.zeros(0, np.int64)
+        return Layer3(e, e, e, np.zeros(0, np.uint8), np.zeros(0, np.int32))
+    return Layer3(
+        rows=np.concatenate([p.rows for p in parts]),
+        l3=np.concatenate([p.l3 for p in parts]),
+        end=np.concatenate([p.end for p in parts]),
+        kind=np.concatenate([p.kind for p in parts]),
+        vlan=np.concatenate([p.vlan for p in parts]),
+    )
+
+
+def _plain(rows: I64, l3: I64, end_all: I64, kind: int) -> Layer3:
+    """Rows of one kind without VLAN tags (``end_all`` is indexed by row)."""
+    none = np.full(rows.size, -1, np.int32)
+    return Layer3(rows, l3, end_all[rows], np.full(rows.size, kind, np.uint8), none)
+
+
+def _after_ethertype(buf: U8, rows: I64, etype: I32, l3: I64, end: I64) -> Layer3:
+    """Follow an EtherType at ``l3``, through at most one VLAN tag (link.after_ethertype)."""
+    vlan = np.full(rows.size, -1, np.int32)
+    tagged = IS_VLAN_TPID[etype]
+    if tagged.any():
+        t = np.flatnonzero(tagged & (end - l3 >= 4))
+        vlan[t] = u16(buf, l3[t]) & 0x0FFF
+        etype = etype.copy()
+        etype[t] = u16(buf, l3[t] + 2)
+        l3 = l3.copy()
+        l3[t] += 4
+    # A second tag, or a tag cut short, leaves a TPID as the type: the table drops it.
+    kind = ETHERTYPE_KIND[etype]
+    keep = kind != KIND_DROP
+    return Layer3(rows[keep], l3[keep], end[keep], kind[keep], vlan[keep])
+
+
+def link_layer(buf: U8, offset: I64, caplen: I64, linktype: I32) -> Layer3:
+    """Strip the link-layer header of every row whose link type is handled here."""
+    parts: list[Layer3] = []
+    end_all = offset + caplen
+
+    rows = np.flatnonzero((linktype == LT_ETHERNET) & (caplen >= 14))
+    if rows.size:
+        pos = offset[rows]
+        parts.append(_after_ethertype(buf, rows, u16(buf, pos + 12), pos + 14, end_all[rows]))
+
+    for lt, raw_kind in ((LT_IPV6, KIND_IPV6), *((lt, KIND_IP) for lt in LT_RAW)):
+        rows = np.flatnonzero(linktype == lt)
+        parts.append(_plain(rows, offset[rows], end_all, raw_kind))
+
+    # BSD loopback: a 4-byte address family. Only the two plain spellings of an IP family
+    # are kept (the value in the first byte or in the last, other bytes zero): the
+    # reference's byte-order guessing gives the same family for both.
+    for lt in (LT_NULL, LT_LOOP):
+        rows = np.flatnonzero((linktype == lt) & (caplen >= 4))
+        if not rows.size:
+            continue
+        pos = offset[rows]
+        b0, b1, b2, b3 = (buf[pos + j] for j in range(4))
+        family = np.where((b1 == 0) & (b2 == 0) & (b3 == 0), b0, 0)
+        family = np.where((b0 == 0) & (b1 == 0) & (b2 == 0), b3, family)
+        kind = np.zeros(rows.size, np.uint8)
+        kind[np.isin(family, list(link.NULL_IPV4))] = KIND_IP
+        kind[np.isin(family, list(link.NULL_IPV6))] = KIND_IPV6
+        for k in (KIND_IP, KIND_IPV6):
+            parts.append(_plain(rows[kind == k], offset[rows[kind == k]] + 4, end_all, k))
+
+    # Linux cooked capture v1 (16-byte header) and v2 (20 bytes); netlink is "other".
+    for lt, hdr, proto_at, hatype_at in ((LT_SLL, 16, 14, 2), (LT_SLL2, 20, 0, 8)):
+        rows = np.flatnonzero((linktype == lt) & (caplen >= hdr))
+        if not rows.size:
+            continue
+        netlink = u16(buf, offset[rows] + hatype_at) == link.ARPHRD_NETLINK
+        parts.append(_plain(rows[netlink], offset[rows[netlink]] + hdr, end_all, KIND_OTHER))
+        rows = rows[~netlink]
+        pos = offset[rows]
+        parts.append(
+            _after_ethertype(buf, rows, u16(buf, pos + proto_at), pos + hdr, end_all[rows])
+        )
+
+    return _concat(parts)
+
+
+def has_pair(buf: U8, start: I64, stop: I64, first: int, second: int) -> Mask:
+    """Whether bytes ``first``, ``second`` follow each other in ``buf[start[i]:stop[i]]``."""
+    found = np.zeros(start.size, np.bool_)
+    lengths = np.maximum(stop - start - 1, 0)  # positions where a pair can start
+    ends = np.cumsum(lengths)
+    # Gather a chunk of rows at a time so that the index array stays small.
+    lo = 0
+    while lo < start.size:
+        base = int(ends[lo - 1]) if lo else 0
+        hi = max(int(np.searchsorted(ends, base + SCAN_CHUNK, side="right")), lo + 1)
+        n = lengths[lo:hi]
+        total = int(n.sum())
+        if total:
+            firsts = np.cumsum(n) - n
+            pos = np.repeat(start[lo:hi] - firsts, n) + np.arange(total)
+            hits = ((buf[pos] == first) & (buf[pos + 1] == second)).astype(np.int64)
+            # reduceat sums [firsts[i], firsts[i + 1]); an empty range gives junk, masked.
+            counts = np.add.reduceat(hits, np.minimum(firsts, total - 1))
+            found[lo:hi] = (counts > 0) & (n > 0)
+        lo = hi
+    return found
+
+
+def _teredo_exact(buf: U8, l4: I64, seg: I64) -> Mask:
+    """UDP datagrams whose payload is Teredo on any port pair (tunnels._teredo, exact).
+
+    That is: after the optional Teredo indicators, exactly one whole IPv6 header and
+    payload. ``seg`` is the captured segment length (>= 8) from the UDP header at ``l4``.
+    """
+    ulen = u16(buf, l4 + 4).astype(np.int64)
+    # The payload the reference hands to the tunnel rules (transport.parse_ports).
+    size = np.where((ulen >= 8) & (ulen <= seg), ulen, seg) - 8
+    start = l4 + 8
+
+    def at(rel: I64, valid: Mask) -> I32:
+        # Byte ``rel`` of the payload where ``valid`` (which implies rel < size), else 0.
+        return np.where(valid, buf[np.where(valid, start + rel, 0)], 0).astype(np.int32)
+
+    zero = np.zeros(l4.size, np.int64)
+    auth = (size >= 4) & (at(zero, size >= 4) == 0) & (at(zero + 1, size >= 4) == 1)
+    off = np.where(auth, 13 + at(zero + 2, auth) + at(zero + 3, auth), 0).astype(np.int64)
+    room = size - off >= 8
+    origin = room & (at(off, room) == 0) & (at(off + 1, room) == 0)
+    off = off + np.where(origin, 8, 0)
+    room = size - off >= 40
+    plen = (at(off + 4, room) << 8) | at(off + 5, room)
+    found: Mask = room & (at(off, room) >> 4 == 6) & (40 + plen == size - off)
+    return found
+
+
+def _transport(
+    buf: U8, rows: I64, l4: I64, seg: I64, ip_proto: I32, version: int, src_pos: I64
+) -> Network:
+    """What sits on IP: ``seg`` captured bytes of protocol ``ip_proto`` at ``l4``."""
+    keep = ~np.isin(ip_proto, TUNNEL_PROTOS) & (seg >= MIN_HEADER[ip_proto])
+    for number in ICMP_PROTOS:
+        sel = np.flatnonzero((ip_proto == number) & (seg >= 8))
+        keep[sel[ICMP_ERROR_TYPES[number][buf[l4[sel]]]]] = False
+    rows, l4, seg, ip_proto, src_pos = (
+        rows[keep],
+        l4[keep],
+        seg[keep],
+        ip_proto[keep],
+        src_pos[keep],
+    )
+
+    ported = MIN_HEADER[ip_proto] > 0
+    sport = np.full(rows.size, -1, np.int32)
+    dport = np.full(rows.size, -1, np.int32)
+    p = np.flatnonzero(ported)
+    sport[p] = u16(buf, l4[p])
+    dport[p] = u16(buf, l4[p] + 2)
+    keep = np.ones(rows.size, np.bool_)
+    udp = ip_proto == IPPROTO_UDP
+    keep[udp & (np.isin(sport, UDP_TUNNEL_PORTS) | np.isin(dport, UDP_TUNNEL_PORTS))] = False
+    u = np.flatnonzero(keep & udp)
+    keep[u[_teredo_exact(buf, l4[u], seg[u])]] = False
+    # A DNS-SD service type needs a label "_tcp" or "_udp" in the DNS message (which
+    # lies within the segment), so the bytes 04 "_": without them the reference finds
+    # no names and leaves no details.
+    for number, ports in DNS_PORTS.items():
+        d = np.flatnonzero(
+            keep & (ip_proto == number) & (np.isin(sport, ports) | np.isin(dport, ports))
+        )
+        if d.size:
+            keep[d[has_pair(buf, l4[d], l4[d] + seg[d], 4, UNDERSCORE)]] = False
+    tcp = np.flatnonzero(keep & (ip_proto == IPPROTO_TCP))
+    flags = np.full(rows.size, -1, np.int32)
+    flags[tcp] = buf[l4[tcp] + 13]
+    return Network(
+        rows=rows[keep],
+        ip_version=np.full(int(keep.sum()), version, np.uint8),
+        src_pos=src_pos[keep],
+        ip_proto=ip_proto[keep],
+        src_port=sport[keep],
+        dst_port=dport[keep],
+        tcp_flags=flags[keep],
+    )
+
+
+def ipv4(buf: U8, rows: I64, l3: I64, end: I64) -> Network:
+    """IPv4 packets that are not fragments (ip._ipv4); ``buf[l3] >> 4`` must be 4."""
+    keep = end - l3 >= 20
+    rows, l3, end = rows[keep], l3[keep], end[keep]
+    hlen = (buf[l3] & 0x0F).astype(np.int64) * 4
+    total = u16(buf, l3 + 2).astype(np.int64)
+    frag = u16(buf, l3 + 6)
+    avail = end - l3
+    keep = (
+        (hlen >= 20) & (hlen <= avail) & ((total == 0) | (total >= hlen)) & ((frag & 0x3FFF) == 0)
+    )
+    rows, l3, hlen, total, avail = rows[keep], l3[keep], hlen[keep], total[keep], avail[keep]
+    # Total length 0 means "as captured" (TSO); else the payload ends at the total
+    # length or at the end of the capture, whichever is first.
+    stop = np.where(total == 0, avail, np.minimum(total, avail))
+    ip_proto = buf[l3 + 9].astype(np.int32)
+    return _transport(buf, rows, l3 + hlen, stop - hlen, ip_proto, 4, l3 + 12)
+
+
+def ipv6(buf: U8, rows: I64, l3: I64, end: I64) -> Network:
+    """IPv6 packets whose first next header is not an extension (ip._ipv6)."""
+    keep = end - l3 >= 40
+    rows, l3, end = rows[keep], l3[keep], end[keep]
+    ip_proto = buf[l3 + 6].astype(np.int32)
+    keep = ~np.isin(ip_proto, IPV6_EXTENSIONS)
+    rows, l3, end, ip_proto = rows[keep], l3[keep], end[keep], ip_proto[keep]
+    plen = u16(buf, l3 + 4).astype(np.int64)
+    avail = end - l3
+    stop = np.where(plen == 0, avail, np.minimum(40 + plen, avail))
+    return _transport(buf, rows, l3 + 40, stop - 40, ip_proto, 6, l3 + 8)
+
+
+def network(buf: U8, layer: Layer3) -> tuple[Network, Network]:
+    """The IPv4 and IPv6 rows of ``layer`` decoded (rows that drop out are absent)."""
+    ip = (layer.kind == KIND_IP) | (layer.kind == KIND_IPV6)
+    sel = np.flatnonzero(ip & (layer.end > layer.l3))
+    nibble = buf[layer.l3[sel]] >> 4
+    v4 = sel[(nibble == 4) & (layer.kind[sel] == KIND_IP)]
+    v6 = sel[nibble == 6]
+    return (
+        ipv4(buf, layer.rows[v4], layer.l3[v4], layer.end[v4]),
+        ipv6(buf, layer.rows[v6], layer.l3[v6], layer.end[v6]),
+    )

@@ -1,0 +1,509 @@
+"""The fast engine: vectorised rows are right, and every batch equals the reference's."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.dns import DNS, DNSQR
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoReply,
+    IPv6,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+)
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.layers.sctp import SCTP
+from scapy.layers.vxlan import VXLAN
+from scapy.packet import Packet, Raw
+
+from portsniff.capture.block import RawBlock
+from portsniff.capture.reader import open_capture
+from portsniff.decode.batch import PROTO_CODE, DecodedBatch
+from portsniff.decode.engines import open_engine
+from portsniff.decode.fast import (
+    FastEngine,
+    batch_differences,
+    blank_batch,
+    block_from_packets,
+    reference_batch,
+    vector_rows,
+)
+from portsniff.decode.packet import PROTOS
+from portsniff.errors import CaptureError
+
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+ETH = Ether(**MACS)
+V4 = IP(src="192.0.2.1", dst="198.51.100.7")
+V6 = IPv6(src="2001:db8::1", dst="fe80::abcd:1")
+
+
+def raw(p: Packet) -> bytes:
+    return bytes(p)
+
+
+def sll(proto: int, payload: bytes, hatype: int = 1) -> bytes:
+    """A Linux cooked v1 header (outgoing, 6-byte address) and payload."""
+    return struct.pack(">HHH8sH", 4, hatype, 6, b"\x02\0\0\0\0\x01\0\0", proto) + payload
+
+
+def sll2(proto: int, payload: bytes, hatype: int = 1) -> bytes:
+    """A Linux cooked v2 header and payload."""
+    return struct.pack(">HHIHBB8s", proto, 0, 3, hatype, 0, 6, b"\x02\0\0\0\0\x01\0\0") + payload
+
+
+# (linktype, frame, ip_version, proto, ip_proto, sport, dport, tcp_flags): rows the kernels
+# decode; the addresses are read back from the frame with scapy.
+COMMON = [
+    (1, raw(ETH / V4 / TCP(sport=40000, dport=443, flags="S")), 4, "tcp", 6, 40000, 443, 0x02),
+    (1, raw(ETH / V4 / TCP(sport=443, dport=40000, flags="SA", options=[("MSS", 1460)])),
+     4, "tcp", 6, 443, 40000, 0x12),
+    (1, raw(ETH / IP(src="10.0.0.1", dst="10.0.0.2", options=[IPOption_RR()]) / UDP(sport=123, dport=123) / (b"x" * 48)),
+     4, "udp", 17, 123, 123, -1),
+    (1, raw(ETH / V6 / UDP(sport=5000, dport=47808) / b"bacnet"), 6, "udp", 17, 5000, 47808, -1),
+    (1, raw(ETH / V6 / TCP(sport=1, dport=22, flags="PA") / b"ssh"), 6, "tcp", 6, 1, 22, 0x18),
+    # Ethernet padding after a short datagram is not part of it.
+    (1, raw(ETH / V4 / UDP(sport=68, dport=67)) + b"\0" * 18, 4, "udp", 17, 68, 67, -1),
+    # The NS bit is not a flag; a bad data offset or UDP length is no problem for ports.
+    (1, raw(ETH / V4 / TCP(sport=5, dport=6, flags=0x1FF)), 4, "tcp", 6, 5, 6, 0xFF),
+    (1, raw(ETH / V4 / TCP(sport=5, dport=6, dataofs=3)), 4, "tcp", 6, 5, 6, 0x02),
+    (1, raw(ETH / V4 / UDP(sport=5, dport=6, len=100) / b"x"), 4, "udp", 17, 5, 6, -1),
+    # Total length beyond the capture (snaplen) or 0 (TSO): the captured bytes count.
+    (1, raw(ETH / IP(src="1.1.1.1", dst="2.2.2.2", len=1000) / TCP(sport=7, dport=8)), 4, "tcp", 6, 7, 8, 0x02),
+    (1, raw(ETH / IP(src="1.1.1.1", dst="2.2.2.2", len=0) / UDP(sport=7, dport=8)), 4, "udp", 17, 7, 8, -1),
+    (1, raw(ETH / IPv6(src="::1", dst="::2", plen=0) / UDP(sport=7, dport=8)), 6, "udp", 17, 7, 8, -1),
+    # EtherType IPv4 carrying version 6: the nibble decides.
+    (1, raw(Ether(**MACS, type=0x0800) / V6 / TCP(sport=9, dport=10)), 6, "tcp", 6, 9, 10, 0x02),
+    # SCTP and DCCP ports; ICMP that is not an error; other protocols.
+    (1, raw(ETH / V4 / SCTP(sport=2905, dport=2905)), 4, "sctp", 132, 2905, 2905, -1),
+    (1, raw(ETH / IPv6(nh=33) / struct.pack(">HH12x", 11, 12)), 6, "dccp", 33, 11, 12, -1),
+    (1, raw(ETH / V4 / ICMP(type=8)), 4, "icmp", 1, -1, -1, -1),
+    (1, raw(ETH / V6 / ICMPv6EchoReply()), 6, "icmpv6", 58, -1, -1, -1),
+    (1, raw(ETH / IP(src="1.1.1.1", dst="2.2.2.2", proto=50) / (b"e" * 30)), 4, "other", 50, -1, -1, -1),
+    # DNS without an underscore anywhere: no DNS-SD names.
+    (1, raw(ETH / V4 / UDP(sport=33333, dport=53) / DNS(qd=DNSQR(qname="example.com"))),
+     4, "udp", 17, 33333, 53, -1),
+    (1, raw(ETH / V6 / TCP(sport=53, dport=33333, flags="PA") / b"\0\x0c" / DNS(id=7)),
+     6, "tcp", 6, 53, 33333, 0x18),
+    # Ports near the tunnel ports are not tunnels.
+    (1, raw(ETH / V4 / UDP(sport=4788, dport=6082) / (b"\x08" * 20)), 4, "udp", 17, 4788, 6082, -1),
+    (12, raw(V4 / UDP(sport=9, dport=7)), 4, "udp", 17, 9, 7, -1),
+    (14, raw(V6 / UDP(sport=9, dport=7)), 6, "udp", 17, 9, 7, -1),
+    (101, raw(V4 / UDP(sport=9, dport=7)), 4, "udp", 17, 9, 7, -1),
+    (101, raw(V6 / TCP(sport=9, dport=7, flags="R")), 6, "tcp", 6, 9, 7, 0x04),
+    (228, raw(V4 / TCP(sport=80, dport=8080, flags="F")), 4, "tcp", 6, 80, 8080, 0x01),
+    (229, raw(V6 / UDP(sport=80, dport=8080)), 6, "udp", 17, 80, 8080, -1),
+    (0, struct.pack("<I", 2) + raw(V4 / UDP(sport=1, dport=2)), 4, "udp", 17, 1, 2, -1),
+    (0, struct.pack(">I", 2) + raw(V4 / UDP(sport=1, dport=2)), 4, "udp", 17, 1, 2, -1),
+    (0, struct.pack("<I", 30) + raw(V6 / TCP(sport=3, dport=4)), 6, "tcp", 6, 3, 4, 0x02),
+    (0, struct.pack(">I", 28) + raw(V6 / TCP(sport=3, dport=4)), 6, "tcp", 6, 3, 4, 0x02),
+    (108, struct.pack(">I", 24) + raw(V6 / TCP(sport=3, dport=4)), 6, "tcp", 6, 3, 4, 0x02),
+    (108, struct.pack("<I", 2) + raw(V4 / TCP(sport=3, dport=4)), 4, "tcp", 6, 3, 4, 0x02),
+    (113, sll(0x0800, raw(V4 / TCP(sport=5, dport=6, flags="E"))), 4, "tcp", 6, 5, 6, 0x40),
+    (276, sll2(0x86DD, raw(V6 / UDP(sport=7, dport=8))), 6, "udp", 17, 7, 8, -1),
+]  # fmt: skip
+
+LINK_OFFSET = {0: 4, 1: 14, 12: 0, 14: 0, 101: 0, 108: 4, 113: 16, 228: 0, 229: 0, 276: 20}
+
+
+def _ip_fields(linktype: int, frame: bytes) -> tuple[str, str]:
+    """Source and destination address of a COMMON frame, read back with scapy."""
+    start = LINK_OFFSET[linktype]
+    packet = IP(frame[start:]) if frame[start] >> 4 == 4 else IPv6(frame[start:])
+    return packet.src, packet.dst
+
+
+def _vectorised(block: RawBlock) -> tuple[DecodedBatch, np.ndarray]:
+    batch = blank_batch(block)
+    return batch, vector_rows(block, batch)
+
+
+def test_common_rows_are_vectorised_with_the_right_fields() -> None:
+    block = block_from_packets([c[1] for c in COMMON], [c[0] for c in COMMON])
+    batch, done = _vectorised(block)
+    assert np.flatnonzero(~done).tolist() == []
+    for i, (lt, frame, version, proto, ip_proto, sport, dport, flags) in enumerate(COMMON):
+        src, dst = _ip_fields(lt, frame)
+        assert batch.linktype[i] == lt
+        assert batch.ip_version[i] == version
+        assert batch.ip_str(i, "src") == str(ipaddress.ip_address(src))
+        assert batch.ip_str(i, "dst") == str(ipaddress.ip_address(dst))
+        assert batch.proto[i] == PROTO_CODE[proto], i
+        assert (batch.ip_proto[i], batch.src_port[i], batch.dst_port[i]) == (ip_proto, sport, dport)
+        assert batch.tcp_flags[i] == flags, i
+        assert batch.caplen[i] == len(frame)
+    assert not batch.details
+
+
+def test_ipv4_address_tail_is_zero() -> None:
+    block = block_from_packets([raw(ETH / V4 / UDP(sport=1, dport=2))])
+    batch, _ = _vectorised(block)
+    assert bytes(batch.src_addr[0]) == bytes([192, 0, 2, 1]) + bytes(12)
+    assert bytes(batch.dst_addr[0]) == bytes([198, 51, 100, 7]) + bytes(12)
+
+
+NON_IP = [
+    (1, raw(ETH / ARP(psrc="192.0.2.1", pdst="192.0.2.2")), "arp"),
+    (1, raw(Ether(**MACS, type=0x8035) / (b"\0" * 46)), "arp"),
+    (1, raw(Ether(**MACS, type=0x88CC) / (b"\0" * 46)), "other"),
+    (1, raw(Ether(**MACS, type=0x0600)), "other"),
+    (113, sll(0x0806, raw(ARP())), "arp"),
+    (113, sll(0x0800, raw(V4 / TCP()), hatype=824), "other"),
+    (276, sll2(0x0004, b"\xaa\xaa\x03", hatype=824), "other"),
+]
+
+
+def test_non_ip_frames_are_vectorised_without_addresses() -> None:
+    block = block_from_packets([f for _, f, _ in NON_IP], [lt for lt, _, _ in NON_IP])
+    batch, done = _vectorised(block)
+    assert done.all()
+    assert [PROTOS[p] for p in batch.proto] == [p for _, _, p in NON_IP]
+    assert not batch.ip_version.any() and not batch.details
+    assert (batch.ip_proto == -1).all() and (batch.src_port == -1).all()
+
+
+def test_one_vlan_tag_is_vectorised_with_details() -> None:
+    frames = [
+        raw(ETH / Dot1Q(vlan=7) / V4 / TCP(sport=1, dport=2)),
+        raw(ETH / Dot1Q(vlan=4095, prio=7) / IPv6(src="2001:db8::1", dst="::ffff:1.2.3.4") / UDP()),
+        raw(Ether(**MACS, type=0x88A8) / Dot1Q(vlan=9) / ARP()),
+        sll(0x8100, raw(Dot1Q(vlan=1) / V4 / ICMP())),
+    ]
+    batch, done = _vectorised(block_from_packets(frames, [1, 1, 1, 113]))
+    assert done.all()
+    d = batch.details
+    assert (d[0].vlan, d[0].src_ip, d[0].dst_ip, d[0].proto, d[0].tcp_flags) == (
+        (7,),
+        "192.0.2.1",
+        "198.51.100.7",
+        "tcp",
+        0x02,
+    )
+    assert (d[1].vlan, d[1].dst_ip, d[1].src_port, d[1].tcp_flags) == (
+        (4095,),
+        "::ffff:102:304",
+        53,
+        None,
+    )
+    assert (d[2].vlan, d[2].proto, d[2].src_ip) == ((9,), "arp", None)
+    assert (d[3].vlan, d[3].linktype, d[3].proto, d[3].ip_proto) == ((1,), 113, "icmp", 1)
+
+
+UNCOMMON = {
+    "qinq": (1, raw(ETH / Dot1Q(vlan=7) / Dot1Q(vlan=8) / V4 / TCP())),
+    "truncated vlan tag": (1, raw(ETH / Dot1Q(vlan=7))[:16]),
+    "mpls": (1, raw(Ether(**MACS, type=0x8847) / b"\0\0\x01\x40" / V4 / TCP())),
+    "pppoe": (1, raw(Ether(**MACS, type=0x8864) / b"\x11\0\0\x01\0\x2a\0\x21" / V4 / TCP())),
+    "llc": (1, raw(Ether(**MACS, type=100) / Raw(b"\xaa\xaa\x03" + b"\0" * 97))),
+    "ipv4 more fragments": (1, raw(ETH / IP(src="1.2.3.4", dst="5.6.7.8", flags="MF") / UDP())),
+    "ipv4 later fragment": (1, raw(ETH / IP(src="1.2.3.4", dst="5.6.7.8", frag=100) / (b"x" * 16))),
+    "ipv6 fragment": (1, raw(ETH / V6 / IPv6ExtHdrFragment() / UDP())),
+    "ipv6 hop-by-hop": (1, raw(ETH / V6 / IPv6ExtHdrHopByHop() / TCP())),
+    "dns-sd": (
+        1,
+        raw(
+            ETH
+            / V4
+            / UDP(sport=5353, dport=5353)
+            / DNS(qd=DNSQR(qname="_ipp._tcp.local", qtype="PTR"))
+        ),
+    ),
+    "dns over tcp with _ label": (1, raw(ETH / V4 / TCP(sport=53, dport=33333) / b"\x04_tcp")),
+    "vxlan": (1, raw(ETH / V4 / UDP(sport=1, dport=4789) / VXLAN() / ETH / V4 / TCP())),
+    "geneve": (1, raw(ETH / V4 / UDP(sport=1, dport=6081) / (b"\0" * 8))),
+    "teredo": (1, raw(ETH / V4 / UDP(sport=3544, dport=1) / raw(V6 / UDP()))),
+    "icmp error": (1, raw(ETH / V4 / ICMP(type=3, code=3) / IP() / UDP())),
+    "icmpv6 error": (1, raw(ETH / V6 / ICMPv6DestUnreach() / V6 / UDP())),
+    "gre": (1, raw(ETH / IP(proto=47) / b"\0\0\x08\0" / V4 / UDP())),
+    "ipip": (1, raw(ETH / IP(proto=4) / V4 / UDP())),
+    "6in4": (1, raw(ETH / IP(proto=41) / V6 / UDP())),
+    "ihl below 5": (1, raw(ETH / IP(ihl=4) / UDP())),
+    "ip options beyond capture": (1, raw(ETH / IP(ihl=15) / UDP())[:40]),
+    "ip total length below header": (1, raw(ETH / IP(len=19) / TCP())),
+    "bad ip version": (1, raw(Ether(**MACS, type=0x0800) / (b"\x55" * 40))),
+    "ipv6 ethertype carrying v4": (1, raw(Ether(**MACS, type=0x86DD) / V4 / TCP())),
+    "tcp header cut by total length": (1, raw(ETH / IP(len=30) / TCP())),
+    "udp header cut": (1, raw(ETH / V4 / UDP())[:40]),
+    "sctp header cut": (1, raw(ETH / V4 / SCTP())[:44]),
+    "short frame": (1, b"\x02" * 13),
+    "unknown link type": (147, raw(V4 / TCP())),
+    "null ppp": (0, b"\xff\x03\x00\x21" + raw(V4 / TCP())),
+    "null ethertype": (0, struct.pack("<I", 0x0800) + raw(V4 / TCP())),
+    "empty raw": (101, b""),
+}
+
+
+@pytest.mark.parametrize("name", list(UNCOMMON))
+def test_uncommon_rows_are_left_to_the_reference(name: str) -> None:
+    lt, frame = UNCOMMON[name]
+    _, done = _vectorised(block_from_packets([frame], lt))
+    assert not done.any()
+
+
+def test_truncated_headers_are_left_to_the_reference() -> None:
+    for frame in (raw(ETH / V4 / TCP()), raw(ETH / V6 / UDP())):
+        cuts = [frame[:n] for n in range(len(frame))]
+        _, done = _vectorised(block_from_packets(cuts, wirelen=[len(frame)] * len(cuts)))
+        assert not done.any()
+
+
+def test_dns_label_scan_spans_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("portsniff.decode.vector.SCAN_CHUNK", 50)
+    payloads = [b"x_" * 15, b"\x04_" + b"x" * 70, b"x" * 68 + b"\x04_", b"", b"x\x04", b"_x" * 30]
+    frames = [raw(ETH / V4 / UDP(sport=53, dport=9) / p) for p in payloads]
+    _, done = _vectorised(block_from_packets(frames))
+    assert done.tolist() == [True, False, False, True, True, True]
+
+
+def test_block_from_packets_layout() -> None:
+    block = block_from_packets([b"ab", b"", b"cde"], [1, 0, 1], comments={2: "hi"})
+    assert [block.packet(i) for i in range(3)] == [b"ab", b"", b"cde"]
+    assert block.linktype.tolist() == [1, 0, 1]
+    assert block.wirelen.tolist() == [2, 0, 3]
+    assert block.comments == {2: "hi"}
+
+
+def test_batch_differences_names_the_row_and_column() -> None:
+    block = block_from_packets([c[1] for c in COMMON[:3]], [c[0] for c in COMMON[:3]])
+    a, _ = _vectorised(block)
+    b, _ = _vectorised(block)
+    assert batch_differences(a, b) == []
+    b.dst_port[1] = 1
+    b.comments[0] = "x"
+    diff = batch_differences(a, b)
+    assert diff[0].startswith("row 1 dst_port: ")
+    assert diff[-1].startswith("comments:")
+
+
+def test_engine_by_name_has_no_state_to_release(tmp_path: Path) -> None:
+    engine = open_engine("fast", str(tmp_path / "x.pcap"))
+    assert engine.name == "fast"
+    engine.close()
+
+
+# ---- against the reference decoder -------------------------------------------------
+
+
+def _all_frames() -> tuple[list[bytes], list[int]]:
+    frames = [c[1] for c in COMMON] + [f for _, f, _ in NON_IP] + [f for _, f in UNCOMMON.values()]
+    types = (
+        [c[0] for c in COMMON] + [lt for lt, _, _ in NON_IP] + [lt for lt, _ in UNCOMMON.values()]
+    )
+    return frames, types
+
+
+def assert_same_as_reference(block: RawBlock) -> FastEngine:
+    engine = FastEngine(block.file)
+    fast = engine.decode(block)
+    assert batch_differences(fast, reference_batch(block)) == []
+    return engine
+
+
+def test_hand_made_blocks_equal_reference() -> None:
+    frames, types = _all_frames()
+    engine = assert_same_as_reference(block_from_packets(frames, types, comments={0: "first"}))
+    assert (engine.packets, engine.fallbacks) == (len(frames), len(UNCOMMON))
+
+
+def test_offsets_into_a_shared_buffer() -> None:
+    """Packets need not be contiguous nor start the buffer (a reader's reused buffer)."""
+    frames, types = _all_frames()
+    data = bytearray(b"\x04_junk")
+    offsets = []
+    for frame in frames:
+        offsets.append(len(data))
+        data += frame + b"\x45\x04_" * 3
+    packed = block_from_packets(frames, types)
+    block = RawBlock(
+        file="shared",
+        first_frame=101,
+        data=memoryview(data),
+        offset=np.array(offsets, np.int64),
+        caplen=packed.caplen,
+        wirelen=packed.wirelen,
+        ts_ns=packed.ts_ns,
+        linktype=packed.linktype,
+        interface=packed.interface,
+    )
+    # The bytes between packets (which hold a DNS-SD-like 04 "_") are never read.
+    assert assert_same_as_reference(block).fallbacks == len(UNCOMMON)
+    fast = FastEngine("shared").decode(block)
+    assert batch_differences(fast, FastEngine("packed").decode(packed))[0].startswith("batch:")
+    fast.file, fast.first_frame = packed.file, packed.first_frame
+    assert batch_differences(fast, FastEngine("packed").decode(packed)) == []
+
+
+def test_every_truncation_equals_reference() -> None:
+    frames, types = _all_frames()
+    cuts = [
+        (lt, f[:n], len(f)) for lt, f in zip(types, frames, strict=True) for n in range(len(f) + 1)
+    ]
+    block = block_from_packets(
+        [c[1] for c in cuts], [c[0] for c in cuts], wirelen=[c[2] for c in cuts]
+    )
+    assert_same_as_reference(block)
+
+
+LINKTYPES = [0, 1, 101, 108, 113, 228, 229, 276]
+
+
+DNS_NAMES = [
+    "example.com",
+    "_ipp._tcp.local",
+    "Kitchen._airplay._TCP.local",
+    "_services._dns-sd._udp.local",
+    "a._sub._http._tcp.local",
+]
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> bytes:
+    """Application bytes: random, DNS (maybe with DNS-SD names), an IPv6 packet, VXLAN."""
+    kind = draw(st.sampled_from(["random", "dns", "tcp-dns", "ipv6", "vxlan"]))
+    if kind == "random":
+        return draw(st.binary(max_size=40))
+    if kind in ("dns", "tcp-dns"):
+        qtype = draw(st.sampled_from(["A", "PTR", "SRV"]))
+        message = raw(
+            DNS(
+                id=draw(st.integers(0, 65535)),
+                qd=DNSQR(qname=draw(st.sampled_from(DNS_NAMES)), qtype=qtype),
+            )
+        )
+        return struct.pack(">H", len(message)) + message if kind == "tcp-dns" else message
+    if kind == "ipv6":  # Teredo on any port when it is exactly one packet
+        return raw(
+            IPv6(src="2001::1", dst="2001::2") / UDP(sport=1, dport=2) / draw(st.binary(max_size=8))
+        )
+    return raw(VXLAN() / ETH / V4 / UDP(sport=3, dport=4))
+
+
+@st.composite
+def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
+    """A frame with valid-looking headers and random fields, maybe cut and maybe damaged."""
+    version = draw(st.sampled_from([4, 6]))
+    ports = st.one_of(st.sampled_from([53, 80, 443, 3544, 4789, 5353, 6081]), st.integers(0, 65535))
+    l4: Packet
+    proto = draw(st.sampled_from(["tcp", "udp", "sctp", "icmp", "other"]))
+    payload = draw(payloads())
+    if proto == "tcp":
+        l4 = TCP(sport=draw(ports), dport=draw(ports), flags=draw(st.integers(0, 0x1FF)))
+    elif proto == "udp":
+        l4 = UDP(sport=draw(ports), dport=draw(ports))
+    elif proto == "sctp":
+        l4 = SCTP(sport=draw(ports), dport=draw(ports))
+    elif proto == "icmp":
+        icmp_type = draw(st.integers(0, 255))
+        l4 = ICMP(type=icmp_type) if version == 4 else ICMPv6DestUnreach(type=icmp_type)
+        payload = (
+            raw(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=6))
+            if draw(st.booleans())
+            else payload
+        )
+    else:
+        l4 = Raw(draw(st.binary(max_size=8)))
+    if version == 4:
+        ip: Packet = IP(
+            src=draw(st.ip_addresses(v=4)).exploded,
+            dst=draw(st.ip_addresses(v=4)).exploded,
+            ihl=draw(st.sampled_from([None, None, 6, 15])),
+            flags=draw(st.sampled_from([0, 0, 1, 2, 4])),
+            frag=draw(st.sampled_from([0, 0, 0, 1])),
+            proto=draw(st.sampled_from([0, 1, 4, 6, 17, 33, 41, 47, 50, 58, 132]))
+            if proto == "other"
+            else None,
+        )
+        if ip.ihl:
+            ip.options = [IPOption_RR(length=(ip.ihl - 5) * 4 - 1)] if ip.ihl > 5 else []
+    else:
+        ip = IPv6(
+            src=draw(st.ip_addresses(v=6)).exploded,
+            dst=draw(st.ip_addresses(v=6)).exploded,
+            nh=draw(st.sampled_from([0, 4, 6, 17, 43, 44, 47, 50, 58, 59]))
+            if proto == "other"
+            else None,
+        )
+    body = raw(ip / l4 / payload)
+    lt = draw(st.sampled_from(LINKTYPES))
+    ethertype = 0x0800 if version == 4 else 0x86DD
+    tags = b"".join(
+        struct.pack(
+            ">HH", draw(st.sampled_from([0x8100, 0x88A8, 0x9100])), draw(st.integers(0, 65535))
+        )
+        for _ in range(draw(st.sampled_from([0, 0, 1, 2])))
+    )
+    if lt == 1:  # MAC addresses, 0-2 VLAN tags (TPID, TCI), then the EtherType
+        frame = b"\2" * 12 + tags + struct.pack(">H", ethertype) + body
+    elif lt in (0, 108):
+        family = 2 if version == 4 else 24
+        frame = struct.pack("<I" if lt == 0 else ">I", family) + body
+    elif lt == 113:
+        frame = sll(0x0800 if version == 4 else 0x86DD, body)
+    elif lt == 276:
+        frame = sll2(0x0800 if version == 4 else 0x86DD, body)
+    else:
+        frame = body
+    wirelen = len(frame)
+    frame = frame[: draw(st.integers(0, len(frame)))] if draw(st.booleans()) else frame
+    if frame and draw(st.booleans()):
+        at = draw(st.integers(0, min(len(frame), 80) - 1))
+        frame = frame[:at] + bytes([draw(st.integers(0, 255))]) + frame[at + 1 :]
+    return lt, frame, wirelen
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(structured_frames(), min_size=1, max_size=25))
+def test_structured_frames_equal_reference(frames: list[tuple[int, bytes, int]]) -> None:
+    assert_same_as_reference(
+        block_from_packets(
+            [f[1] for f in frames], [f[0] for f in frames], wirelen=[f[2] for f in frames]
+        )
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([*LINKTYPES, 147]), st.binary(max_size=90)), max_size=20))
+def test_random_bytes_equal_reference(frames: list[tuple[int, bytes]]) -> None:
+    assert_same_as_reference(block_from_packets([f[1] for f in frames], [f[0] for f in frames]))
+
+
+# ---- real captures -----------------------------------------------------------------
+
+
+def capture_blocks(path: Path, block_bytes: int = 1 << 16) -> Iterator[RawBlock]:
+    """The blocks of a capture read by the project's reader (none when it is unreadable).
+
+    Small blocks, so that several per file exercise the offsets into a shared buffer.
+    Each block is valid only until the next one is asked for.
+    """
+    try:
+        capture = open_capture(str(path), block_bytes=block_bytes)
+    except CaptureError:
+        return
+    with capture:
+        yield from capture.blocks()
+
+
+def test_real_captures_equal_reference(shared_captures: Path) -> None:
+    files = sorted(p for p in shared_captures.iterdir() if p.suffix not in (".tsv", ".md"))
+    read = 0
+    engine = FastEngine("captures")
+    for path in files:
+        blocks = 0
+        for block in capture_blocks(path):
+            fast = engine.decode(block)
+            assert batch_differences(fast, reference_batch(block)) == [], path.name
+            blocks += 1
+        read += blocks > 0
+    # Nearly every file is readable; most packets are common ones.
+    assert read >= len(files) - 5
+    assert engine.packets > 5000
+    assert engine.fallbacks < engine.packets / 2
