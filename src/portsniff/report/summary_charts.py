@@ -15,8 +15,7 @@ from html import escape
 from portsniff.summary import MAX_BINS, Timeline
 
 #: Colour-blind-safe categorical palette (Okabe & Ito), then greys.
-PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442",
-           "#000000")
+PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000")
 MUTED = "#9aa5b1"
 
 
@@ -38,8 +37,7 @@ class Bar:
     color: str = PALETTE[0]
 
 
-def bars(items: Sequence[Bar], *, title: str, label_width: int = 190,
-         width: int = 640) -> str:
+def bars(items: Sequence[Bar], *, title: str, label_width: int = 190, width: int = 640) -> str:
     """A horizontal bar chart (one row per item, longest bar = full width)."""
     row, top = 26, 8
     height = top * 2 + row * max(len(items), 1)
@@ -99,8 +97,15 @@ def common_bins(series: Sequence[Series]) -> tuple[float, int, list[list[int]]]:
     return width, lo, values
 
 
-def lines(series: Sequence[Series], *, title: str, clock: Callable[[float], str],
-          human: Callable[[int], str], width: int = 1300, height: int = 310) -> str:
+def lines(
+    series: Sequence[Series],
+    *,
+    title: str,
+    clock: Callable[[float], str],
+    human: Callable[[int], str],
+    width: int = 1300,
+    height: int = 310,
+) -> str:
     """Bytes per time bin for each series, on shared axes, with a legend."""
     left, right, top, bottom = 78, 16, 12, 70
     pw, ph = width - left - right, height - top - bottom
@@ -122,25 +127,32 @@ def lines(series: Sequence[Series], *, title: str, clock: Callable[[float], str]
 
     for tick in ticks:
         yy = y(tick)
-        out.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{yy:.1f}" '
-                   f'y2="{yy:.1f}"/>')
-        out.append(f'<text class="tick" x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end">'
-                   f"{_e(human(tick))}</text>")
+        out.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}"/>')
+        out.append(
+            f'<text class="tick" x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end">'
+            f"{_e(human(tick))}</text>"
+        )
     if n:
         marks = sorted({0, n // 4, n // 2, 3 * n // 4, n - 1})
         for i in marks:
             anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
-            out.append(f'<text class="tick" x="{x(i):.1f}" y="{top + ph + 16}" '
-                       f'text-anchor="{anchor}">{_e(clock((lo + i) * bin_w))}</text>')
-    out.append(f'<text class="axis" text-anchor="middle" '
-               f'transform="translate(14 {top + ph / 2:.1f}) rotate(-90)">'
-               f"bytes per {_e(_seconds(bin_w))}</text>")
+            out.append(
+                f'<text class="tick" x="{x(i):.1f}" y="{top + ph + 16}" '
+                f'text-anchor="{anchor}">{_e(clock((lo + i) * bin_w))}</text>'
+            )
+    out.append(
+        f'<text class="axis" text-anchor="middle" '
+        f'transform="translate(14 {top + ph / 2:.1f}) rotate(-90)">'
+        f"bytes per {_e(_seconds(bin_w))}</text>"
+    )
     for s, v in zip(series, values, strict=True):
         pts = " ".join(f"{x(i):.1f},{y(b):.1f}" for i, b in enumerate(v))
         out.append(f'<g class="series"><title>{_e(s.name)}</title>')
         if len(v) > 1:
-            out.append(f'<polyline points="{pts}" fill="none" stroke="{_e(s.color)}" '
-                       f'stroke-width="2" stroke-linejoin="round"/>')
+            out.append(
+                f'<polyline points="{pts}" fill="none" stroke="{_e(s.color)}" '
+                f'stroke-width="2" stroke-linejoin="round"/>'
+            )
         if len(v) <= 60:
             for i, b in enumerate(v):
                 out.append(
@@ -153,9 +165,11 @@ def lines(series: Sequence[Series], *, title: str, clock: Callable[[float], str]
     for i, s in enumerate(series):
         lx = left + (i % 4) * (pw / 4)
         ly = top + ph + 42 + (i // 4) * 16
-        out.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="12" height="4" rx="1" '
-                   f'fill="{_e(s.color)}"/><text class="lbl" x="{lx + 18:.1f}" y="{ly - 4}">'
-                   f"{_e(_short(s.name, 30))}</text>")
+        out.append(
+            f'<rect x="{lx:.1f}" y="{ly - 9}" width="12" height="4" rx="1" '
+            f'fill="{_e(s.color)}"/><text class="lbl" x="{lx + 18:.1f}" y="{ly - 4}">'
+            f"{_e(_short(s.name, 30))}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -210,12 +224,15 @@ def donut(parts: Sequence[Bar], *, title: str, center: str, size: int = 220) -> 
             f"<title>{_e(p.label)}: {_e(p.text)}</title></circle>"
         )
         offset += length
-    out.append(f'<text class="center" x="{cx}" y="{cy + 6}" text-anchor="middle">'
-               f"{_e(center)}</text>")
+    out.append(
+        f'<text class="center" x="{cx}" y="{cy + 6}" text-anchor="middle">{_e(center)}</text>'
+    )
     for i, p in enumerate(parts):
         ly = cy - 30 * len(parts) / 2 + 30 * i + 18
-        out.append(f'<rect x="{size + 10}" y="{ly - 11}" width="14" height="14" rx="3" '
-                   f'fill="{_e(p.color)}"/><text class="lbl" x="{size + 32}" y="{ly}">'
-                   f"{_e(p.label)} <tspan class=\"val\">{_e(p.text)}</tspan></text>")
+        out.append(
+            f'<rect x="{size + 10}" y="{ly - 11}" width="14" height="14" rx="3" '
+            f'fill="{_e(p.color)}"/><text class="lbl" x="{size + 32}" y="{ly}">'
+            f'{_e(p.label)} <tspan class="val">{_e(p.text)}</tspan></text>'
+        )
     out.append("</svg>")
     return "".join(out)

@@ -22,20 +22,50 @@ from portsniff.report.summary_view import sources_line
 from portsniff.summary import TRANSPORT_KEYS, Summary
 
 SERVICE_FIELDS: tuple[str, ...] = (
-    "service", "proto", "port", "description", "status", "port_class", "flows", "packets",
-    "bytes", "share", "first_seen", "last_seen", "flags", "unauthorized_use", "bpf",
+    "service",
+    "proto",
+    "port",
+    "description",
+    "status",
+    "port_class",
+    "flows",
+    "packets",
+    "bytes",
+    "share",
+    "first_seen",
+    "last_seen",
+    "flags",
+    "unauthorized_use",
+    "bpf",
     "display_filter",
 )
 FILE_FIELDS: tuple[str, ...] = (
-    "scope", "file", "format", "compression", "linktypes", "packets", "bytes", "first_ts",
-    "last_ts", "duration", "malformed", "truncated", "damage", "error", "problems",
+    "scope",
+    "file",
+    "format",
+    "compression",
+    "linktypes",
+    "packets",
+    "bytes",
+    "first_ts",
+    "last_ts",
+    "duration",
+    "malformed",
+    "truncated",
+    "damage",
+    "error",
+    "problems",
 )
 DNSSD_FIELDS: tuple[str, ...] = ("type", "service", "description", "packets", "instance")
 TRANSPORT_FIELDS: tuple[str, ...] = ("transport", "packets", "bytes")
 
 #: The files ``write_tables`` writes, in order.
 TABLE_FILES: tuple[str, ...] = (
-    "capture.csv", "services.csv", "unknown_ports.csv", "flows.csv", "dnssd.csv",
+    "capture.csv",
+    "services.csv",
+    "unknown_ports.csv",
+    "flows.csv",
+    "dnssd.csv",
     "transports.csv",
 )
 
@@ -65,8 +95,9 @@ def header_lines(summary: Summary) -> list[str]:
     return ["# " + " ".join(line.split()) for line in lines]
 
 
-def write_table(summary: Summary, stream: TextIO, fields: Sequence[str],
-                rows: Iterable[Mapping[str, Any]]) -> None:
+def write_table(
+    summary: Summary, stream: TextIO, fields: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> None:
     """``#`` lines, header, rows."""
     for line in header_lines(summary):
         stream.write(line + "\n")
@@ -83,21 +114,27 @@ def capture_rows(summary: Summary) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for f in summary.files:
         first, last = f.get("first_ts"), f.get("last_ts")
-        rows.append({
-            **f,
-            "scope": "file",
-            "duration": round(last - first, 9) if first is not None and last is not None else None,
-        })
-    rows.append({
-        **cap,
-        "scope": "total",
-        "file": None,
-        "format": None,
-        "compression": None,
-        "damage": ";".join(cap["damaged"]) or None,
-        "error": ";".join(cap["unreadable"]) or None,
-        "problems": [f"{k}={v}" for k, v in cap["problems"].items()],
-    })
+        rows.append(
+            {
+                **f,
+                "scope": "file",
+                "duration": round(last - first, 9)
+                if first is not None and last is not None
+                else None,
+            }
+        )
+    rows.append(
+        {
+            **cap,
+            "scope": "total",
+            "file": None,
+            "format": None,
+            "compression": None,
+            "damage": ";".join(cap["damaged"]) or None,
+            "error": ";".join(cap["unreadable"]) or None,
+            "problems": [f"{k}={v}" for k, v in cap["problems"].items()],
+        }
+    )
     return rows
 
 
@@ -124,8 +161,11 @@ def dnssd_rows(summary: Summary) -> list[dict[str, Any]]:
 
 def transport_rows(summary: Summary) -> list[dict[str, Any]]:
     return [
-        {"transport": k, "packets": summary.transports.get(k, [0, 0])[0],
-         "bytes": summary.transports.get(k, [0, 0])[1]}
+        {
+            "transport": k,
+            "packets": summary.transports.get(k, [0, 0])[0],
+            "bytes": summary.transports.get(k, [0, 0])[1],
+        }
         for k in TRANSPORT_KEYS
     ]
 

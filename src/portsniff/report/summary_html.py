@@ -141,8 +141,13 @@ def script_json(data: Any) -> str:
     """``data`` as JSON that is safe inside a ``<script>`` element: no ``</``, ``<!--``
     or ``]]>`` can appear, and U+2028/2029 are escaped too."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    for ch, rep in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for ch, rep in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(ch, rep)
     return text
 
@@ -178,7 +183,9 @@ def _cell_html(col: sv.Column, cell: sv.Cell) -> str:
         body = "<br>".join(_e(x) for x in lines[:INSTANCES_OPEN])
         if len(lines) > INSTANCES_OPEN:
             rest = "<br>".join(_e(x) for x in lines[INSTANCES_OPEN:])
-            body += f"<details><summary>{len(lines) - INSTANCES_OPEN} more</summary>{rest}</details>"
+            body += (
+                f"<details><summary>{len(lines) - INSTANCES_OPEN} more</summary>{rest}</details>"
+            )
     else:
         body = _e(cell.text)
     return f"<td{attrs}>{body}</td>"
@@ -215,9 +222,13 @@ def table_html(table: sv.Table, *, sortable: bool = True) -> str:
             cells.append(_cell_html(c, cell))
         body.append("<tr>" + "".join(cells) + "</tr>")
     cls = ' class="sortable"' if sortable else ""
-    return (f'<div class="scroll"><table{cls} id="t-{_e(table.key)}"><thead><tr>'
-            + "".join(head) + "</tr></thead><tbody>" + "".join(body)
-            + "</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table{cls} id="t-{_e(table.key)}"><thead><tr>'
+        + "".join(head)
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
 
 
 def _filters_cell(cells: list[sv.Cell], folded: bool) -> str:
@@ -246,9 +257,11 @@ def _kpis(summary: Summary, view: sv.View) -> str:
         ("Conversations", sv.count(len(summary.flows))),
         ("Unknown-port bytes", sv.percent(unknown, summary.bytes)),
     ]
-    return '<section class="kpis">' + "".join(
-        f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in items
-    ) + "</section>"
+    return (
+        '<section class="kpis">'
+        + "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in items)
+        + "</section>"
+    )
 
 
 def _charts(summary: Summary, view: sv.View) -> str:
@@ -267,15 +280,22 @@ def _charts(summary: Summary, view: sv.View) -> str:
         more = len(rows) - len(bar_items)
         if more > 0:
             bar_svg += f'<p class="note">{more} smaller rows not drawn.</p>'
-        bar_svg += ('<p class="note">Grey: unassigned or reserved ports.</p>'
-                    if any(r.status != "assigned" for r in rows[:BAR_ROWS]) else "")
+        bar_svg += (
+            '<p class="note">Grey: unassigned or reserved ports.</p>'
+            if any(r.status != "assigned" for r in rows[:BAR_ROWS])
+            else ""
+        )
     else:
         bar_svg = '<p class="empty">No traffic on TCP, UDP, SCTP or DCCP ports.</p>'
     classes = sv.port_class_bytes(summary)
     total = sum(classes.values())
     parts = [
-        charts.Bar(f"{name} ports", value,
-                   f"{sv.human_bytes(value)} · {sv.percent(value, total)}", CLASS_COLORS[name])
+        charts.Bar(
+            f"{name} ports",
+            value,
+            f"{sv.human_bytes(value)} · {sv.percent(value, total)}",
+            CLASS_COLORS[name],
+        )
         for name, value in classes.items()
     ]
     donut_svg = (
@@ -285,14 +305,18 @@ def _charts(summary: Summary, view: sv.View) -> str:
     )
     top = summary.service_rows()[:TIMELINE_SERIES]
     series = [
-        charts.Series(f"{sv.service_label(r)} {r.proto}/{r.port}",
-                      charts.PALETTE[i % len(charts.PALETTE)], r.timeline)
+        charts.Series(
+            f"{sv.service_label(r)} {r.proto}/{r.port}",
+            charts.PALETTE[i % len(charts.PALETTE)],
+            r.timeline,
+        )
         for i, r in enumerate(top)
         if r.timeline.bins
     ]
     line_svg = (
-        charts.lines(series, title="Traffic over time, top services", clock=view.clock,
-                     human=sv.human_bytes)
+        charts.lines(
+            series, title="Traffic over time, top services", clock=view.clock, human=sv.human_bytes
+        )
         if series
         else '<p class="empty">No service traffic to draw over time.</p>'
     )
@@ -322,20 +346,31 @@ def render(summary: Summary, stream: TextIO, options: ReportOptions) -> None:
         subtitle.append(f"{sv.utc(summary.first_ts)} – {sv.utc(summary.last_ts)} UTC")
     if summary.registry:
         src = summary.registry[0]
-        subtitle.append(f"registry {sv.clean(src.get('kind'))}, updated "
-                        f"{sv.clean(src.get('updated')) or 'date not stated'}")
+        subtitle.append(
+            f"registry {sv.clean(src.get('kind'))}, updated "
+            f"{sv.clean(src.get('updated')) or 'date not stated'}"
+        )
     title = "portsniff summary" + (f": {sv.clean(files[0])}" if len(files) == 1 else "")
     overview = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in view.overview)
     nav = "".join(
         f'<a href="#{a}">{t}</a>'
-        for a, t in (("charts", "Charts"), ("capture", "Capture"), ("registry", "Registry"),
-                     ("services", "Services"), ("unknown", "Unknown ports"),
-                     ("flows", "Conversations"), ("dnssd", "DNS-SD"),
-                     ("transports", "Transport mix"))
+        for a, t in (
+            ("charts", "Charts"),
+            ("capture", "Capture"),
+            ("registry", "Registry"),
+            ("services", "Services"),
+            ("unknown", "Unknown ports"),
+            ("flows", "Conversations"),
+            ("dnssd", "DNS-SD"),
+            ("transports", "Transport mix"),
+        )
     )
     sections = [
-        _section("capture", "Capture", f'<dl class="pairs">{overview}</dl>'
-                 f"<h3>Files</h3>{table_html(view.files)}"),
+        _section(
+            "capture",
+            "Capture",
+            f'<dl class="pairs">{overview}</dl><h3>Files</h3>{table_html(view.files)}',
+        ),
         _section("registry", "Registry", table_html(view.registry, sortable=False)),
         _section("services", "Services", table_html(view.services), view.services.note),
         _section("unknown", "Unknown ports", table_html(view.unknown), view.unknown.note),

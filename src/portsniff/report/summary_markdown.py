@@ -55,7 +55,12 @@ def render(summary: Summary, stream: TextIO, options: ReportOptions) -> None:
     """Write the Markdown summary of ``summary`` to ``stream``."""
     view = sv.build(summary, options)
     out: list[str] = ["# portsniff summary", ""]
-    out += [f"> **{escape(view.caveat_source)}:**", ">", f"> {escape(chr(34) + view.caveat + chr(34))}", ""]
+    out += [
+        f"> **{escape(view.caveat_source)}:**",
+        ">",
+        f"> {escape(chr(34) + view.caveat + chr(34))}",
+        "",
+    ]
     out += ["## Capture", ""]
     out += [f"- **{escape(k)}:** {escape(v)}" for k, v in view.overview]
     out += ["", "### Files", "", *table_lines(view.files), ""]
@@ -74,8 +79,7 @@ def render(summary: Summary, stream: TextIO, options: ReportOptions) -> None:
     out += [
         "## Drill-down filters",
         "",
-        "_BPF for tcpdump/dumpcap capture filters; display filter for Wireshark and "
-        "tshark -Y._",
+        "_BPF for tcpdump/dumpcap capture filters; display filter for Wireshark and tshark -Y._",
         "",
     ]
     drill = sv.Table(
@@ -83,8 +87,12 @@ def render(summary: Summary, stream: TextIO, options: ReportOptions) -> None:
         "Drill-down filters",
         [sv.Column("#"), sv.Column("Row"), sv.Column("BPF"), sv.Column("Display filter")],
         [
-            [sv.Cell(r.ref), sv.Cell(r.what), sv.Cell(r.bpf, code=True),
-             sv.Cell(r.display_filter, code=True)]
+            [
+                sv.Cell(r.ref),
+                sv.Cell(r.what),
+                sv.Cell(r.bpf, code=True),
+                sv.Cell(r.display_filter, code=True),
+            ]
             for r in view.drill
         ],
         empty="no rows to filter for",

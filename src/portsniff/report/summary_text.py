@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 FALLBACK_WIDTH = 120
 _MIN_WIDE = 16
 _KEEP = frozenset({"Originator", "Responder", "File"})  # folded only when they must be
+_MIN_FOLD = 6  # narrowest a description or endpoint column gets before numbers fold
 _MAX_KEEP = 41  # "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
 # rich.box.SIMPLE_HEAD drawn with "-": a rule under the header, nothing else.
 _ASCII_HEAD = "    \n    \n ---\n    \n    \n    \n    \n    \n"
@@ -89,8 +90,10 @@ class _Writer:
         self.table(view.dnssd)
         self.heading("Transport mix")
         self.table(view.transports)
-        self.heading("Drill-down filters",
-                     "BPF for tcpdump -f / dumpcap; display filter for Wireshark / tshark -Y")
+        self.heading(
+            "Drill-down filters",
+            "BPF for tcpdump -f / dumpcap; display filter for Wireshark / tshark -Y",
+        )
         self.drill(view.drill)
         c.print(Text(sv.times_note(view), style="dim"))
 
@@ -100,8 +103,12 @@ class _Writer:
 
         self.console.print()
         self.console.print(
-            Rule(Text(title, style="bold cyan"), characters="─" if self.color else "-",
-                 align="left", style="cyan")
+            Rule(
+                Text(title, style="bold cyan"),
+                characters="─" if self.color else "-",
+                align="left",
+                style="cyan",
+            )
         )
         if note:
             self.console.print(Text(note, style="dim"))
@@ -153,8 +160,10 @@ class _Writer:
             "drill",
             "Drill-down filters",
             [sv.Column("#"), sv.Column("Row"), sv.Column("BPF"), sv.Column("Display filter")],
-            [[sv.Cell(r.ref), sv.Cell(r.what), sv.Cell(r.bpf), sv.Cell(r.display_filter)]
-             for r in rows],
+            [
+                [sv.Cell(r.ref), sv.Cell(r.what), sv.Cell(r.bpf), sv.Cell(r.display_filter)]
+                for r in rows
+            ],
             empty="no rows to filter for",
             wide={"Row", "BPF", "Display filter"},
         )
@@ -180,43 +189,65 @@ def _fold_flags(table: sv.Table) -> sv.Table:
         for i, c in enumerate(table.columns)
         if i != f
     ]
-    return sv.Table(table.key, table.title, columns, rows, table.note, table.empty,
-                    table.wide | {"Description / flags"})
+    return sv.Table(
+        table.key,
+        table.title,
+        columns,
+        rows,
+        table.note,
+        table.empty,
+        table.wide | {"Description / flags"},
+    )
 
 
 def _widths(table: sv.Table, width: int) -> list[int | None]:
-    """Column widths that fit ``width``: the widest reducible column gives way first;
-    endpoints stay whole and descriptions readable as long as that fits. None for every
-    column when the table fits as it is, or when nothing but folding words can make it
-    fit (then rich shrinks every column evenly, which folds but never crops)."""
+    """Column widths that fit ``width``, or None for every column when the table fits
+    as it is or cannot fit without folding short columns (then rich shrinks every column
+    evenly: it folds but never crops).
+
+    Endpoints stay whole as long as anything else can give way; descriptions fold at
+    words, then inside words; then numbers and times fold at their spaces. Descriptions
+    give way first, the widest first.
+    """
     from rich.cells import cell_len
 
     natural: list[int] = []
     words: list[int] = []
-    keep: list[int] = []
-    wide: list[int] = []
+    kinds: list[str] = []
     for i, col in enumerate(table.columns):
         lines = [ln for t in (col.name, *(r[i].text for r in table.rows)) for ln in t.splitlines()]
-        word = max((cell_len(w) for ln in lines for w in ln.split()), default=1)
-        longest = max((cell_len(ln) for ln in lines), default=1)
-        natural.append(longest)
-        words.append(word)
-        # Short columns (numbers, times, classes) stay on one line; endpoints whole up to
-        # an IPv6 endpoint; descriptions and notes wrap at a readable width.
-        flexible = col.name in table.wide or col.name in _KEEP
-        keep.append(max(word, min(longest, _MAX_KEEP)) if col.name in _KEEP else word)
-        wide.append(max(word, min(longest, _MIN_WIDE)) if flexible else longest)
+        words.append(max((cell_len(w) for ln in lines for w in ln.split()), default=1))
+        natural.append(max((cell_len(ln) for ln in lines), default=1))
+        kinds.append("keep" if col.name in _KEEP else "wide" if col.name in table.wide else "short")
     room = width - 2 * (len(natural) - 1)
     if sum(natural) <= room:
         return [None] * len(natural)
-    both = [max(k, w) for k, w in zip(keep, wide, strict=True)]
-    for floors in (both, keep, words):
-        if sum(floors) <= room:
-            out = list(natural)
-            excess = sum(out) - room
+
+    def floor(level: int, i: int) -> int:
+        kind, nat, word = kinds[i], natural[i], words[i]
+        if kind == "keep":
+            return min(nat, _MAX_KEEP) if level < 4 else min(word, _MIN_FOLD)
+        if kind == "wide":
+            if level == 0:
+                return max(word, min(nat, _MIN_WIDE))
+            return word if level == 1 else min(word, _MIN_FOLD)
+        return nat if level < 3 else word
+
+    for level in range(5):
+        floors = [floor(level, i) for i in range(len(natural))]
+        if sum(floors) > room:
+            continue
+        out = list(natural)
+        excess = sum(out) - room
+        # Descriptions give way first, then numbers and times, endpoints last.
+        for kind in ("wide", "short", "keep"):
+            group = [i for i in range(len(out)) if kinds[i] == kind]
             while excess > 0:
-                i = max(range(len(out)), key=lambda j: (out[j] > floors[j], out[j]))
+                slack = [i for i in group if out[i] > floors[i]]
+                if not slack:
+                    break
+                i = max(slack, key=lambda j: out[j])
                 out[i] -= 1
                 excess -= 1
-            return list(out)
+        return list(out)
     return [None] * len(natural)

@@ -116,18 +116,33 @@ def utc(ts: float | None, date: bool = True) -> str:
 
 
 class Clock:
-    """Formats times in tables: clock time only when the whole capture is on one UTC day
-    (the day is stated once, in the capture section)."""
+    """Formats times in tables as briefly as the capture allows: ``12:00:01.000`` when it
+    is all on one UTC day, ``05-01 12:00:01.000`` within one year, else the full date
+    (``note`` says which day or days)."""
 
     def __init__(self, first: float | None, last: float | None) -> None:
         self.day: str | None = None
+        self.days: tuple[str, str] | None = None
         if first is not None and last is not None:
             a, b = utc(first)[:10], utc(last)[:10]
-            if a == b and a[:1].isdigit():
-                self.day = a
+            if a[:1].isdigit() and b[:1].isdigit():
+                if a == b:
+                    self.day = a
+                elif a[:4] == b[:4]:
+                    self.days = (a, b)
 
     def __call__(self, ts: float | None) -> str:
-        return utc(ts, date=self.day is None)
+        text = utc(ts, date=self.day is None)
+        return text[5:] if self.days and text[:1].isdigit() and len(text) > 19 else text
+
+    @property
+    def note(self) -> str:
+        """How times in the tables read."""
+        if self.day:
+            return f"Times are UTC on {self.day}."
+        if self.days:
+            return f"Times are UTC, month-day, {self.days[0]} to {self.days[1]}."
+        return "Times are UTC."
 
 
 def linktype_name(linktype: int | str) -> str:
@@ -155,12 +170,12 @@ def service_label(row: ServiceRow) -> str:
 
 
 def flow_service(f: FlowRecord) -> str:
-    """``https tcp/443``, ``udp/50000 (unassigned)`` or the protocol alone (no ports)."""
+    """``https``, ``(unassigned)`` or ``-`` (no ports); ``https/8443``-style when the
+    service port is not the responder's (the proto and ports are in other columns)."""
     if f.service_port is None:
-        return clean(f.proto)
-    if f.service:
-        return f"{clean(f.service)} {f.proto}/{f.service_port}"
-    return f"{f.proto}/{f.service_port} ({f.status or 'unlabelled'})"
+        return "-"
+    name = clean(f.service) if f.service else f"({f.status or 'unlabelled'})"
+    return name if f.service_port == f.resp_port else f"{name} on {f.service_port}"
 
 
 def flow_notes(f: FlowRecord) -> str:
@@ -336,11 +351,19 @@ def overview(summary: Summary) -> list[tuple[str, str]]:
     files = summary.files
     readable = [f for f in files if not f.get("error")]
     items = [
-        ("Files", f"{len(files)} ({len(files) - len(readable)} unreadable, "
-                  f"{len(cap['damaged'])} damaged)"),
-        ("Link types", ", ".join(
-            f"{linktype_name(k)}: {count(v)} packets" for k, v in sorted(summary.linktypes.items())
-        ) or "-"),
+        (
+            "Files",
+            f"{len(files)} ({len(files) - len(readable)} unreadable, "
+            f"{len(cap['damaged'])} damaged)",
+        ),
+        (
+            "Link types",
+            ", ".join(
+                f"{linktype_name(k)}: {count(v)} packets"
+                for k, v in sorted(summary.linktypes.items())
+            )
+            or "-",
+        ),
         ("First packet", f"{utc(summary.first_ts)} UTC" if summary.first_ts is not None else "-"),
         ("Last packet", f"{utc(summary.last_ts)} UTC" if summary.last_ts is not None else "-"),
         ("Duration", duration(cap["duration"])),
@@ -350,9 +373,12 @@ def overview(summary: Summary) -> list[tuple[str, str]]:
         ("Truncated packets", f"{count(summary.truncated)} (captured shorter than on the wire)"),
     ]
     if summary.problems:
-        items.append(("Problems", "; ".join(
-            f"{clean(k)}: {count(v)}" for k, v in sorted(summary.problems.items())
-        )))
+        items.append(
+            (
+                "Problems",
+                "; ".join(f"{clean(k)}: {count(v)}" for k, v in sorted(summary.problems.items())),
+            )
+        )
     return items
 
 
@@ -488,6 +514,7 @@ def flows_table(summary: Summary, top: int, clock: Clock, filters: bool) -> Tabl
         "Conversations",
         [
             Column("#"),
+            Column("Proto"),
             Column("Originator"),
             Column("Responder"),
             Column("Service"),
@@ -508,6 +535,7 @@ def flows_table(summary: Summary, top: int, clock: Clock, filters: bool) -> Tabl
         nbytes = f.orig_bytes + f.resp_bytes
         cells = [
             Cell(f"C{i}", i),
+            Cell(clean(f.proto)),
             Cell(endpoint(f.orig_ip, f.orig_port)),
             Cell(endpoint(f.resp_ip, f.resp_port)),
             Cell(flow_service(f)),
@@ -586,8 +614,9 @@ def transports_table(summary: Summary) -> Table:
     return t
 
 
-def drill_rows(view_services: Iterable[tuple[str, ServiceRow]],
-               flows: Iterable[tuple[str, FlowRecord]]) -> list[DrillRow]:
+def drill_rows(
+    view_services: Iterable[tuple[str, ServiceRow]], flows: Iterable[tuple[str, FlowRecord]]
+) -> list[DrillRow]:
     out = []
     for ref, r in view_services:
         bpf, display = r.filters()
@@ -598,8 +627,13 @@ def drill_rows(view_services: Iterable[tuple[str, ServiceRow]],
     return out
 
 
-def build(summary: Summary, options: ReportOptions, *, filters: bool = False,
-          max_instances: int | None = MAX_INSTANCES_SHOWN) -> View:
+def build(
+    summary: Summary,
+    options: ReportOptions,
+    *,
+    filters: bool = False,
+    max_instances: int | None = MAX_INSTANCES_SHOWN,
+) -> View:
     """The view of ``summary``; ``filters`` puts BPF/display filter columns in the
     ranked tables (the drill-down list is built either way)."""
     from portsniff.caveat import CAVEAT_SOURCE
@@ -610,8 +644,10 @@ def build(summary: Summary, options: ReportOptions, *, filters: bool = False,
     unknown = summary.unknown_rows()[:top]
     flows = summary.top_flows(top)
     drill = drill_rows(
-        [*((f"S{i}", r) for i, r in enumerate(services, 1)),
-         *((f"U{i}", r) for i, r in enumerate(unknown, 1))],
+        [
+            *((f"S{i}", r) for i, r in enumerate(services, 1)),
+            *((f"U{i}", r) for i, r in enumerate(unknown, 1)),
+        ],
         ((f"C{i}", f) for i, f in enumerate(flows, 1)),
     )
     return View(
@@ -633,9 +669,7 @@ def build(summary: Summary, options: ReportOptions, *, filters: bool = False,
 
 def times_note(view: View) -> str:
     """How times in the tables read."""
-    if view.clock.day:
-        return f"Times are UTC on {view.clock.day}."
-    return "Times are UTC."
+    return view.clock.note
 
 
 def port_class_bytes(summary: Summary) -> dict[str, int]:
