@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,15 +22,48 @@ def need_tshark() -> str:
     return TSHARK
 
 
+#: Dissectors a "transport-only" tshark keeps: link layers, IP, tunnels, transports.
+TRANSPORT_ONLY_KEEP = frozenset(
+    "frame eth ethertype vlan ieee8021ad ip ipv6 tcp udp sctp dccp icmp icmpv6 sll null raw "
+    "nflog radiotap wlan wlan_radio ppi llc pktap mpls gre vxlan geneve teredo erspan pppoes "
+    "ppp data ipv6.hopopts ipv6.routing ipv6.fraghdr ipv6.dstopts ah vsock".split()
+)
+
+
+@functools.lru_cache(maxsize=1)
+def transport_only_config() -> str:
+    """An XDG config home whose Wireshark profile disables every application dissector.
+
+    Application dissectors (SNMP, HART-IP, SIP/RTP, ...) create conversations that split
+    one 5-tuple into several tshark streams; flows are compared without them.
+    """
+    tshark = need_tshark()
+    names = subprocess.run(
+        [tshark, "-G", "protocols"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    home = Path(tempfile.mkdtemp(prefix="psniff-ws-"))
+    (home / "wireshark").mkdir()
+    disabled = [n.split("\t")[2] for n in names if n.count("\t") >= 2]
+    (home / "wireshark" / "disabled_protos").write_text(
+        "".join(f"{n}\n" for n in disabled if n not in TRANSPORT_ONLY_KEEP)
+    )
+    return str(home)
+
+
 @functools.lru_cache(maxsize=512)
-def tshark_fields(path: str, fields: tuple[str, ...], options: tuple[str, ...] = ()) -> list[list[str]]:
+def tshark_fields(
+    path: str, fields: tuple[str, ...], options: tuple[str, ...] = (), transport_only: bool = False
+) -> list[list[str]]:
     """One row per frame: the first occurrence of each field ('' when absent)."""
     tshark = need_tshark()
     cmd = [tshark, "-n", "-r", path, *options, "-T", "fields", "-E", "separator=/t",
            "-E", "occurrence=f"]
     for f in fields:
         cmd += ["-e", f]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    env = dict(os.environ)
+    if transport_only:
+        env["XDG_CONFIG_HOME"] = transport_only_config()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=env)
     rows = [line.split("\t") for line in proc.stdout.splitlines()]
     return [row + [""] * (len(fields) - len(row)) for row in rows]
 
