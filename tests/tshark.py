@@ -26,7 +26,7 @@ def need_tshark() -> str:
 TRANSPORT_ONLY_KEEP = frozenset(
     "frame eth ethertype vlan ieee8021ad ip ipv6 tcp udp sctp dccp icmp icmpv6 sll null raw "
     "nflog radiotap wlan wlan_radio ppi llc pktap mpls gre vxlan geneve teredo erspan pppoes "
-    "ppp data ipv6.hopopts ipv6.routing ipv6.fraghdr ipv6.dstopts ah vsock".split()
+    "ppp data pcap_pktdata ipv6.hopopts ipv6.routing ipv6.fraghdr ipv6.dstopts ah vsock".split()
 )
 
 
