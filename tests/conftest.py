@@ -41,7 +41,9 @@ def shared_captures() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Never let a test read or write the user's real registry cache."""
     monkeypatch.setenv("PORTSNIFF_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("PORTSNIFF_REGISTRY", raising=False)

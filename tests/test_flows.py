@@ -22,9 +22,14 @@ def flows_of(*packets):
 def test_tcp_handshake_data_close_is_one_sf_flow_with_client_as_orig():
     c, s = ("10.0.0.5", 51000), ("10.0.0.9", 80)
     (f,) = flows_of(
-        tcp(*c, *s, SYN), tcp(*s, *c, SYN | ACK), tcp(*c, *s, ACK),
-        tcp(*c, *s, PSH | ACK), tcp(*s, *c, PSH | ACK),
-        tcp(*c, *s, FIN | ACK), tcp(*s, *c, FIN | ACK), tcp(*c, *s, ACK),
+        tcp(*c, *s, SYN),
+        tcp(*s, *c, SYN | ACK),
+        tcp(*c, *s, ACK),
+        tcp(*c, *s, PSH | ACK),
+        tcp(*s, *c, PSH | ACK),
+        tcp(*c, *s, FIN | ACK),
+        tcp(*s, *c, FIN | ACK),
+        tcp(*c, *s, ACK),
     )
     assert (f.orig_ip, f.orig_port, f.resp_ip, f.resp_port) == ("10.0.0.5", 51000, "10.0.0.9", 80)
     assert (f.orig_pkts, f.resp_pkts, f.orig_bytes, f.resp_bytes) == (5, 3, 500, 300)
@@ -35,15 +40,20 @@ def test_tcp_handshake_data_close_is_one_sf_flow_with_client_as_orig():
 def test_new_syn_after_close_is_a_new_flow():
     c, s = ("10.0.0.5", 51000), ("10.0.0.9", 80)
     flows = flows_of(
-        tcp(*c, *s, SYN), tcp(*s, *c, RST | ACK),
-        tcp(*c, *s, SYN), tcp(*s, *c, SYN | ACK),
+        tcp(*c, *s, SYN),
+        tcp(*s, *c, RST | ACK),
+        tcp(*c, *s, SYN),
+        tcp(*s, *c, SYN | ACK),
     )
     assert [(f.conn_state, f.orig_pkts + f.resp_pkts) for f in flows] == [("REJ", 2), ("S1", 2)]
 
 
 def test_udp_flow_states():
-    flows = flows_of(udp("10.0.0.5", 40000, "10.0.0.9", 53), udp("10.0.0.9", 53, "10.0.0.5", 40000),
-                     udp("10.0.0.5", 40001, "10.0.0.9", 123))
+    flows = flows_of(
+        udp("10.0.0.5", 40000, "10.0.0.9", 53),
+        udp("10.0.0.9", 53, "10.0.0.5", 40000),
+        udp("10.0.0.5", 40001, "10.0.0.9", 123),
+    )
     assert [(f.resp_port, f.conn_state) for f in flows] == [(53, "SF"), (123, "S0")]
 
 

@@ -127,10 +127,12 @@ def _by_name(name: str) -> Path:
 def test_icmp_errors_are_not_in_the_quoted_flow(index):
     need_tshark()
     path = _by_name("zeek__icmp_icmp-destunreach-udp.pcap")
-    records, uids, flows = our_flows(path, index)
+    records, _, flows = our_flows(path, index)
     (r,) = records
     assert r.proto == "icmp" and r.quoted is not None
-    assert tshark_streams(path, records, transport_only=False) == [("udp", 0)]  # tshark: part of the UDP stream
+    assert tshark_streams(path, records, transport_only=False) == [
+        ("udp", 0)
+    ]  # tshark: part of the UDP stream
     assert [f.proto for f in flows] == ["icmp"]  # ours: an ICMP flow, no UDP flow
 
 
@@ -139,7 +141,9 @@ def test_fragments_belong_to_their_datagrams_flow(index):
     path = _by_name("pcapplusplus__ip4_fragments.pcap")
     records, uids, flows = our_flows(path, index)
     theirs = tshark_streams(path, records)
-    moved = [(r, u) for r, u, t in zip(records, uids, theirs, strict=True) if r.fragment and t is None]
+    moved = [
+        (r, u) for r, u, t in zip(records, uids, theirs, strict=True) if r.fragment and t is None
+    ]
     assert moved
     by_uid = {f.uid: f for f in flows}
     for r, uid in moved:
@@ -150,7 +154,7 @@ def test_fragments_belong_to_their_datagrams_flow(index):
 def test_tunnels_count_in_the_outer_flow_and_list_inner_flows(index):
     need_tshark()
     path = _by_name("tcpdump__vxlan.pcap")
-    records, uids, flows = our_flows(path, index)
+    records, _, flows = our_flows(path, index)
     outer = [f for f in flows if f.tunnel is None]
     inner = [f for f in flows if f.tunnel == "vxlan"]
     assert outer and inner
@@ -173,7 +177,7 @@ def test_application_dissectors_split_tsharks_streams(index):
 def test_truncated_headers_count_in_their_flow(index):
     need_tshark()
     path = _by_name("tcpdump__udp-length-heapoverflow.pcap")
-    records, uids, flows = our_flows(path, index)
+    records, _, flows = our_flows(path, index)
     (r,) = records
     assert r.problem and r.problem.startswith("truncated UDP header")
     assert tshark_streams(path, records) == [None]

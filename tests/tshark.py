@@ -24,9 +24,13 @@ def need_tshark() -> str:
 
 #: Dissectors a "transport-only" tshark keeps: link layers, IP, tunnels, transports.
 TRANSPORT_ONLY_KEEP = frozenset(
-    "frame eth ethertype vlan ieee8021ad ip ipv6 tcp udp sctp dccp icmp icmpv6 sll null raw "
-    "nflog radiotap wlan wlan_radio ppi llc pktap mpls gre vxlan geneve teredo erspan pppoes "
-    "ppp data pcap_pktdata ipv6.hopopts ipv6.routing ipv6.fraghdr ipv6.dstopts ah vsock".split()
+    (
+        *("frame", "eth", "ethertype", "vlan", "ieee8021ad", "sll", "null", "raw", "nflog"),
+        *("radiotap", "wlan", "wlan_radio", "ppi", "llc", "pktap", "pcap_pktdata", "vsock"),
+        *("mpls", "pppoes", "ppp", "ip", "ipv6", "ipv6.hopopts", "ipv6.routing"),
+        *("ipv6.fraghdr", "ipv6.dstopts", "ah", "gre", "vxlan", "geneve", "teredo", "erspan"),
+        *("tcp", "udp", "sctp", "dccp", "icmp", "icmpv6", "data"),
+    )
 )
 
 
@@ -56,8 +60,19 @@ def tshark_fields(
 ) -> list[list[str]]:
     """One row per frame: the first occurrence of each field ('' when absent)."""
     tshark = need_tshark()
-    cmd = [tshark, "-n", "-r", path, *options, "-T", "fields", "-E", "separator=/t",
-           "-E", "occurrence=f"]
+    cmd = [
+        tshark,
+        "-n",
+        "-r",
+        path,
+        *options,
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=f",
+    ]
     for f in fields:
         cmd += ["-e", f]
     env = dict(os.environ)
@@ -71,7 +86,9 @@ def tshark_fields(
 def shared_capture_files(folder: Path) -> list[Path]:
     """The readable, non-empty shared captures (tshark reads them)."""
     return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix in (".pcap", ".pcapng", ".cap", ".zst")
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.suffix in (".pcap", ".pcapng", ".cap", ".zst")
         and p.name not in UNREADABLE
     )

@@ -22,11 +22,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "rest is summarised)",
     )
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--format", choices=("text", "json", "csv", "markdown", "html"), default="text")
     p.add_argument(
-        "--format", choices=("text", "json", "csv", "markdown", "html"), default="text"
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output file (for csv: a directory gets one file per table)",
     )
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (for csv: a directory gets one file per table)")
     p.add_argument("--top", type=int, metavar="N", help="rows per ranked table")
     p.add_argument("-f", "--filter", metavar="BPF", help="libpcap filter")
     p.add_argument("--engine", choices=("fast", "scapy", "pyshark"), default="fast")
@@ -40,8 +42,10 @@ def expand_paths(paths: list[str]) -> list[str]:
         path = Path(p)
         if path.is_dir():
             found = sorted(
-                str(f) for f in path.rglob("*")
-                if f.is_file() and not f.name.startswith(".")
+                str(f)
+                for f in path.rglob("*")
+                if f.is_file()
+                and not f.name.startswith(".")
                 and any(f.name.lower().endswith(s) for s in CAPTURE_SUFFIXES)
             )
             if not found:
@@ -64,8 +68,7 @@ def build_summary(args: argparse.Namespace) -> tuple[Any, bool]:
     files = expand_paths(args.paths)
     index = open_registry(registry_files(args))
     builder = SummaryBuilder(CAVEAT, stream_meta_registry(index))
-    run = AnnotateRun(files, index, engine=args.engine, bpf=args.filter,
-                      keep_going=len(files) > 1)
+    run = AnnotateRun(files, index, engine=args.engine, bpf=args.filter, keep_going=len(files) > 1)
     for record in run.records():
         builder.add(record)
     for f in run.files:
@@ -76,8 +79,8 @@ def build_summary(args: argparse.Namespace) -> tuple[Any, bool]:
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from portsniff.report.summaries import ReportOptions, reporter
     from portsniff.report.packet_text import color_wanted
+    from portsniff.report.summaries import ReportOptions, reporter
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be 1 or more")

@@ -59,14 +59,37 @@ FLOW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FlowRecord))
 
 class _Flow:
     __slots__ = (
-        "uid", "ambiguous", "basis", "first", "flags_orig", "flags_resp", "last", "orig", "orig_bytes",
-        "orig_pkts", "port_class", "proto", "resp", "resp_bytes", "resp_pkts", "service",
-        "service_port", "status", "tunnel", "vlan",
+        "ambiguous",
+        "basis",
+        "first",
+        "flags_orig",
+        "flags_resp",
+        "last",
+        "orig",
+        "orig_bytes",
+        "orig_pkts",
+        "port_class",
+        "proto",
+        "resp",
+        "resp_bytes",
+        "resp_pkts",
+        "service",
+        "service_port",
+        "status",
+        "tunnel",
+        "uid",
+        "vlan",
     )
 
-    def __init__(self, proto: str, orig: tuple[str | None, int | None],
-                 resp: tuple[str | None, int | None], ts: float, tunnel: str | None,
-                 uid: str) -> None:
+    def __init__(
+        self,
+        proto: str,
+        orig: tuple[str | None, int | None],
+        resp: tuple[str | None, int | None],
+        ts: float,
+        tunnel: str | None,
+        uid: str,
+    ) -> None:
         self.uid = uid
         self.proto = proto
         self.orig = orig
@@ -122,8 +145,9 @@ def _host_bpf(ip: str) -> str:
     return f"{'ip6' if ':' in ip else 'ip'} host {ip}"
 
 
-def flow_filters(proto: str, orig: tuple[str | None, int | None],
-                 resp: tuple[str | None, int | None], vlan: bool) -> tuple[str, str]:
+def flow_filters(
+    proto: str, orig: tuple[str | None, int | None], resp: tuple[str | None, int | None], vlan: bool
+) -> tuple[str, str]:
     """A BPF and a Wireshark display filter that select exactly this flow's packets
     (both directions). BPF needs ``vlan`` to see into 802.1Q frames."""
     (a, ap), (b, bp) = orig, resp
@@ -171,14 +195,32 @@ class FlowTable:
         uid = self._count(r.proto, r.src_ip, r.src_port, r.dst_ip, r.dst_port, r, None)
         for e in r.inner:
             if e.src_ip is not None and e.dst_ip is not None:
-                self._count(e.proto, e.src_ip, e.src_port, e.dst_ip, e.dst_port, r, e.tunnel,
-                            e.service, e.service_port)
+                self._count(
+                    e.proto,
+                    e.src_ip,
+                    e.src_port,
+                    e.dst_ip,
+                    e.dst_port,
+                    r,
+                    e.tunnel,
+                    e.service,
+                    e.service_port,
+                )
         self._expire(r.ts)
         return uid
 
-    def _count(self, proto: str, sip: str, sport: int | None, dip: str, dport: int | None,
-               r: PacketRecord, tunnel: str | None, inner_service: str | None = None,
-               inner_port: int | None = None) -> str:
+    def _count(
+        self,
+        proto: str,
+        sip: str,
+        sport: int | None,
+        dip: str,
+        dport: int | None,
+        r: PacketRecord,
+        tunnel: str | None,
+        inner_service: str | None = None,
+        inner_port: int | None = None,
+    ) -> str:
         src = (sip, sport)
         dst = (dip, dport)
         key = (tunnel, proto, *sorted((src, dst), key=lambda e: (e[0], e[1] or 0)))
@@ -188,9 +230,12 @@ class FlowTable:
             self._finish(key)
             flow = None
         if flow is None:
-            if tunnel is None and r.service_side == "src":
-                orig, resp = dst, src
-            elif tunnel is not None and inner_port is not None and inner_port == sport and sport != dport:
+            if (tunnel is None and r.service_side == "src") or (
+                tunnel is not None
+                and inner_port is not None
+                and inner_port == sport
+                and sport != dport
+            ):
                 orig, resp = dst, src
             else:
                 orig, resp = src, dst

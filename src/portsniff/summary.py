@@ -194,15 +194,15 @@ class Summary:
             else:
                 mine.merge(row)
         self.flows.extend(o.flows)
-        for key, d in o.dnssd.items():
-            m = self.dnssd.get(key)
+        for dkey, d in o.dnssd.items():
+            m = self.dnssd.get(dkey)
             if m is None:
-                self.dnssd[key] = d
+                self.dnssd[dkey] = d
             else:
                 m.packets += d.packets
                 m.instances |= d.instances
-        for key, (p, b) in o.transports.items():
-            t = self.transports.setdefault(key, [0, 0])
+        for tkey, (p, b) in o.transports.items():
+            t = self.transports.setdefault(tkey, [0, 0])
             t[0] += p
             t[1] += b
         self.problems.update(o.problems)
@@ -261,8 +261,10 @@ class Summary:
             "flows": [f.as_dict() for f in self.top_flows(top)],
             "dnssd": [d.as_dict() for d in sorted(self.dnssd.values(), key=lambda d: d.type)],
             "transports": {
-                k: {"packets": self.transports.get(k, [0, 0])[0],
-                    "bytes": self.transports.get(k, [0, 0])[1]}
+                k: {
+                    "packets": self.transports.get(k, [0, 0])[0],
+                    "bytes": self.transports.get(k, [0, 0])[1],
+                }
                 for k in TRANSPORT_KEYS
             },
         }
@@ -271,8 +273,9 @@ class Summary:
 class SummaryBuilder:
     """Folds labelled packets (and file reports) into a Summary."""
 
-    def __init__(self, caveat: str, registry: list[dict[str, Any]],
-                 flows: FlowTable | None = None) -> None:
+    def __init__(
+        self, caveat: str, registry: list[dict[str, Any]], flows: FlowTable | None = None
+    ) -> None:
         self.summary = Summary(caveat=caveat, registry=registry)
         self.flow_table = flows if flows is not None else FlowTable()
         self._flow_rows: dict[tuple[str | None, str, int], int] = {}

@@ -25,14 +25,28 @@ class FakeIndex:
     def lookup(self, transport: str, port: int) -> PortLabel:
         hit = ASSIGNED.get((transport, port))
         if hit:
-            return PortLabel(transport, port, hit[0], (hit[0],), hit[1], "assigned", port_class(port))
+            return PortLabel(
+                transport, port, hit[0], (hit[0],), hit[1], "assigned", port_class(port)
+            )
         return PortLabel(transport, port, None, (), None, "unassigned", port_class(port))
 
     def dnssd(self, service_type: str) -> tuple[ServiceRecord, ...]:
         if service_type.lower().lstrip("_").startswith("airplay"):
             return (
-                ServiceRecord("airplay", "", "tcp", "Protocol for streaming of audio/video content",
-                              "", "", "", "", "", "", "", ""),
+                ServiceRecord(
+                    "airplay",
+                    "",
+                    "tcp",
+                    "Protocol for streaming of audio/video content",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ),
             )
         return ()
 

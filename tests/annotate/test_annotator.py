@@ -21,8 +21,14 @@ def run(*packets, index=None):
 
 def frag(offset: int, more: bool, ports: bool) -> Decoded:
     return Decoded(
-        1, "10.0.0.5", "10.0.0.9", "udp", 17,
-        51000 if ports else None, 123 if ports else None, None,
+        1,
+        "10.0.0.5",
+        "10.0.0.9",
+        "udp",
+        17,
+        51000 if ports else None,
+        123 if ports else None,
+        None,
         fragment=Fragment(KEY, offset, more),
     )
 
@@ -68,7 +74,11 @@ def test_fragment_window_releases_held_packets(monkeypatch: pytest.MonkeyPatch):
 
 def test_icmp_error_is_icmp_traffic_that_quotes_udp():
     d = Decoded(
-        1, "10.0.0.9", "10.0.0.5", "icmp", 1,
+        1,
+        "10.0.0.9",
+        "10.0.0.5",
+        "icmp",
+        1,
         quoted=Endpoints("udp", "10.0.0.5", "10.0.0.9", 51000, 53),
     )
     _, (r,) = run(d)
@@ -79,7 +89,10 @@ def test_icmp_error_is_icmp_traffic_that_quotes_udp():
 
 def test_tunnel_outer_ports_label_the_packet_and_inner_go_in_inner():
     d = udp(
-        "192.0.2.1", 50001, "192.0.2.2", 4789,
+        "192.0.2.1",
+        50001,
+        "192.0.2.2",
+        4789,
         inner=(Endpoints("udp", "10.1.0.1", "10.1.0.2", 40000, 123, tunnel="vxlan"),),
     )
     _, (r,) = run(d)
@@ -89,14 +102,18 @@ def test_tunnel_outer_ports_label_the_packet_and_inner_go_in_inner():
 
 def test_dnssd_types_get_their_registry_entries_and_instances():
     d = udp(
-        "10.0.0.7", 5353, "224.0.0.251", 5353,
+        "10.0.0.7",
+        5353,
+        "224.0.0.251",
+        5353,
         dnssd=("_airplay._tcp", "_unknown-thing._udp"),
         dnssd_instances=("Kitchen._airplay._tcp.local",),
     )
     _, (r,) = run(d)
     airplay, unknown = r.dnssd
     assert (airplay.service, airplay.description) == (
-        "airplay", "Protocol for streaming of audio/video content",
+        "airplay",
+        "Protocol for streaming of audio/video content",
     )
     assert airplay.instances == ("Kitchen._airplay._tcp.local",)
     assert unknown.service is None and unknown.instances == ()

@@ -59,7 +59,11 @@ def test_only_assigned_port_when_the_reply_is_seen_first():
 def test_lower_port_when_neither_is_assigned():
     (r,) = label(udp("10.0.0.9", 50000, "10.0.0.5", 40001))
     assert (r.service, r.service_port, r.status, r.port_class, r.basis) == (
-        None, 40001, "unassigned", "user", "lower-port",
+        None,
+        40001,
+        "unassigned",
+        "user",
+        "lower-port",
     )
 
 

@@ -42,7 +42,9 @@ def index():
     return load_index([xml])
 
 
-def tshark_outermost(path: Path) -> list[tuple[tuple[str | None, int | None, int | None], int, float]]:
+def tshark_outermost(
+    path: Path,
+) -> list[tuple[tuple[str | None, int | None, int | None], int, float]]:
     """Per frame: (outermost ported proto, src port, dst port), frame.len, time."""
     out = []
     for row in tshark_fields(str(path), FIELDS, OPTS):
@@ -75,9 +77,7 @@ def aligned(path: Path, index):
     # over must be tshark's custom-block frames (they are not packets).
     theirs, j = [], 0
     for r in records:
-        while j < len(frames) and not (
-            frames[j][1] == r.len and abs(frames[j][2] - r.ts) < 2e-6
-        ):
+        while j < len(frames) and not (frames[j][1] == r.len and abs(frames[j][2] - r.ts) < 2e-6):
             j += 1
         assert j < len(frames), f"{path.name}: frame {r.frame} has no tshark counterpart"
         theirs.append(frames[j][0])
@@ -151,9 +151,18 @@ def test_unreadable_files_are_one_line_errors(tmp_path):
     for name in ("libpcap__pcap-invalid-version-1.pcap", "libpcap__shb-option-too-long.pcapng"):
         path = _by_name(name)
         proc = subprocess.run(
-            [sys.executable, "-m", "portsniff", "annotate", str(path),
-             "--registry", str(SHARED / "seed" / "iana-registry-excerpt.txt")],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "portsniff",
+                "annotate",
+                str(path),
+                "--registry",
+                str(SHARED / "seed" / "iana-registry-excerpt.txt"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert proc.returncode == 1
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -88,7 +88,9 @@ class Annotator:
         self.counts = AnnotateCounts()
         self._labels: dict[tuple[str, int], PortLabel] = {}
         self._dnssd: dict[str, DnssdLabel] = {}
-        self._first_fragments: OrderedDict[tuple[str, str, int, int], tuple[int | None, int | None, int | None]] = OrderedDict()
+        self._first_fragments: OrderedDict[
+            tuple[str, str, int, int], tuple[int | None, int | None, int | None]
+        ] = OrderedDict()
         self._waiting: dict[tuple[str, str, int, int], list[_Row]] = {}
         self._queue: deque[_Row] = deque()
         self._seq = 0
@@ -332,12 +334,8 @@ class Annotator:
                 if len(self._dnssd) < 10_000:
                     self._dnssd[service_type.lower()] = cached
             suffix = "." + service_type.lower() + "."
-            instances = tuple(
-                i for i in d.dnssd_instances if suffix in (i.lower() + ".")
-            )
-            out.append(
-                DnssdLabel(cached.type, cached.service, cached.description, instances)
-            )
+            instances = tuple(i for i in d.dnssd_instances if suffix in (i.lower() + "."))
+            out.append(DnssdLabel(cached.type, cached.service, cached.description, instances))
         return tuple(out)
 
 

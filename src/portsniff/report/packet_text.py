@@ -63,8 +63,7 @@ def label_text(r: PacketRecord, color: bool = False) -> str:
         parts.append(inner_text(r))
     if r.dnssd:
         parts.append(
-            "dnssd: "
-            + ", ".join(f"{d.type} ({d.service or 'unregistered'})" for d in r.dnssd)
+            "dnssd: " + ", ".join(f"{d.type} ({d.service or 'unregistered'})" for d in r.dnssd)
         )
     if r.fragment:
         parts.append("fragment")
