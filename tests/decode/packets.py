@@ -47,6 +47,7 @@ from scapy.layers.vxlan import VXLAN
 
 A4, B4 = "192.0.2.1", "198.51.100.2"
 A6, B6 = "2001:db8::1", "2001:db8::2"
+TEREDO6 = "2001:0:4136:e378:8000:63bf:3fff:fdd2"  # a Teredo client address (2001:0::/32)
 
 
 def tcp4(sport: int = 40000, dport: int = 80) -> IP:
@@ -359,7 +360,7 @@ def cases() -> list[tuple[str, int, bytes]]:
                 eth
                 / IP(src=A4, dst=B4)
                 / UDP(sport=33000, dport=40000)
-                / IPv6(src=A6, dst=B6, nh=59)
+                / IPv6(src=A6, dst=TEREDO6, nh=59)
             ),
         ),
         ("eth-gre-ip4", 1, bytes(eth / IP(src=A4, dst=B4) / GRE(proto=0x0800) / udp4(7, 8))),

@@ -79,11 +79,6 @@ KNOWN_DIFFERENCES: dict[str, tuple[frozenset[int] | None, str]] = {
         "pyshark 0.6 raises KeyError on the frame tshark shows for a pcapng custom block "
         "(it has no frame.time_epoch) and its frame generator ends there",
     ),
-    "pcapplusplus__DnsPackets.pcap": (
-        frozenset({276}),
-        "a DNS query on UDP 53 whose bytes pass the reference's Teredo length check; "
-        "tshark dissects DNS by port (no inner Teredo entry)",
-    ),
 }
 
 

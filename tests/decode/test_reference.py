@@ -214,6 +214,12 @@ def test_udp_tunnels_keep_outer_ports_and_list_the_inner() -> None:
     assert tunnels(decode("eth-vxlan-src-port-vlan")) == [("vxlan", "tcp", A4, 38, 39)]
     assert tunnels(decode("eth-teredo")) == [("teredo", "tcp", A6, 5, 6)]
     assert tunnels(decode("eth-teredo-other-ports")) == [("teredo", "other", A6, None, None)]
+    # Off port 3544, an IPv6-shaped payload without a Teredo address is plain UDP (a DNS
+    # query whose ID starts with 0x6 can look like one).
+    lookalike = (
+        Ether() / IP(src=A4, dst=B4) / UDP(sport=33000, dport=53) / IPv6(src=A6, dst=B6, nh=59)
+    )
+    assert decode_packet(1, bytes(lookalike)).inner == ()
 
 
 def test_portless_tunnels_take_the_inner_transport() -> None:

@@ -45,6 +45,7 @@ ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
 ICMPV6_ERRORS = frozenset({1, 2, 3, 4})
 IPIP_NAMES = {(4, 4): "ipip", (4, 41): "6in4", (6, 4): "4in6", (6, 41): "6in6"}
 UDP_TUNNELS = {4789: "vxlan", 6081: "geneve", 3544: "teredo"}
+_TEREDO_NET = ipaddress.IPv6Network("2001::/32")
 MAX_SHIMS = 32
 MAX_LINK_DEPTH = 4
 MAX_TUNNEL_DEPTH = 8
@@ -383,13 +384,16 @@ def _nflog(data: bytes) -> _Net:
 
 
 def _wifi(s: SimpleNamespace, data: bytes, off: int, *, pad: bool) -> _Net:
-    if len(data) - off < 24:
+    if len(data) - off < 2:
         return _Net("other", off, problem="truncated 802.11 header")
-    wlan = _hdr(s.Dot11, data, off, 24)
+    wlan = _hdr(s.Dot11, data, off, 24)  # only the frame control is read before the check
     flags = int(wlan.FCfield)
     subtype = int(wlan.subtype)
     if wlan.proto != 0 or wlan.type != 2 or subtype & 0x4 or flags & 0x40:
-        return _Net("other", off)  # not a data frame with a body, or protected
+        # not a data frame with a body (control frames are short: not truncated), or protected
+        return _Net("other", off)
+    if len(data) - off < 24:
+        return _Net("other", off, problem="truncated 802.11 header")
     hlen = 24
     if flags & 0x03 == 0x03:
         hlen += 6  # to-DS and from-DS: a fourth address
@@ -787,6 +791,10 @@ def _teredo(s: SimpleNamespace, payload: bytes, *, exact: bool) -> tuple[str, by
         return None
     ip6 = _hdr(s.IPv6, payload, off, 40)
     if ip6.version != 6 or (exact and 40 + int(ip6.plen) != len(payload) - off):
+        return None
+    if exact and not any(
+        ipaddress.IPv6Address(a) in _TEREDO_NET for a in (ip6.src, ip6.dst)
+    ):  # off port 3544 one end must be 2001:0::/32 (RFC 4380)
         return None
     return "teredo", payload[off:], _Net("ipv6", 0)
 

@@ -12,7 +12,8 @@ Rules (the other engines follow them exactly):
   A matching port whose payload does not fit is plain UDP (the other port is not tried).
 - Teredo between a client and a relay uses other ports: on any other UDP port pair,
   a payload that is (after the Teredo indicators) exactly one whole IPv6 packet
-  (nibble 6, 40 + payload length == the bytes left) is Teredo too.
+  (nibble 6, 40 + payload length == the bytes left) with a Teredo address
+  (2001:0::/32) at one end is Teredo too.
 - GRE (IP protocol 47): version 0 skips checksum+offset (C or R bit), key (K) and
   sequence (S) words and source-route entries (R); version 1 (PPTP) skips key, sequence
   (S) and acknowledgement (A) words; other versions are not followed. The protocol
@@ -34,6 +35,7 @@ from portsniff.decode.link import Net
 VXLAN_PORT = 4789
 GENEVE_PORT = 6081
 TEREDO_PORT = 3544
+TEREDO_PREFIX = b"\x20\x01\x00\x00"
 UDP_TUNNEL_PORTS = {VXLAN_PORT: "vxlan", GENEVE_PORT: "geneve", TEREDO_PORT: "teredo"}
 ETH_BRIDGE = 0x6558
 GRE_PPP = 0x880B
@@ -85,6 +87,13 @@ def _teredo(payload: bytes, *, exact: bool) -> tuple[str, bytes, Net] | None:
     if len(payload) - off < 40 or payload[off] >> 4 != 6:
         return None
     if exact and 40 + ((payload[off + 4] << 8) | payload[off + 5]) != len(payload) - off:
+        return None
+    if exact and not (
+        payload[off + 8 : off + 12] == TEREDO_PREFIX
+        or payload[off + 24 : off + 28] == TEREDO_PREFIX
+    ):
+        # Off port 3544 one end must hold a Teredo address (2001:0::/32, RFC 4380):
+        # otherwise a DNS query whose ID starts with 0x6 would pass for Teredo.
         return None
     inner = payload[off:]
     return "teredo", inner, Net("ipv6", 0)
