@@ -111,11 +111,13 @@ class _Flow:
         return bool((self.flags_orig | self.flags_resp) & (FIN | RST))
 
 
-def conn_state(proto: str, orig_flags: int, resp_flags: int, resp_pkts: int) -> str | None:
+def conn_state(
+    proto: str, orig_flags: int, resp_flags: int, resp_pkts: int, orig_pkts: int = 1
+) -> str | None:
     """Zeek's ``conn_state`` for TCP (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, SH,
     OTH); for other transports SF when both sides spoke, else S0."""
     if proto != "tcp":
-        return "SF" if resp_pkts else "S0"
+        return "SF" if resp_pkts and orig_pkts else "S0"
     syn = bool(orig_flags & SYN)
     synack = bool(resp_flags & SYN)
     if not syn and not synack:
@@ -285,7 +287,9 @@ class FlowTable:
                 port_class=f.port_class,
                 basis=f.basis,
                 ambiguous=f.ambiguous,
-                conn_state=conn_state(f.proto, f.flags_orig, f.flags_resp, f.resp_pkts),
+                conn_state=conn_state(
+                    f.proto, f.flags_orig, f.flags_resp, f.resp_pkts, f.orig_pkts
+                ),
                 tunnel=f.tunnel,
                 vlan=f.vlan,
                 bpf=bpf,

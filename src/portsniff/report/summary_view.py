@@ -295,11 +295,24 @@ def _note(shown: int, total: int, what: str) -> str | None:
 
 
 def _status_of(report: Mapping[str, Any]) -> str:
+    """``ok``, ``damaged`` or ``unreadable``; the reasons are listed in the overview."""
     if report.get("error"):
-        return f"unreadable: {clean(report['error'])}"
+        return "unreadable"
     if report.get("damage"):
-        return f"damaged: {clean(report['damage'])}"
+        return "damaged"
     return "ok"
+
+
+def file_problems(summary: Summary) -> list[tuple[str, str]]:
+    """(file, why) for each file that could not be read, or only up to its damage."""
+    out = []
+    for f in summary.files:
+        for key, what in (("error", "unreadable: "), ("damage", "")):
+            message = str(f.get(key) or "")
+            if message:
+                why = what + message.removeprefix(f"{f.get('file')}: ")
+                out.append((clean(f.get("file")), clean(why)))
+    return out
 
 
 def file_table(summary: Summary, clock: Clock) -> Table:
@@ -317,7 +330,7 @@ def file_table(summary: Summary, clock: Clock) -> Table:
             Column("Status"),
         ],
         empty="no capture files",
-        wide={"File", "Status"},
+        wide={"File"},
     )
     for f in summary.files:
         fmt = clean(f.get("format") or "-")
@@ -325,9 +338,6 @@ def file_table(summary: Summary, clock: Clock) -> Table:
             fmt += f" ({clean(f['compression'])})"
         links = ", ".join(linktype_name(k) for k in (f.get("linktypes") or {}))
         status = _status_of(f)
-        problems = f.get("problems") or []
-        if problems:
-            status += "; " + "; ".join(clean(p) for p in problems)
         packets = int(f.get("packets") or 0)
         nbytes = int(f.get("bytes") or 0)
         t.rows.append(
@@ -372,6 +382,10 @@ def overview(summary: Summary) -> list[tuple[str, str]]:
         ("Malformed packets", count(summary.malformed)),
         ("Truncated packets", f"{count(summary.truncated)} (captured shorter than on the wire)"),
     ]
+    items.extend((f"Problem: {name}", why) for name, why in file_problems(summary))
+    notes = sorted({clean(p) for f in files for p in (f.get("problems") or [])})
+    if notes:
+        items.append(("Reader notes", "; ".join(notes)))
     if summary.problems:
         items.append(
             (
@@ -527,7 +541,7 @@ def flows_table(summary: Summary, top: int, clock: Clock, filters: bool) -> Tabl
         ],
         note=_note(len(flows), len(summary.flows), "conversations"),
         empty="no conversations (no IP packets)",
-        wide={"Originator", "Responder", "Service", "Notes"},
+        wide={"Originator", "Responder", "Notes"},
     )
     if filters:
         t.columns += [Column("BPF"), Column("Display filter")]
