@@ -56,7 +56,7 @@ def test_rows_and_filters() -> None:
     assert "tcp.port == 443" in out and "tcp port 443" in out
     assert "(udp port 47808) or (vlan and udp" in out  # wraps before "port 47808)"
     assert "(IANA notes unauthorized" in out
-    assert "damaged: captures/cut.pcap: truncated record at byte 1314" in " ".join(out.split())
+    assert "Problem: captures/cut.pcap truncated record at byte 1314" in " ".join(out.split())
     assert "Bedroom" in out and "Living Room" in out
 
 

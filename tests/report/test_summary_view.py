@@ -87,8 +87,14 @@ def test_view_of_sample() -> None:
     flow0 = s.top_flows(1)[0]
     assert v.drill[7].bpf == flow0.bpf and v.drill[7].display_filter == flow0.display_filter
     statuses = [r[-1].text for r in v.files.rows]
-    assert statuses[0] == "ok" and statuses[1].startswith("damaged:")
-    assert statuses[2].startswith("unreadable:")
+    assert statuses[:3] == ["ok", "damaged", "unreadable"]
+    from portsniff.report.summary_view import file_problems
+
+    problems = dict(file_problems(s))
+    assert problems["captures/cut.pcap"].startswith("truncated record at byte")
+    assert next(v for k, v in problems.items() if k != "captures/cut.pcap").startswith(
+        "unreadable: "
+    )
     assert [r[0].text for r in v.transports.rows] == ["tcp", "udp", "icmp", "other IP", "non-IP"]
     dnssd = {r[0].text: r for r in v.dnssd.rows}
     assert dnssd["_xyzzy._udp"][1].text == "(not registered)"
