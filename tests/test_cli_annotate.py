@@ -151,12 +151,13 @@ def test_write_pcapng_keeps_packets_and_labels(capsys, tmp_path: Path) -> None:
     )
     assert code == 0
     code, again, _ = annotate(capsys, str(out_file), "--format", "jsonl")
-    strip = (
-        lambda text: [  # noqa: E731
+
+    def strip(text: str) -> list[dict[str, object]]:
+        return [
             {k: v for k, v in json.loads(line).items() if k != "file"}
             for line in text.splitlines()[1:-1]
         ]
-    )
+
     assert strip(first) == strip(again)  # same packets, same labels
     from portsniff.capture.reader import open_capture
 
