@@ -17,7 +17,8 @@ class Endpoints:
     dst_ip: str | None
     src_port: int | None
     dst_port: int | None
-    tunnel: str | None = None  # for inner headers: "vxlan", "geneve", "gre", "ipip", "6in4", "4in6", "teredo", ...
+    # For inner headers: "vxlan", "geneve", "teredo", "gre", "erspan", "ipip", "6in4", ...
+    tunnel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
