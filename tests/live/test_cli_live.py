@@ -38,6 +38,11 @@ EXPECTED = Counter(
 )
 
 
+EXCERPT = str(
+    Path(__file__).resolve().parents[2] / "src" / "portsniff" / "data" / "iana-registry-excerpt.txt"
+)
+
+
 def _bpf(pair: NetnsPair) -> str:
     return f"ip and host {pair.addr_a} and host {pair.addr_b} and (udp or tcp)"
 
@@ -190,7 +195,8 @@ def test_no_permission_names_the_capability(netns_pair: NetnsPair) -> None:
     proc = netns_pair.run(
         netns_pair.a,
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-         "--bounding-set=-all", sys.executable, "-m", "portsniff", "live", "lo"],
+         "--bounding-set=-all", sys.executable, "-m", "portsniff", "--registry", EXCERPT,
+         "live", "lo"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     _, err = proc.communicate(timeout=30)

@@ -90,7 +90,7 @@ def cached_registry_file() -> Path | None:
     base = registry_cache_dir()
     for suffix in dict.fromkeys(CACHE_SUFFIXES.values()):
         candidate = base / f"{CACHE_STEM}{suffix}"
-        if candidate.is_file():
+        if os.path.isfile(candidate):  # False, not an error, when unreadable
             return candidate
     return None
 
@@ -103,7 +103,7 @@ def system_service_files() -> tuple[Path, ...]:
     found: list[Path] = []
     for name in names:
         path = Path(name)
-        if not path.is_file():
+        if not os.path.isfile(path):  # an unreadable folder is not an error here
             continue
         real = path.resolve()
         if real in seen:  # e.g. a distribution symlinks one copy to another
