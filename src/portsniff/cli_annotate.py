@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any, BinaryIO, TextIO
 
 from portsniff.errors import EXIT_OK, EXIT_PARTIAL, UsageError
@@ -31,6 +32,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default="fast",
         help="decoder: fast (numpy, default), scapy, or pyshark (needs tshark)",
     )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--annotator",
+        choices=("auto", "vector", "reference"),
+        default="auto",
+        help="labelling path: vector (columnar, a block at a time), reference (packet by "
+        "packet), or auto (vector with the fast engine and no -c; the output is the same)",
+    )
     p.add_argument(
         "--write-pcapng",
         metavar="OUT",
@@ -48,14 +57,24 @@ def stream_meta_registry(index: Any) -> list[dict[str, Any]]:
     return sources
 
 
-def probe_captures(paths: list[str]) -> None:
-    """Fail before any output when a named file is not a readable capture."""
+def probe_captures(paths: list[str], bpf: str | None = None) -> None:
+    """Fail before any output when a named file is not a readable capture, or the
+    filter does not compile."""
+    from portsniff.capture.bpf import compile_filter
     from portsniff.capture.reader import open_capture
 
+    if bpf is not None:
+        compile_filter(bpf, 1).close()
     for path in paths:
         if path != "-":
             with open_capture(path):
                 pass
+
+
+def vector_choice(args: argparse.Namespace) -> bool | None:
+    """``--annotator``: True (vector), False (reference) or None (the pipeline decides)."""
+    choice = getattr(args, "annotator", "auto")
+    return None if choice == "auto" else choice == "vector"
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -65,6 +84,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.registry.sources import open_registry
     from portsniff.report.packet_text import color_wanted
     from portsniff.report.packets import StreamEnd, StreamMeta, packet_writer, parse_fields
+    from portsniff.report.progress import progress_bar
 
     if args.count is not None and args.count < 0:
         raise UsageError("-c/--count must be zero or more")
@@ -85,9 +105,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 f"{s['kind']} {s['path']} updated {s['updated']} sha256 {s['sha256']}"
                 for s in registry
             )
-        probe_captures(args.files)
+        probe_captures(args.files, args.filter)
         color = args.format == "text" and color_wanted(out)
-        writer = packet_writer(args.format, out, fields, color)
+        bar = progress_bar(stderr, getattr(args, "quiet", False), list(args.files), "annotate")
         run_ = AnnotateRun(
             args.files,
             index,
@@ -96,10 +116,28 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             limit=args.count,
             pcapng_out=pcapng,
             section_comment=section,
+            vector=vector_choice(args),
+            progress=bar.advance if bar is not None else None,
         )
-        writer.begin(StreamMeta(caveat=CAVEAT, registry=registry, files=list(args.files)))
-        for record in run_.records():
-            writer.write(record)
+        writer = packet_writer(args.format, out, fields, color)
+        with bar if bar is not None else contextlib.nullcontext():
+            if run_.vector and args.count is None and args.format != "csv" and not fields:
+                from portsniff.report.packet_jsonl_fast import FastJsonlWriter
+                from portsniff.report.packet_text_fast import FastTextWriter
+
+                fast: FastTextWriter | FastJsonlWriter = (
+                    FastTextWriter(out, fields, color)
+                    if args.format == "text"
+                    else FastJsonlWriter(out, fields, color)
+                )
+                fast.begin(StreamMeta(caveat=CAVEAT, registry=registry, files=list(args.files)))
+                for lb in run_.batches():
+                    fast.write_batch(lb)
+                writer = fast
+            else:
+                writer.begin(StreamMeta(caveat=CAVEAT, registry=registry, files=list(args.files)))
+                for record in run_.records():
+                    writer.write(record)
         damages = [str(f.damage) for f in run_.files if f.damage is not None]
         file_problems = [f"{f.file}: {p}" for f in run_.files for p in f.problems]
         writer.end(

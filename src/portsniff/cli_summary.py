@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,6 +33,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, metavar="N", help="rows per ranked table")
     p.add_argument("-f", "--filter", metavar="BPF", help="libpcap filter")
     p.add_argument("--engine", choices=("fast", "scapy", "pyshark"), default="fast")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes reading and decoding big pcap files (the report is the same)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--annotator",
+        choices=("auto", "vector", "reference"),
+        default="auto",
+        help="labelling path (the summary is the same): vector, reference, or auto",
+    )
     p.set_defaults(handler=run)
 
 
@@ -56,7 +71,7 @@ def expand_paths(paths: list[str]) -> list[str]:
     return out
 
 
-def build_summary(args: argparse.Namespace) -> tuple[Any, bool]:
+def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tuple[Any, bool]:
     """Run the pipeline and fold it into a Summary; also says whether input was damaged."""
     from portsniff.annotate.pipeline import AnnotateRun
     from portsniff.caveat import CAVEAT
@@ -67,10 +82,32 @@ def build_summary(args: argparse.Namespace) -> tuple[Any, bool]:
 
     files = expand_paths(args.paths)
     index = open_registry(registry_files(args))
-    builder = SummaryBuilder(CAVEAT, stream_meta_registry(index))
-    run = AnnotateRun(files, index, engine=args.engine, bpf=args.filter, keep_going=len(files) > 1)
-    for record in run.records():
-        builder.add(record)
+    from portsniff.cli_annotate import vector_choice
+    from portsniff.report.progress import progress_bar
+
+    bar = progress_bar(stderr, getattr(args, "quiet", False), files, "summary")
+    run = AnnotateRun(
+        files,
+        index,
+        engine=args.engine,
+        bpf=args.filter,
+        keep_going=len(files) > 1,
+        vector=vector_choice(args),
+        workers=getattr(args, "workers", 1),
+        progress=bar.advance if bar is not None else None,
+    )
+    with bar if bar is not None else contextlib.nullcontext():
+        if run.vector:
+            from portsniff.summary_vector import VectorSummaryBuilder
+
+            vbuilder = VectorSummaryBuilder(CAVEAT, stream_meta_registry(index))
+            for lb in run.batches():
+                vbuilder.add_batch(lb)
+            builder: SummaryBuilder = vbuilder
+        else:
+            builder = SummaryBuilder(CAVEAT, stream_meta_registry(index))
+            for record in run.records():
+                builder.add(record)
     for f in run.files:
         builder.add_file(f.as_dict(), f.linktypes)
     summary = builder.finish()
@@ -82,10 +119,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.report.packet_text import color_wanted
     from portsniff.report.summaries import ReportOptions, reporter
 
+    if args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be 1 or more")
     render = reporter(args.format)
-    summary, damaged = build_summary(args)
+    summary, damaged = build_summary(args, stderr)
     out_path = args.output
     if args.format == "csv" and out_path and (os.path.isdir(out_path) or out_path.endswith(os.sep)):
         from portsniff.report.summary_csv import write_tables

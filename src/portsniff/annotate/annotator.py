@@ -280,6 +280,7 @@ class Annotator:
             quoted=self._quoted(d.quoted) if d is not None and d.quoted else None,
             fragment=d is not None and d.fragment is not None,
             vlan=d.vlan if d is not None else (),
+            source=label.source if label else None,
             ts_ns=row.ts_ns,
             problem=problem,
             tcp_flags=row.tcp_flags,

@@ -4,18 +4,24 @@ of what each file held and where it was damaged."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from portsniff.annotate.annotator import AnnotateCounts, Annotator
 from portsniff.annotate.records import PacketRecord
 from portsniff.capture.block import CaptureDamage
+from portsniff.decode.batch import DecodedBatch
 
 if TYPE_CHECKING:
+    from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
     from portsniff.registry.index import RegistryIndex
+
+#: Capture bytes read per block by the columnar path (bigger blocks: fewer flows per packet).
+VECTOR_BLOCK_BYTES = 16 << 20
 
 
 @dataclass(slots=True)
@@ -73,6 +79,9 @@ class AnnotateRun:
         section_comment: str | None = None,
         keep_going: bool = False,
         annotator: Annotator | None = None,
+        vector: bool | None = None,
+        workers: int = 1,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.paths = list(paths)
         self.index = index
@@ -80,14 +89,31 @@ class AnnotateRun:
         self.bpf = bpf
         self.limit = limit
         self.keep_going = keep_going
-        self.annotator = annotator if annotator is not None else Annotator(index)
+        # The columnar annotator (same records, a block at a time) unless the reference is
+        # asked for: by default with the fast engine, and not with a packet limit (the
+        # reference stops exactly at the limit, counts included).
+        if vector is None:
+            vector = engine == "fast" and annotator is None and limit is None
+        self.vector = vector
+        self.annotator: Annotator | VectorAnnotator
+        if vector:
+            from portsniff.annotate.vector import VectorAnnotator
+
+            self.annotator = VectorAnnotator(index)
+        else:
+            self.annotator = annotator if annotator is not None else Annotator(index)
         self.files: list[FileReport] = []
+        #: Processes reading and decoding big classic pcap files (labelling stays here).
+        self.workers = workers
+        #: Called with the number of capture bytes read after each block (progress bars).
+        self.progress = progress
         self._pcapng_out = pcapng_out
         self._section_comment = section_comment
         self._emitted = 0
 
     @property
     def counts(self) -> AnnotateCounts:
+        """What the annotator counted."""
         return self.annotator.counts
 
     @property
@@ -97,73 +123,175 @@ class AnnotateRun:
 
     def records(self) -> Iterator[PacketRecord]:
         """The labelled packets of every file, in file and frame order."""
-        from portsniff.capture.bpf import BpfFilter, compile_filter
-        from portsniff.capture.reader import open_capture
-        from portsniff.decode.engines import open_engine
-        from portsniff.errors import CaptureError
-
-        if self.bpf is not None:
-            # A bad expression is an error before any output.
-            compile_filter(self.bpf, 1).close()
-        writer = _PcapngOut(self._pcapng_out, self._section_comment) if self._pcapng_out else None
+        writer = self._open_writer()
         try:
-            for path in self.paths:
-                report = FileReport(file=path)
-                self.files.append(report)
-                flt: BpfFilter | None = None
-                if self.limit is not None and self._emitted >= self.limit:
-                    return
-                try:
-                    reader = open_capture(path)
-                except CaptureError as exc:
-                    if not self.keep_going:
-                        raise
-                    report.error = str(exc)
-                    continue
-                with reader:
-                    report.format = reader.format
-                    report.compression = reader.compression
-                    engine = open_engine(self.engine, path)
-                    try:
-                        for block in reader.blocks():
-                            n = len(block)
-                            if n == 0:
-                                continue
-                            report.packets += n
-                            report.bytes += int(block.wirelen.sum())
-                            ts0 = float(block.ts_ns[0]) / 1e9
-                            ts1 = float(block.ts_ns[-1]) / 1e9
-                            report.first_ts = ts0 if report.first_ts is None else min(report.first_ts, ts0)
-                            report.last_ts = ts1 if report.last_ts is None else max(report.last_ts, ts1)
-                            lt, cnt = np.unique(block.linktype, return_counts=True)
-                            for k, v in zip(lt.tolist(), cnt.tolist(), strict=True):
-                                report.linktypes[int(k)] += int(v)
-                            mask = None
-                            if self.bpf is not None:
-                                if flt is None:
-                                    flt = compile_filter(self.bpf, int(block.linktype[0]))
-                                mask = flt.mask(block)
-                            batch = engine.decode(block)
-                            if writer is not None:
-                                writer.hold(block, mask, reader.interfaces)
-                            for record in self.annotator.feed(batch, mask):
-                                yield record
-                                if not self._emit(record, writer):
-                                    return
-                    finally:
-                        engine.close()
-                        if flt is not None:
-                            flt.close()
-                    report.damage = reader.damage
-                    report.problems.extend(reader.problems)
-                    report.section_comments.extend(reader.section_comments)
-            for record in self.annotator.finish():
+            if self.vector:
+                for lb in self._labelled(writer):
+                    for record in lb.iter_records():
+                        yield record
+                        if not self._emit(record, writer):
+                            return
+                return
+            annotator = self.annotator
+            assert isinstance(annotator, Annotator)
+            for batch, mask in self._decoded(writer):
+                for record in annotator.feed(batch, mask):
+                    yield record
+                    if not self._emit(record, writer):
+                        return
+            for record in annotator.finish():
                 yield record
                 if not self._emit(record, writer):
                     return
         finally:
             if writer is not None:
                 writer.close()
+
+    def batches(self) -> Iterator[LabelledBatch]:
+        """The labelled packets as columnar blocks, in file and frame order (the vector
+        path only; ``limit`` is not applied here)."""
+        if not self.vector:
+            raise ValueError("batches() needs the vector annotator")
+        writer = self._open_writer()
+        try:
+            for lb in self._labelled(writer):
+                if writer is not None:
+                    for record in lb.iter_records():
+                        writer.write(record)
+                self._emitted += len(lb)
+                yield lb
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def _open_writer(self) -> _PcapngOut | None:
+        from portsniff.capture.bpf import compile_filter
+
+        if self.bpf is not None:
+            # A bad expression is an error before any output.
+            compile_filter(self.bpf, 1).close()
+        return _PcapngOut(self._pcapng_out, self._section_comment) if self._pcapng_out else None
+
+    def _labelled(self, writer: _PcapngOut | None) -> Iterator[LabelledBatch]:
+        from portsniff.annotate.vector import VectorAnnotator
+
+        annotator = self.annotator
+        assert isinstance(annotator, VectorAnnotator)
+        for batch, mask in self._decoded(writer, VECTOR_BLOCK_BYTES):
+            yield from annotator.feed(batch, mask)
+        yield from annotator.finish()
+
+    def _decoded(
+        self, writer: _PcapngOut | None, block_bytes: int = 8 << 20
+    ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
+        """Every file's decoded blocks (and the BPF mask), filling ``self.files``."""
+        from portsniff.capture.bpf import BpfFilter, compile_filter
+        from portsniff.capture.reader import open_capture
+        from portsniff.decode.engines import open_engine
+        from portsniff.errors import CaptureError
+
+        for path in self.paths:
+            report = FileReport(file=path)
+            self.files.append(report)
+            flt: BpfFilter | None = None
+            if self.limit is not None and self._emitted >= self.limit:
+                return
+            if self.workers > 1 and writer is None and self._parallel_ok(path):
+                yield from self._decoded_parallel(path, report)
+                continue
+            try:
+                reader = open_capture(path, block_bytes=block_bytes)
+            except CaptureError as exc:
+                if not self.keep_going:
+                    raise
+                report.error = str(exc)
+                continue
+            with reader:
+                report.format = reader.format
+                report.compression = reader.compression
+                engine = open_engine(self.engine, path)
+                read = 0
+                try:
+                    for block in reader.blocks():
+                        n = len(block)
+                        if n == 0:
+                            continue
+                        report.packets += n
+                        report.bytes += int(block.wirelen.sum())
+                        ts0 = float(block.ts_ns[0]) / 1e9
+                        ts1 = float(block.ts_ns[-1]) / 1e9
+                        report.first_ts = (
+                            ts0 if report.first_ts is None else min(report.first_ts, ts0)
+                        )
+                        report.last_ts = ts1 if report.last_ts is None else max(report.last_ts, ts1)
+                        lt, cnt = np.unique(block.linktype, return_counts=True)
+                        for k, v in zip(lt.tolist(), cnt.tolist(), strict=True):
+                            report.linktypes[int(k)] += int(v)
+                        mask = None
+                        if self.bpf is not None:
+                            if flt is None:
+                                flt = compile_filter(self.bpf, int(block.linktype[0]))
+                            mask = flt.mask(block)
+                        batch = engine.decode(block)
+                        if writer is not None:
+                            writer.hold(block, mask, reader.interfaces)
+                        if self.progress is not None:
+                            self.progress(reader.bytes_read - read)
+                            read = reader.bytes_read
+                        yield batch, mask
+                finally:
+                    engine.close()
+                    if flt is not None:
+                        flt.close()
+                report.damage = reader.damage
+                report.problems.extend(reader.problems)
+                report.section_comments.extend(reader.section_comments)
+
+    def _parallel_ok(self, path: str) -> bool:
+        import os
+
+        from portsniff.annotate import parallel
+        from portsniff.annotate.parallel import is_classic_pcap
+
+        try:
+            big = os.path.getsize(path) >= 2 * parallel.CHUNK_BYTES
+        except OSError:
+            return False
+        return big and is_classic_pcap(path)
+
+    def _decoded_parallel(
+        self, path: str, report: FileReport
+    ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
+        """A classic pcap read and decoded by ``workers`` processes (same batches)."""
+        from portsniff.annotate.parallel import parallel_units, plan
+        from portsniff.capture.pcap import count_problems
+
+        report.format = "pcap"
+        problems: Counter[str] = Counter()
+        frames = 0
+        for _unit, res in parallel_units(plan(path, self.engine, self.bpf), self.workers):
+            report.packets += res.packets
+            report.bytes += res.bytes
+            if res.first_ts is not None:
+                report.first_ts = (
+                    res.first_ts if report.first_ts is None else min(report.first_ts, res.first_ts)
+                )
+            if res.last_ts is not None:
+                report.last_ts = (
+                    res.last_ts if report.last_ts is None else max(report.last_ts, res.last_ts)
+                )
+            report.linktypes.update(res.linktypes)
+            problems.update(res.problems)
+            if self.progress is not None:
+                self.progress(res.next_start - res.start)
+            for batch, mask in res.batches:
+                batch.first_frame += frames
+                frames += len(batch)
+                yield batch, mask
+            if res.damage is not None:
+                report.damage = CaptureDamage(path, res.damage[0], res.damage[1])
+                break
+        report.problems.extend(count_problems(problems))
 
     def _emit(self, record: PacketRecord, writer: _PcapngOut | None) -> bool:
         """Count a record that was output; False when the limit is reached."""

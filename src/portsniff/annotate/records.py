@@ -80,6 +80,7 @@ class PacketRecord:
     quoted: EndpointLabel | None
     fragment: bool
     vlan: tuple[int, ...]
+    source: str | None = None  # the registry source of the label ("kind:path")
     # Not output fields: kept for the text line, flows and the pcapng writer.
     ts_ns: int = 0
     problem: str | None = None

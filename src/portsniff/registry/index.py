@@ -11,6 +11,7 @@ Work is done lazily: building an index only stores its sources.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -88,7 +89,17 @@ class _Source:
     milliseconds (and the look-up path never imports numpy).
     """
 
-    __slots__ = ("_cols", "_made", "_ranges", "_records", "_single", "caveat", "label", "source")
+    __slots__ = (
+        "_cols",
+        "_made",
+        "_ranges",
+        "_records",
+        "_segments",
+        "_single",
+        "caveat",
+        "label",
+        "source",
+    )
 
     def __init__(
         self,
@@ -105,6 +116,7 @@ class _Source:
         self._made: dict[int, ServiceRecord] = {}
         self._single: dict[str, dict[int, list[int]]] | None = None
         self._ranges: dict[str, list[tuple[int, int, int]]] = {}
+        self._segments: dict[str, tuple[list[int], list[tuple[int, ...]]]] = {}
 
     @property
     def records(self) -> tuple[ServiceRecord, ...]:
@@ -154,10 +166,36 @@ class _Source:
         out.sort(key=lambda x: x[2])
         return out
 
+    def _range_segments(self, transport: str) -> tuple[list[int], list[tuple[int, ...]]]:
+        """Port ranges cut into disjoint segments: segment k starts at ``bounds[k]`` and
+        holds the record indices of every range covering it (so a look-up is a bisect
+        instead of a scan of every range)."""
+        got = self._segments.get(transport)
+        if got is not None:
+            return got
+        spans = self._ranges[transport]
+        starts: dict[int, list[int]] = {}
+        stops: dict[int, list[int]] = {}
+        for lo, hi, i in spans:
+            starts.setdefault(lo, []).append(i)
+            stops.setdefault(hi + 1, []).append(i)
+        bounds = sorted(starts.keys() | stops.keys())
+        members: list[tuple[int, ...]] = []
+        active: set[int] = set()
+        for b in bounds:  # a sweep: ranges open at their start, close after their end
+            active.difference_update(stops.get(b, ()))
+            active.update(starts.get(b, ()))
+            members.append(tuple(sorted(active)))
+        got = self._segments[transport] = (bounds, members)
+        return got
+
     def covering(self, transport: str, port: int) -> tuple[ServiceRecord, ...]:
         single = self._single if self._single is not None else self._build()
         hits = list(single[transport].get(port, ()))
-        hits.extend(i for lo, hi, i in self._ranges[transport] if lo <= port <= hi)
+        bounds, members = self._range_segments(transport)
+        k = bisect_right(bounds, port) - 1
+        if k >= 0:
+            hits.extend(members[k])
         hits.sort()
         return tuple(self.record(i) for i in hits)
 

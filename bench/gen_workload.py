@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Deterministic synthetic capture for portsniff's benchmarks and equality tests.
+
+A classic pcap (Ethernet, microsecond timestamps) of ``--packets`` packets over ``--flows``
+conversations: about 80 % IPv4 and 20 % IPv6; TCP (handshake, data, FIN, and now and then a
+new connection on the same ports) and UDP to well-known server ports from ephemeral client
+ports, some flows with both ports registered (5353, 123, 47808 on both ends), 802.1Q tags on
+a few flows, a few IPv4 fragments, ICMP echo and ARP. Flow popularity is heavy-tailed.
+Payloads are pseudo-random bytes. Same arguments, same bytes.
+
+    python3 bench/gen_workload.py --packets 100000 --seed 1 --out /tmp/w.pcap
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import struct
+import sys
+
+SERVERS = [  # (transport, port, weight)
+    ("tcp", 443, 30),
+    ("tcp", 80, 12),
+    ("udp", 53, 12),
+    ("tcp", 22, 3),
+    ("udp", 123, 3),
+    ("udp", 5353, 3),
+    ("udp", 47808, 3),
+    ("tcp", 44818, 2),
+    ("tcp", 502, 2),
+    ("tcp", 2222, 1),
+    ("udp", 1900, 2),
+    ("tcp", 3389, 1),
+    ("udp", 161, 1),
+    ("tcp", 8080, 2),
+    ("udp", 443, 3),
+]
+BOTH_ENDS = {5353, 123, 47808}
+ETH_IP4, ETH_IP6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def _sum16(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+class Flow:
+    """One conversation: endpoints, transport, and TCP state."""
+
+    def __init__(self, rng: random.Random, v6: bool) -> None:
+        proto, port, _ = rng.choices(SERVERS, weights=[w for *_, w in SERVERS])[0]
+        self.proto = proto
+        self.v6 = v6
+        if v6:
+            self.client = b"\xfd\x00" + rng.randbytes(14)
+            self.server = b"\x20\x01\x0d\xb8" + rng.randbytes(12)
+        else:
+            self.client = bytes((10, rng.randrange(4), rng.randrange(256), rng.randrange(1, 255)))
+            self.server = bytes((192, 0, 2, rng.randrange(1, 255)))
+        self.sport = port
+        self.cport = (
+            port if port in BOTH_ENDS and rng.random() < 0.5 else rng.randrange(32768, 61000)
+        )
+        self.vlan = rng.randrange(1, 4095) if rng.random() < 0.02 else None
+        self.mac_c = b"\x02" + rng.randbytes(5)
+        self.mac_s = b"\x02" + rng.randbytes(5)
+        self.state = 0  # TCP: 0 closed, 1 syn sent, 2 established
+        self.seq = rng.getrandbits(32)
+
+
+def _eth(f: Flow, to_server: bool, ethertype: int, payload: bytes) -> bytes:
+    dst, src = (f.mac_s, f.mac_c) if to_server else (f.mac_c, f.mac_s)
+    if f.vlan is not None:
+        return dst + src + struct.pack("!HHH", ETH_VLAN, f.vlan, ethertype) + payload
+    return dst + src + struct.pack("!H", ethertype) + payload
+
+
+def _ip(f: Flow, to_server: bool, proto: int, payload: bytes, ident: int, frag: int = 0) -> bytes:
+    src, dst = (f.client, f.server) if to_server else (f.server, f.client)
+    if f.v6:
+        return struct.pack("!IHBB", 6 << 28, len(payload), proto, 64) + src + dst + payload
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0, src, dst
+    )
+    hdr = hdr[:10] + struct.pack("!H", _sum16(hdr)) + hdr[12:]
+    return hdr + payload
+
+
+def packet(f: Flow, rng: random.Random, pay: bytes, ident: int) -> list[bytes]:
+    """The next packet(s) of flow ``f`` (two when the packet is sent in fragments)."""
+    to_server = rng.random() < 0.55
+    size = rng.choice((0, 40, 120, 512, 1200))
+    off = rng.randrange(len(pay) - size)
+    data = pay[off : off + size]
+    if f.proto == "tcp":
+        if f.state == 0:
+            flags, to_server, data = SYN, True, b""
+            f.state = 1
+        elif f.state == 1:
+            flags, to_server, data = SYN | ACK, False, b""
+            f.state = 2
+        elif rng.random() < 0.01:
+            flags, data = FIN | ACK, b""
+            f.state = 0  # the next packet opens a new connection on the same ports
+        else:
+            flags = ACK | (PSH if data else 0)
+        sp, dp = (f.cport, f.sport) if to_server else (f.sport, f.cport)
+        f.seq = (f.seq + len(data) + 1) & 0xFFFFFFFF
+        seg = struct.pack("!HHIIBBHHH", sp, dp, f.seq, 0, 5 << 4, flags, 65535, 0, 0) + data
+        return [_eth(f, to_server, ETH_IP6 if f.v6 else ETH_IP4, _ip(f, to_server, 6, seg, ident))]
+    sp, dp = (f.cport, f.sport) if to_server else (f.sport, f.cport)
+    dgram = struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
+    if not f.v6 and len(dgram) > 600 and rng.random() < 0.02:
+        cut = 512  # multiple of 8
+        one = _ip(f, to_server, 17, dgram[:cut], ident, 0x2000)
+        two = _ip(f, to_server, 17, dgram[cut:], ident, cut // 8)
+        return [_eth(f, to_server, ETH_IP4, one), _eth(f, to_server, ETH_IP4, two)]
+    return [_eth(f, to_server, ETH_IP6 if f.v6 else ETH_IP4, _ip(f, to_server, 17, dgram, ident))]
+
+
+def extra(rng: random.Random, f: Flow, ident: int) -> bytes:
+    """ICMP echo (or ICMPv6) between a flow's hosts, or an ARP request."""
+    if rng.random() < 0.3:
+        arp = struct.pack("!HHBBH", 1, ETH_IP4, 6, 4, 1) + f.mac_c + bytes(4) + bytes(6) + bytes(4)
+        return b"\xff" * 6 + f.mac_c + struct.pack("!H", ETH_ARP) + arp
+    if f.v6:
+        msg = struct.pack("!BBHHH", 128, 0, 0, ident & 0xFFFF, 1) + b"ping" * 8
+        return _eth(f, True, ETH_IP6, _ip(f, True, 58, msg, ident))
+    msg = struct.pack("!BBHHH", 8, 0, 0, ident & 0xFFFF, 1) + b"ping" * 8
+    msg = msg[:2] + struct.pack("!H", _sum16(msg)) + msg[4:]
+    return _eth(f, True, ETH_IP4, _ip(f, True, 1, msg, ident))
+
+
+def generate(packets: int, seed: int, flows: int, out: object) -> None:
+    """Write the workload as a pcap to the binary stream ``out``."""
+    rng = random.Random(seed)
+    pay = rng.randbytes(1 << 16)
+    table = [Flow(rng, rng.random() < 0.2) for _ in range(flows)]
+    weights = [rng.lognormvariate(0.0, 1.5) for _ in table]
+    write = out.write  # type: ignore[attr-defined]
+    write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+    t_us = 1_700_000_000 * 1_000_000
+    n = 0
+    ident = 0
+    while n < packets:
+        for f in rng.choices(table, weights=weights, k=1024):
+            t_us += rng.randrange(1, 200)
+            ident = (ident + 1) & 0xFFFF
+            frames = [extra(rng, f, ident)] if rng.random() < 0.01 else packet(f, rng, pay, ident)
+            for frame in frames:
+                if n >= packets:
+                    return
+                write(
+                    struct.pack(
+                        "<IIII", t_us // 1_000_000, t_us % 1_000_000, len(frame), len(frame)
+                    )
+                )
+                write(frame)
+                n += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--flows", type=int, default=5000)
+    ap.add_argument("--out", required=True, help="output pcap (- for stdout)")
+    a = ap.parse_args(argv)
+    if a.out == "-":
+        generate(a.packets, a.seed, a.flows, sys.stdout.buffer)
+    else:
+        with open(a.out, "wb") as fh:
+            generate(a.packets, a.seed, a.flows, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Time portsniff against its peers on a generated workload and write bench/RESULTS.md.
+
+Every command is a whole process (start-up included), run in turn A B C ... A B C ...
+``--repeat`` times, so that machine noise hits all of them alike; the table shows medians,
+packets per second, ratios to ``tcpdump -nn -r`` and to tshark's conversation statistics,
+and each command's peak resident memory. Peers missing on the machine are left out (and
+said so). Benchmarks are never tests: ``tests/bench`` only runs this with ``--quick``.
+
+    OPENBLAS_NUM_THREADS=1 python3 bench/run.py --packets 1000000 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# Runs a command and prints "seconds max_rss_kib" (ru_maxrss of its only child).
+_WRAP = r"""
+import resource, subprocess, sys, time
+t = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+dt = time.perf_counter() - t
+print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
+"""
+
+_DPKT_LOOP = r"""
+import sys, dpkt, socket
+services = {80: "http", 443: "https", 53: "domain", 123: "ntp", 22: "ssh", 5353: "mdns"}
+counts = {}
+with open(sys.argv[1], "rb") as fh:
+    for ts, buf in dpkt.pcap.Reader(fh):
+        eth = dpkt.ethernet.Ethernet(buf)
+        ip = eth.data
+        if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
+            continue
+        t = ip.data
+        if isinstance(t, (dpkt.tcp.TCP, dpkt.udp.UDP)):
+            port = min(t.sport, t.dport)
+            name = services.get(t.dport) or services.get(t.sport) or port
+            counts[name] = counts.get(name, 0) + 1
+print(len(counts))
+"""
+
+_SCAPY_RAW_LOOP = r"""
+import struct, sys
+from scapy.utils import RawPcapReader
+services = {80: "http", 443: "https", 53: "domain", 123: "ntp", 22: "ssh", 5353: "mdns"}
+counts = {}
+u16 = struct.Struct("!HH").unpack_from
+for data, _meta in RawPcapReader(sys.argv[1]):
+    off = 12
+    et = data[12] << 8 | data[13]
+    if et == 0x8100:
+        et = data[16] << 8 | data[17]
+        off = 16
+    off += 2
+    if et == 0x0800:
+        proto = data[off + 9]
+        l4 = off + (data[off] & 15) * 4
+    elif et == 0x86DD:
+        proto = data[off + 6]
+        l4 = off + 40
+    else:
+        continue
+    if proto in (6, 17) and len(data) >= l4 + 4:
+        sp, dp = u16(data, l4)
+        name = services.get(dp) or services.get(sp) or min(sp, dp)
+        counts[name] = counts.get(name, 0) + 1
+print(len(counts))
+"""
+
+_PYSHARK_LOOP = r"""
+import sys, pyshark
+n = 0
+cap = pyshark.FileCapture(sys.argv[1], keep_packets=False)
+for pkt in cap:
+    n += 1
+    if n >= int(sys.argv[2]):
+        break
+cap.close()
+print(n)
+"""
+
+
+@dataclass
+class Command:
+    """One timed command; ``packets`` is what it processes (for packets/s)."""
+
+    name: str
+    argv: list[str]
+    packets: int
+    times: list[float] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)
+    failed: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times) if self.times else float("nan")
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "absent"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def _module_version(name: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import importlib.metadata, {name}; print(importlib.metadata.version('{name}'))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def commands(
+    workload: Path, packets: int, quick: bool, scripts: Path, versions: dict[str, str]
+) -> tuple[list[Command], list[str]]:
+    """The commands to time, and notes on peers left out."""
+    w = str(workload)
+    ps = [sys.executable, "-m", "portsniff"]
+    out = [
+        Command(
+            "portsniff summary --format json",
+            [*ps, "summary", w, "--format", "json", "-o", os.devnull],
+            packets,
+        ),
+        Command(
+            "portsniff summary --workers 2",
+            [*ps, "summary", w, "--format", "json", "-o", os.devnull, "--workers", "2"],
+            packets,
+        ),
+        Command("portsniff annotate (text)", [*ps, "annotate", w], packets),
+        Command(
+            "portsniff annotate --format jsonl", [*ps, "annotate", w, "--format", "jsonl"], packets
+        ),
+        Command("portsniff registry lookup 80/tcp", [*ps, "registry", "lookup", "80/tcp"], 0),
+    ]
+    notes: list[str] = []
+    if shutil.which("tcpdump"):
+        out.append(Command("tcpdump -nn -r", ["tcpdump", "-nn", "-r", w], packets))
+    else:
+        notes.append("tcpdump: not installed")
+    if shutil.which("tshark"):
+        out.append(
+            Command(
+                "tshark -q -z conv,tcp -z conv,udp",
+                ["tshark", "-r", w, "-q", "-z", "conv,tcp", "-z", "conv,udp"],
+                packets,
+            )
+        )
+    else:
+        notes.append("tshark: not installed (no conversation-statistics baseline)")
+    if versions.get("dpkt"):
+        (scripts / "dpkt_loop.py").write_text(_DPKT_LOOP)
+        out.append(
+            Command("dpkt loop", [sys.executable, str(scripts / "dpkt_loop.py"), w], packets)
+        )
+    else:
+        notes.append("dpkt: not installed")
+    if versions.get("scapy"):
+        (scripts / "scapy_raw.py").write_text(_SCAPY_RAW_LOOP)
+        out.append(
+            Command(
+                "scapy RawPcapReader loop",
+                [sys.executable, str(scripts / "scapy_raw.py"), w],
+                packets,
+            )
+        )
+    if not quick and versions.get("pyshark") and shutil.which("tshark"):
+        n = min(10_000, packets)
+        (scripts / "pyshark_loop.py").write_text(_PYSHARK_LOOP)
+        out.append(
+            Command(
+                f"pyshark FileCapture ({n} packets)",
+                [sys.executable, str(scripts / "pyshark_loop.py"), w, str(n)],
+                n,
+            )
+        )
+    elif not quick:
+        notes.append("pyshark: not installed or no tshark")
+    return out, notes
+
+
+def run(cmds: list[Command], repeat: int, env: dict[str, str]) -> None:
+    """Each command once per round, rounds ``repeat`` times (A B C A B C ...)."""
+    for _ in range(repeat):
+        for c in cmds:
+            res = subprocess.run(
+                [sys.executable, "-c", _WRAP, *c.argv],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            seconds, rss, rc = res.stdout.split()
+            if int(rc) not in (0,):
+                c.failed += 1
+            c.times.append(float(seconds))
+            c.rss_kib.append(int(rss))
+
+
+def report(
+    cmds: list[Command],
+    notes: list[str],
+    args: argparse.Namespace,
+    workload: Path,
+    versions: dict[str, str],
+) -> str:
+    """RESULTS.md text."""
+    by = {c.name: c for c in cmds}
+    tcpdump = by.get("tcpdump -nn -r")
+    tshark = by.get("tshark -q -z conv,tcp -z conv,udp")
+    lines = [
+        "# portsniff benchmark results",
+        "",
+        f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.system()} {platform.release()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs ({_cpu()})",
+        (
+            f"- workload: `{args.workload}` ({args.packets} packets, "
+            if args.workload
+            else f"- workload: `bench/gen_workload.py --packets {args.packets} --seed {args.seed}` ("
+        )
+        + f"{workload.stat().st_size / 1e6:.1f} MB), file in page cache",
+        f"- registry: {os.environ.get('PORTSNIFF_REGISTRY') or 'default (cache/system/bundled)'}",
+        f"- rounds: {args.repeat} (commands alternate A B C ... A B C ...; medians shown); "
+        "OPENBLAS_NUM_THREADS=1",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+        "",
+        "| command | median s | packets/s | vs tcpdump | vs tshark conv | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in cmds:
+        rate = f"{c.packets / c.median:,.0f}" if c.packets and c.median > 0 else "-"
+        vs_td = f"{c.median / tcpdump.median:.2f}x" if tcpdump and tcpdump.times else "-"
+        vs_ts = f"{c.median / tshark.median:.3f}x" if tshark and tshark.times else "-"
+        failed = f" ({c.failed} failed)" if c.failed else ""
+        lines.append(
+            f"| `{c.name}`{failed} | {c.median:.3f} | {rate} | {vs_td} | {vs_ts} | "
+            f"{max(c.rss_kib) / 1024:.0f} |"
+        )
+    one = by.get("portsniff summary --format json")
+    two = by.get("portsniff summary --workers 2")
+    if one and two and two.median > 0:
+        lines += [
+            "",
+            f"`summary --workers 2` speed-up over one worker: {one.median / two.median:.2f}x",
+        ]
+    if notes:
+        lines += ["", "Left out: " + "; ".join(notes)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="leave out the slowest peers (pyshark)")
+    ap.add_argument("--workload", type=Path, help="use this capture instead of generating one")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = ap.parse_args(argv)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory(prefix="portsniff-bench-") as tmp:
+        scripts = Path(tmp)
+        workload = args.workload
+        if workload is None:
+            workload = scripts / "workload.pcap"
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(HERE / "gen_workload.py"),
+                    "--packets",
+                    str(args.packets),
+                    "--seed",
+                    str(args.seed),
+                    "--out",
+                    str(workload),
+                ],
+                check=True,
+            )
+        versions = {
+            "python": platform.python_version(),
+            "portsniff": _module_version("portsniff") or "?",
+            "numpy": _module_version("numpy") or "?",
+            "scapy": _module_version("scapy") or "",
+            "dpkt": _module_version("dpkt") or "",
+            "pyshark": _module_version("pyshark") or "",
+            "tcpdump": _version(["tcpdump", "--version"]) if shutil.which("tcpdump") else "",
+            "tshark": _version(["tshark", "--version"]) if shutil.which("tshark") else "",
+        }
+        cmds, notes = commands(workload, args.packets, args.quick, scripts, versions)
+        run(cmds, args.repeat, env)
+        text = report(cmds, notes, args, workload, versions)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

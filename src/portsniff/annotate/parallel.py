@@ -1,0 +1,232 @@
+"""Reading and decoding in worker processes, labelling in order in the caller.
+
+Classic pcap files are cut into record-aligned chunks of about ``CHUNK_BYTES``; each
+worker finds its chunk's first record (a guess: the first offset from which a run of
+record headers is plausible), reads and decodes the records that start inside its chunk,
+and says exactly where the next record starts. The caller checks every guess against the
+previous chunk's exact answer (and redoes a chunk in process when a guess was wrong), so
+the decoded batches are exactly those of one sequential read; their frame numbers are
+renumbered in order. Other files (pcapng, compressed, stdin) are read in process.
+Labelling and summarising stay in the caller: flow state is shared by every packet.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from portsniff.capture.block import RawBlock
+from portsniff.decode.batch import DecodedBatch
+
+CHUNK_BYTES = 16 << 20
+_CHAIN = 16  # record headers that must look right for a guessed start
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A byte range of a classic pcap (``start`` is a guess unless ``exact``)."""
+
+    path: str
+    start: int
+    end: int
+    exact: bool
+    engine: str
+    bpf: str | None
+
+
+@dataclass(slots=True)
+class UnitResult:
+    """What a worker read from its unit."""
+
+    start: int  # offset of the first record it read (the guess, checked by the caller)
+    next_start: int  # exact offset of the first record at or after the unit's end
+    batches: list[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]] = field(default_factory=list)
+    packets: int = 0
+    bytes: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    linktypes: Counter[int] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)
+    damage: tuple[int, str] | None = None
+
+
+def is_classic_pcap(path: str) -> bool:
+    """True for an uncompressed classic pcap file (chunks can be read in parallel)."""
+    from portsniff.capture.pcap import PCAP_MAGICS
+
+    if path == "-":
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in PCAP_MAGICS
+    except OSError:
+        return False
+
+
+def plan(path: str, engine: str, bpf: str | None, chunk: int | None = None) -> list[Unit]:
+    """The units of a classic pcap file (``chunk`` bytes each, default CHUNK_BYTES)."""
+    from portsniff.capture.pcap import GLOBAL_HEADER_LEN
+
+    chunk = chunk or CHUNK_BYTES
+
+    size = os.path.getsize(path)
+    bounds = list(range(GLOBAL_HEADER_LEN, size, chunk)) or [GLOBAL_HEADER_LEN]
+    ends = [*bounds[1:], size]
+    return [
+        Unit(path, s, max(e, s), k == 0, engine, bpf)
+        for k, (s, e) in enumerate(zip(bounds, ends, strict=True))
+    ]
+
+
+def _guess_start(data: bytes, parser: Any, at: int, limit: int) -> int:
+    """The first offset in ``data`` from which ``_CHAIN`` record headers look right."""
+    import struct
+
+    fmt = struct.Struct(parser.endian + "IIII")
+    hdr = parser.hdr_len
+    for p in range(min(limit, len(data))):
+        q = p
+        ok = True
+        for _ in range(_CHAIN):
+            if q == len(data):
+                break
+            if q + hdr > len(data):
+                ok = False
+                break
+            _sec, frac, caplen, wirelen = fmt.unpack_from(data, q)
+            if caplen > parser.max_caplen or caplen > wirelen or frac >= 1_000_000_000:
+                ok = False
+                break
+            q += hdr + caplen
+            if q > len(data):
+                break  # runs past the sample: plausible so far
+        if ok:
+            return at + p
+    return at + len(data)
+
+
+def decode_unit(unit: Unit) -> UnitResult:
+    """Read and decode the records starting in ``unit`` (see module docstring)."""
+    from portsniff.capture.bpf import compile_filter
+    from portsniff.capture.pcap import GLOBAL_HEADER_LEN, PcapParser
+    from portsniff.decode.engines import open_engine
+
+    with open(unit.path, "rb") as fh:
+        header = fh.read(GLOBAL_HEADER_LEN)
+        parser = PcapParser(header, unit.path)
+        size = os.fstat(fh.fileno()).st_size
+        start = unit.start
+        if not unit.exact:
+            fh.seek(start)
+            sample = fh.read(2 * parser.max_caplen + 64 * _CHAIN + 4096)
+            start = _guess_start(sample, parser, start, 2 * parser.max_caplen + 1)
+        result = UnitResult(start=start, next_start=start)
+        if start >= unit.end or start >= size:
+            result.next_start = min(start, size)
+            return result
+        engine = open_engine(unit.engine, unit.path)
+        buf = bytearray(max(unit.end - start, 1 << 16) + (1 << 20))
+        base = start  # file offset of buf[0]
+        fh.seek(start)
+        filled = fh.readinto(buf) or 0
+        eof = base + filled >= size
+        pos = 0
+        frame = 1
+        hdr = parser.hdr_len
+        try:
+            while True:
+                before = Counter(parser.problems)
+                scan = parser.scan(buf, pos, filled, eof, frame)
+                block = scan.block
+                done = False
+                if block is not None:
+                    starts = block.offset - hdr + base
+                    keep = int(np.searchsorted(starts, unit.end))
+                    if keep < len(block):
+                        # Records from the unit's end on belong to the next unit.
+                        result.next_start = int(starts[keep])
+                        parser.problems = before
+                        kept = (block.offset[:keep] - hdr).tolist()
+                        block = parser._block(buf, kept, frame) if keep else None
+                        done = True
+                    if block is not None and len(block):
+                        _add_block(result, block, engine, unit.bpf, compile_filter)
+                        frame += len(block)
+                if done:
+                    break
+                if scan.damage is not None:
+                    result.damage = (base + scan.pos, scan.damage)
+                    result.next_start = base + scan.pos
+                    break
+                if scan.need == 0 and eof:
+                    result.next_start = base + scan.pos
+                    break
+                # Keep the unfinished tail, read on.
+                tail = filled - scan.pos
+                buf[:tail] = buf[scan.pos : filled]
+                base += scan.pos
+                pos = 0
+                if len(buf) < max(scan.need, 1) + tail:
+                    buf.extend(bytes(scan.need + tail - len(buf)))
+                view = memoryview(buf)
+                got = fh.readinto(view[tail:]) or 0
+                filled = tail + got
+                eof = base + filled >= size
+        finally:
+            engine.close()
+        result.problems = parser.problems
+        return result
+
+
+def _add_block(
+    result: UnitResult, block: RawBlock, engine: Any, bpf: str | None, compile_filter: Any
+) -> None:
+    n = len(block)
+    result.packets += n
+    result.bytes += int(block.wirelen.sum())
+    ts0 = float(block.ts_ns[0]) / 1e9
+    ts1 = float(block.ts_ns[-1]) / 1e9
+    result.first_ts = ts0 if result.first_ts is None else min(result.first_ts, ts0)
+    result.last_ts = ts1 if result.last_ts is None else max(result.last_ts, ts1)
+    lt, cnt = np.unique(block.linktype, return_counts=True)
+    for k, v in zip(lt.tolist(), cnt.tolist(), strict=True):
+        result.linktypes[int(k)] += int(v)
+    mask = None
+    if bpf is not None:
+        f = compile_filter(bpf, int(block.linktype[0]))
+        try:
+            mask = f.mask(block)
+        finally:
+            f.close()
+    result.batches.append((engine.decode(block), mask))
+
+
+def parallel_units(units: Sequence[Unit], workers: int) -> Iterator[tuple[Unit, UnitResult]]:
+    """Every unit's result, in order, each guess checked (at most ``2 * workers`` ahead)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ctx.Pool(workers) as pool:
+        pending: list[Any] = []
+        nxt = 0
+        expected: dict[str, int] = {}
+        for k in range(len(units)):
+            while nxt < len(units) and len(pending) < 2 * workers:
+                pending.append(pool.apply_async(decode_unit, (units[nxt],)))
+                nxt += 1
+            res: UnitResult = pending.pop(0).get()
+            unit = units[k]
+            want = expected.get(unit.path)
+            if want is not None and res.start != want:
+                # A wrong guess (or a damaged predecessor): redo from the exact start.
+                res = decode_unit(
+                    Unit(unit.path, want, max(unit.end, want), True, unit.engine, unit.bpf)
+                )
+            expected[unit.path] = res.next_start
+            yield unit, res

@@ -1,0 +1,1047 @@
+"""Columnar annotation: label a whole DecodedBatch with numpy.
+
+:class:`VectorAnnotator` produces exactly the records :class:`~portsniff.annotate.annotator.Annotator`
+produces (the reference), as :class:`LabelledBatch` blocks in frame order. The service side is
+decided per *flow*, not per packet: every call the reference makes to ``FlowSides.side`` is an
+"event" (a packet's outer ports, a tunnelled header, a fragment resolved late), and the events of
+a block are grouped by flow; a flow's decision changes only at its first event and at SYN/SYN-ACK
+events, which numpy finds. Rows with details beyond a VLAN tag (fragments, tunnels, ICMP quotes,
+DNS-SD, problems) are rare: their records are built one by one, but their events join the same
+vectorised pass so that flow state is shared and ordered as the reference orders it. When a block
+could evict flows from the side memory (idle or too many flows), its events are replayed one by
+one, as the reference does, so eviction stays exact.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from portsniff.annotate.annotator import (
+    FRAGMENT_WINDOW_PACKETS,
+    FRAGMENT_WINDOW_SECONDS,
+    AnnotateCounts,
+    _endpoint_label,
+)
+from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord
+from portsniff.annotate.side import decide
+from portsniff.decode.batch import PROTO_CODE, DecodedBatch
+from portsniff.decode.packet import PROTOS, Decoded, Endpoints
+from portsniff.registry.record import TRANSPORTS, PortLabel
+
+if TYPE_CHECKING:
+    from portsniff.registry.index import RegistryIndex
+
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+I8 = npt.NDArray[np.int8]
+U8 = npt.NDArray[np.uint8]
+B = npt.NDArray[np.bool_]
+
+#: ``basis`` codes of the columns (-1: none).
+BASES = ("syn", "syn-ack", "first-packet", "only-assigned", "lower-port")
+BASIS_CODE = {b: i for i, b in enumerate(BASES)}
+#: ``side`` codes of the columns.
+SIDE_NONE, SIDE_SRC, SIDE_DST = 0, 1, 2
+SIDE_NAME = (None, "src", "dst")
+SYN, ACK = 0x02, 0x10
+_MAX_FRAGMENT_KEYS = 100_000
+_N_TRANSPORTS = len(TRANSPORTS)
+assert PROTOS[:_N_TRANSPORTS] == TRANSPORTS  # proto codes 0-3 are the port transports
+
+
+class Labeller:
+    """Registry labels per (transport, port), cached; ``assigned`` arrays filled on demand."""
+
+    def __init__(self, index: RegistryIndex) -> None:
+        self.index = index
+        self._labels: dict[tuple[int, int], PortLabel] = {}
+        # Per transport: -1 not looked up yet, 0 not assigned, 1 assigned.
+        self._assigned = np.full((_N_TRANSPORTS, 65536), -1, np.int8)
+
+    def label(self, proto: int, port: int) -> PortLabel:
+        """The label of ``port`` on transport code ``proto`` (0-3)."""
+        key = (proto, port)
+        got = self._labels.get(key)
+        if got is None:
+            got = self._labels[key] = self.index.lookup(TRANSPORTS[proto], port)
+            self._assigned[proto, port] = got.status == "assigned"
+        return got
+
+    def assigned(self, proto: I64, port: I64) -> B:
+        """Whether each (transport code, port) is assigned (ports must be 0-65535)."""
+        got = self._assigned[proto, port]
+        missing = np.flatnonzero(got < 0)
+        if missing.size:
+            pairs = np.unique(proto[missing] * 65536 + port[missing])
+            for pair in pairs.tolist():
+                self.label(pair >> 16, pair & 0xFFFF)
+            got = self._assigned[proto, port]
+        return got > 0
+
+
+@dataclass(slots=True)
+class LabelledBatch:
+    """A block of labelled packets in frame order (columns, as DecodedBatch's).
+
+    ``side`` (0 none, 1 src, 2 dst), ``basis`` (index into BASES, -1 none) and ``ambiguous``
+    are the label columns; the label itself is ``labels.label(proto, service port)``. Ports
+    are the record's (non-first fragments carry their first fragment's). Rows whose record
+    was built one by one (details other than a VLAN tag) are in ``records``.
+    """
+
+    file: str
+    frame: I64
+    ts_ns: I64
+    wirelen: I64
+    caplen: I64
+    ip_version: U8
+    src_addr: npt.NDArray[np.void]
+    dst_addr: npt.NDArray[np.void]
+    proto: U8
+    src_port: I32
+    dst_port: I32
+    tcp_flags: I32
+    side: I8
+    basis: I8
+    ambiguous: B
+    labels: Labeller
+    vlan: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    records: dict[int, PacketRecord] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ts_ns.shape[0])
+
+    def service_port(self) -> I32:
+        """The port the label is for (-1 for rows without a label)."""
+        out = np.full(len(self), -1, np.int32)
+        out[self.side == SIDE_SRC] = self.src_port[self.side == SIDE_SRC]
+        out[self.side == SIDE_DST] = self.dst_port[self.side == SIDE_DST]
+        return out
+
+    def slice(self, a: int, b: int) -> LabelledBatch:
+        """Rows ``a`` to ``b`` (exclusive) as a batch of their own."""
+        return LabelledBatch(
+            self.file,
+            self.frame[a:b],
+            self.ts_ns[a:b],
+            self.wirelen[a:b],
+            self.caplen[a:b],
+            self.ip_version[a:b],
+            self.src_addr[a:b],
+            self.dst_addr[a:b],
+            self.proto[a:b],
+            self.src_port[a:b],
+            self.dst_port[a:b],
+            self.tcp_flags[a:b],
+            self.side[a:b],
+            self.basis[a:b],
+            self.ambiguous[a:b],
+            self.labels,
+            {i - a: v for i, v in self.vlan.items() if a <= i < b},
+            {i - a: v for i, v in self.records.items() if a <= i < b},
+        )
+
+    def record(self, i: int) -> PacketRecord:
+        """Row ``i`` as a PacketRecord."""
+        got = self.records.get(i)
+        if got is not None:
+            return got
+        cols: dict[str, Any] = {name: getattr(self, name)[i : i + 1] for name in _COLUMNS}
+        vlan = {0: self.vlan[i]} if i in self.vlan else {}
+        part = LabelledBatch(file=self.file, labels=self.labels, vlan=vlan, **cols)
+        return next(part.iter_records())
+
+    def addresses(self, which: str) -> list[str | None]:
+        """``src`` or ``dst`` addresses as text (None for non-IP rows)."""
+        column = self.src_addr if which == "src" else self.dst_addr
+        return address_texts(self.ip_version, column)
+
+    def iter_records(self) -> Iterator[PacketRecord]:
+        """Every row as a PacketRecord (equal to the reference's)."""
+        srcs = self.addresses("src")
+        dsts = self.addresses("dst")
+        label = self.labels.label
+        records = self.records
+        vlan = self.vlan
+        columns = zip(
+            self.frame.tolist(),
+            self.ts_ns.tolist(),
+            self.wirelen.tolist(),
+            self.caplen.tolist(),
+            srcs,
+            dsts,
+            self.proto.tolist(),
+            self.src_port.tolist(),
+            self.dst_port.tolist(),
+            self.tcp_flags.tolist(),
+            self.side.tolist(),
+            self.basis.tolist(),
+            self.ambiguous.tolist(),
+            strict=True,
+        )
+        file = self.file
+        for i, (frame, ts_ns, wl, cl, src, dst, proto, sp, dp, fl, side, basis, amb) in enumerate(
+            columns
+        ):
+            got = records.get(i)
+            if got is not None:
+                yield got
+                continue
+            lab = label(proto, sp if side == SIDE_SRC else dp) if side else None
+            yield PacketRecord(
+                frame=frame,
+                file=file,
+                ts=ts_ns / 1e9,
+                len=wl,
+                caplen=cl,
+                src_ip=src,
+                dst_ip=dst,
+                proto=PROTOS[proto],
+                src_port=None if sp < 0 else sp,
+                dst_port=None if dp < 0 else dp,
+                service=lab.service if lab else None,
+                service_port=lab.port if lab else None,
+                service_side=SIDE_NAME[side],
+                description=lab.description if lab else None,
+                status=lab.status if lab else None,
+                port_class=lab.port_class if lab else None,
+                aliases=lab.aliases if lab else (),
+                unauthorized_use=lab.unauthorized_use if lab else None,
+                basis=BASES[basis] if basis >= 0 else None,
+                ambiguous=amb,
+                dnssd=(),
+                inner=(),
+                quoted=None,
+                fragment=False,
+                vlan=vlan.get(i, ()),
+                source=lab.source if lab else None,
+                ts_ns=ts_ns,
+                problem=None,
+                tcp_flags=None if fl < 0 else fl,
+            )
+
+
+_COLUMNS = (
+    "frame",
+    "ts_ns",
+    "wirelen",
+    "caplen",
+    "ip_version",
+    "src_addr",
+    "dst_addr",
+    "proto",
+    "src_port",
+    "dst_port",
+    "tcp_flags",
+    "side",
+    "basis",
+    "ambiguous",
+)
+_ADDR_CACHE: dict[tuple[int, bytes], str] = {}
+
+
+def address_text(version: int, raw: bytes) -> str:
+    """An address column value as text (cached)."""
+    key = (version, raw)
+    got = _ADDR_CACHE.get(key)
+    if got is None:
+        if len(_ADDR_CACHE) > 200_000:
+            _ADDR_CACHE.clear()
+        got = _ADDR_CACHE[key] = str(
+            ipaddress.IPv4Address(raw[:4]) if version == 4 else ipaddress.IPv6Address(raw)
+        )
+    return got
+
+
+_RAW_CACHE: dict[bytes, str] = {}
+_ZERO_TAIL = bytes(12)
+
+
+def _raw_text(raw: bytes) -> str:
+    # Only for columns where a zero tail means IPv4 (see address_texts).
+    got = _RAW_CACHE[raw] = address_text(4 if raw[4:] == _ZERO_TAIL else 6, raw)
+    return got
+
+
+def address_texts(version: U8, column: npt.NDArray[np.void]) -> list[str | None]:
+    """Each row's address as text, None where ``version`` is 0 (a dict look-up per row)."""
+    n = int(version.shape[0])
+    if n == 0:
+        return []
+    quads = column.view(np.uint32).reshape(n, 4)
+    six = version == 6
+    if np.any(six & (quads[:, 1] == 0) & (quads[:, 2] == 0) & (quads[:, 3] == 0)):
+        # An IPv6 address ending in 12 zero bytes looks like IPv4 by its bytes alone.
+        words = column.view(np.uint64).reshape(n, 2)
+        _, first, inverse = _group(words[:, 0], words[:, 1], version.astype(np.uint64))
+        raws_f = column[first].tolist()
+        vers = version[first].tolist()
+        texts: list[str | None] = [
+            address_text(v, r) if v else None for v, r in zip(vers, raws_f, strict=True)
+        ]
+        return [texts[k] for k in inverse.tolist()]
+    if len(_RAW_CACHE) > 200_000:
+        _RAW_CACHE.clear()
+    get = _RAW_CACHE.get
+    out: list[str | None] = [get(r) or _raw_text(r) for r in column.tolist()]
+    for i in np.flatnonzero(version == 0).tolist():
+        out[i] = None
+    return out
+
+
+def _group(*keys: npt.NDArray[np.uint64]) -> tuple[I64, I64, I64]:
+    """Rows grouped by equal key tuples: (order, first row of each group, group of each row).
+
+    Groups are numbered in order of their first row. A 64-bit mix of the keys is sorted
+    (one key sorts faster than several); the groups are then checked against every key,
+    and a collision falls back to sorting all keys.
+    """
+    n = int(keys[0].shape[0])
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    mix = np.zeros(n, np.uint64)
+    for j, k in enumerate(keys):
+        mix ^= (k + np.uint64(j + 1)) * np.uint64(0x9E3779B97F4A7C15)
+        mix ^= mix >> np.uint64(29)
+    order = np.argsort(mix, kind="stable").astype(np.int64)
+    ms = mix[order]
+    change = np.ones(n, np.bool_)
+    change[1:] = ms[1:] != ms[:-1]
+    gid_sorted = np.cumsum(change) - 1
+    first_sorted = np.flatnonzero(change)
+    rep = order[first_sorted[gid_sorted]]
+    if not all(bool(np.array_equal(k[order], k[rep])) for k in keys):
+        order = np.lexsort(keys[::-1]).astype(np.int64)
+        change[:] = False
+        change[0] = True
+        for k in keys:
+            ks = k[order]
+            change[1:] |= ks[1:] != ks[:-1]
+        gid_sorted = np.cumsum(change) - 1
+    ngroups = int(gid_sorted[-1]) + 1
+    first = order[change]  # stable sorts: a group's first row comes first
+    # Renumber groups by first appearance.
+    rank = np.empty(ngroups, np.int64)
+    by_first = np.argsort(first, kind="stable")
+    rank[by_first] = np.arange(ngroups)
+    inverse = np.empty(n, np.int64)
+    inverse[order] = rank[gid_sorted]
+    return order, first[by_first], inverse
+
+
+@dataclass(slots=True)
+class _Events:
+    """Side-memory calls of a block (see module docstring), columns in call order."""
+
+    pos: list[int] = field(default_factory=list)
+    proto: list[int] = field(default_factory=list)
+    sver: list[int] = field(default_factory=list)
+    saddr: list[bytes] = field(default_factory=list)
+    sport: list[int] = field(default_factory=list)
+    dver: list[int] = field(default_factory=list)
+    daddr: list[bytes] = field(default_factory=list)
+    dport: list[int] = field(default_factory=list)
+    flags: list[int] = field(default_factory=list)
+    ts_ns: list[int] = field(default_factory=list)
+
+    def add(
+        self,
+        pos: int,
+        proto: int,
+        src: tuple[int, bytes, int],
+        dst: tuple[int, bytes, int],
+        flags: int,
+        ts_ns: int,
+    ) -> int:
+        self.pos.append(pos)
+        self.proto.append(proto)
+        self.sver.append(src[0])
+        self.saddr.append(src[1])
+        self.sport.append(src[2])
+        self.dver.append(dst[0])
+        self.daddr.append(dst[1])
+        self.dport.append(dst[2])
+        self.flags.append(flags)
+        self.ts_ns.append(ts_ns)
+        return len(self.pos) - 1
+
+
+def _packed(ip: str | None) -> tuple[int, bytes]:
+    if ip is None:
+        return 0, bytes(16)
+    a = ipaddress.ip_address(ip)
+    return a.version, a.packed.ljust(16, b"\0")
+
+
+@dataclass(slots=True)
+class _Row:
+    """A row whose record is built one by one (the reference's ``_Row``)."""
+
+    lb: LabelledBatch
+    i: int
+    seq: int
+    ts_ns: int
+    src_ip: str | None
+    dst_ip: str | None
+    src_bin: tuple[int, bytes]
+    dst_bin: tuple[int, bytes]
+    proto: str
+    src_port: int | None
+    dst_port: int | None
+    tcp_flags: int | None
+    detail: Decoded
+    outer: int = -1  # event index of the outer ports in the current block
+    inner: list[int] = field(default_factory=list)
+    done: bool = False  # its record is made
+    waiting: bool = False  # a non-first fragment waiting for its first
+
+
+class VectorAnnotator:
+    """Labels DecodedBatches as LabelledBatches, in frame order (see module docstring).
+
+    Same parameters and memory bounds as the reference's ``FlowSides``.
+    """
+
+    def __init__(
+        self, index: RegistryIndex, *, max_flows: int = 1_000_000, idle_timeout: float = 600.0
+    ) -> None:
+        self.index = index
+        self.labels = Labeller(index)
+        self.counts = AnnotateCounts()
+        self.max_flows = max_flows
+        self.idle_timeout = idle_timeout
+        self.evicted = 0
+        self.slow_blocks = 0
+        # flow key -> (decision code, last ts); LRU order as the reference's FlowSides.
+        self._flows: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
+        self._min_last = float("inf")  # a lower bound of every remembered flow's last ts
+        self._first_fragments: OrderedDict[
+            tuple[str, str, int, int], tuple[int | None, int | None]
+        ] = OrderedDict()
+        self._waiting: dict[tuple[str, str, int, int], list[_Row]] = {}
+        self._unresolved: deque[_Row] = deque()
+        self._held: deque[list[object]] = deque()  # [LabelledBatch, first row not output]
+        self._seq = 0
+        self._dnssd: dict[str, DnssdLabel] = {}
+
+    # -- feeding ---------------------------------------------------------------------
+
+    def feed(self, batch: DecodedBatch, mask: B | None = None) -> Iterator[LabelledBatch]:
+        """Label the packets of ``batch`` (those ``mask`` keeps); yields batches ready."""
+        if mask is None:
+            rows = None
+            n = len(batch)
+        else:
+            rows = np.flatnonzero(mask)
+            n = int(rows.size)
+        if n == 0:
+            return
+
+        def col(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+            return a if rows is None else a[rows]
+
+        lb = LabelledBatch(
+            file=batch.file,
+            frame=(np.arange(n, dtype=np.int64) if rows is None else rows.astype(np.int64))
+            + batch.first_frame,
+            ts_ns=col(batch.ts_ns),  # type: ignore[arg-type]
+            wirelen=col(batch.wirelen),  # type: ignore[arg-type]
+            caplen=col(batch.caplen),  # type: ignore[arg-type]
+            ip_version=col(batch.ip_version),  # type: ignore[arg-type]
+            src_addr=col(batch.src_addr),  # type: ignore[arg-type]
+            dst_addr=col(batch.dst_addr),  # type: ignore[arg-type]
+            proto=col(batch.proto),  # type: ignore[arg-type]
+            src_port=np.array(col(batch.src_port), np.int32),
+            dst_port=np.array(col(batch.dst_port), np.int32),
+            tcp_flags=col(batch.tcp_flags),  # type: ignore[arg-type]
+            side=np.zeros(n, np.int8),
+            basis=np.full(n, -1, np.int8),
+            ambiguous=np.zeros(n, np.bool_),
+            labels=self.labels,
+        )
+        seq0 = self._seq
+        self._seq += n
+        # Details, by row of lb.
+        special: list[tuple[int, Decoded]] = []
+        if batch.details:
+            if rows is None:
+                where = {k: k for k in batch.details}
+            else:
+                keys = np.array(sorted(batch.details), np.int64)
+                at = np.searchsorted(rows, keys)
+                ok = (at < n) & (rows[np.minimum(at, n - 1)] == keys)
+                where = dict(zip(keys[ok].tolist(), at[ok].tolist(), strict=True))
+            for k in sorted(where):
+                d = batch.details[k]
+                i = where[k]
+                if d.vlan:
+                    lb.vlan[i] = d.vlan
+                if d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
+                    special.append((i, d))
+        is_special = np.zeros(n, np.bool_)
+        if special:
+            is_special[[i for i, _ in special]] = True
+
+        # Vector rows' events: outer ports of the port transports.
+        proto = lb.proto
+        ported = (~is_special) & (proto < _N_TRANSPORTS) & (lb.src_port >= 0) & (lb.dst_port >= 0)
+        vrows = np.flatnonzero(ported)
+        extra = _Events()
+        made: list[_Row] = []
+        resolved_late: list[tuple[_Row, int]] = []  # (row, event) of waiting rows resolved here
+        gave_up: list[_Row] = []
+        if special or self._unresolved:
+            self._specials(lb, special, seq0, extra, made, resolved_late, gave_up)
+        codes, src_is_dst = self._decide(lb, vrows, extra)
+        nv = int(vrows.size)
+        # Vector rows take their decision.
+        vcode = codes[:nv]
+        side = np.where(src_is_dst[:nv], SIDE_DST, SIDE_SRC).astype(np.int8)
+        lb.side[vrows] = side
+        lb.basis[vrows] = (vcode >> 1) & 7
+        lb.ambiguous[vrows] = (vcode >> 4) & 1 > 0
+        # Counts of the vector rows (the one-by-one rows count as their records are made).
+        c = self.counts
+        nspecial = len(special)
+        c.packets += n - nspecial
+        chosen = np.where(side == SIDE_DST, lb.dst_port[vrows], lb.src_port[vrows])
+        labelled = int(
+            np.count_nonzero(
+                self.labels.assigned(proto[vrows].astype(np.int64), chosen.astype(np.int64))
+            )
+        )
+        c.labelled += labelled
+        c.unlabelled += n - nspecial - labelled
+        c.non_ip += int(np.count_nonzero((lb.ip_version == 0) & ~is_special))
+        # One-by-one rows, in the reference's order of record making.
+        for row in made:
+            if not row.done:
+                self._finish_row(row, codes, src_is_dst, nv)
+        for row, _ in resolved_late:
+            self._finish_row(row, codes, src_is_dst, nv)
+        for row in gave_up:
+            self._finish_row(row, codes, src_is_dst, nv)
+        self._held.append([lb, 0])
+        yield from self._release()
+
+    def finish(self) -> Iterator[LabelledBatch]:
+        """Output what is still held back (fragments whose first never came)."""
+        while self._unresolved:
+            row = self._unresolved.popleft()
+            if row.waiting:
+                self._give_up(row)
+                self._finish_row(row, np.zeros(0, np.int64), np.zeros(0, np.bool_), 0)
+        self._waiting.clear()
+        yield from self._release()
+
+    def records(self, batch: DecodedBatch, mask: B | None = None) -> Iterator[PacketRecord]:
+        """Like the reference's ``feed``: PacketRecords ready (call :meth:`finish_records`)."""
+        for lb in self.feed(batch, mask):
+            yield from lb.iter_records()
+
+    def finish_records(self) -> Iterator[PacketRecord]:
+        for lb in self.finish():
+            yield from lb.iter_records()
+
+    def _release(self) -> Iterator[LabelledBatch]:
+        while self._unresolved and not self._unresolved[0].waiting:
+            self._unresolved.popleft()
+        stop = self._unresolved[0] if self._unresolved else None
+        while self._held:
+            entry = self._held[0]
+            lb, start = entry
+            assert isinstance(lb, LabelledBatch) and isinstance(start, int)
+            if stop is not None and stop.lb is lb:
+                if stop.i > start:
+                    yield lb.slice(start, stop.i)
+                    entry[1] = stop.i
+                return
+            self._held.popleft()
+            yield lb if start == 0 else lb.slice(start, len(lb))
+
+    # -- rows built one by one ----------------------------------------------------------
+
+    def _specials(
+        self,
+        lb: LabelledBatch,
+        special: list[tuple[int, Decoded]],
+        seq0: int,
+        ev: _Events,
+        made: list[_Row],
+        resolved_late: list[tuple[_Row, int]],
+        gave_up: list[_Row],
+    ) -> None:
+        """Fragments, hold-back and give-ups as the reference's ``_add``/``_drain`` do them;
+        queues the events of these rows (positions interleave with the vector rows)."""
+        ts = lb.ts_ns
+        n = len(lb)
+        cur = 0
+
+        def drain_until(stop: int) -> None:
+            # The reference checks the oldest unresolved row against every newer row.
+            nonlocal cur
+            while cur < stop:
+                while self._unresolved and not self._unresolved[0].waiting:
+                    self._unresolved.popleft()
+                if not self._unresolved:
+                    cur = stop
+                    return
+                h = self._unresolved[0]
+                seqs_from = seq0 + 1 + cur
+                # First row n in [cur, stop) with seq_n - seq_h > window or ts too far.
+                k_seq = max(cur, h.seq + FRAGMENT_WINDOW_PACKETS + 1 - (seq0 + 1))
+                del seqs_from
+                seg = ts[cur:stop]
+                late = np.flatnonzero((seg - h.ts_ns) / 1e9 > FRAGMENT_WINDOW_SECONDS)
+                k = min(k_seq, cur + int(late[0]) if late.size else stop)
+                if k >= stop:
+                    cur = stop
+                    return
+                self._unresolved.popleft()
+                self._give_up(h)
+                gave_up.append(h)
+                cur = k  # the same newest row checks the next oldest
+
+        for i, d in special:
+            drain_until(i)
+            row = self._make_row(lb, i, d, seq0 + 1 + i)
+            made.append(row)
+            frag = d.fragment
+            if frag is not None:
+                self.counts.fragments += 1
+                if frag.offset == 0:
+                    self._first_fragments[frag.key] = (row.src_port, row.dst_port)
+                    if len(self._first_fragments) > _MAX_FRAGMENT_KEYS:
+                        self._first_fragments.popitem(last=False)
+                    self._events_of(row, i, ev)
+                    for k, waiting in enumerate(self._waiting.pop(frag.key, ())):
+                        waiting.src_port, waiting.dst_port = row.src_port, row.dst_port
+                        self._events_of(waiting, i, ev, sub=32 + k)
+                        waiting.waiting = False
+                        resolved_late.append((waiting, waiting.outer))
+                else:
+                    first = self._first_fragments.get(frag.key)
+                    if first is not None:
+                        row.src_port, row.dst_port = first
+                        self._events_of(row, i, ev)
+                    else:
+                        self._waiting.setdefault(frag.key, []).append(row)
+                        self._unresolved.append(row)
+                        row.waiting = True  # made later (resolved or given up)
+                        made.pop()
+            else:
+                self._events_of(row, i, ev)
+            cur = i  # the row itself is the newest for the drain
+            drain_until(i + 1)
+        drain_until(n)
+
+    def _make_row(self, lb: LabelledBatch, i: int, d: Decoded, seq: int) -> _Row:
+        ver = int(lb.ip_version[i])
+        sraw = bytes(lb.src_addr[i])
+        draw = bytes(lb.dst_addr[i])
+        sp = int(lb.src_port[i])
+        dp = int(lb.dst_port[i])
+        fl = int(lb.tcp_flags[i])
+        return _Row(
+            lb=lb,
+            i=i,
+            seq=seq,
+            ts_ns=int(lb.ts_ns[i]),
+            src_ip=address_text(ver, sraw) if ver else None,
+            dst_ip=address_text(ver, draw) if ver else None,
+            src_bin=(ver, sraw),
+            dst_bin=(ver, draw),
+            proto=PROTOS[int(lb.proto[i])],
+            src_port=None if sp < 0 else sp,
+            dst_port=None if dp < 0 else dp,
+            tcp_flags=None if fl < 0 else fl,
+            detail=d,
+        )
+
+    def _events_of(self, row: _Row, i: int, ev: _Events, sub: int = 0) -> None:
+        """Queue the side-memory calls the reference's ``_record`` makes for ``row``."""
+        base = i * 64 + sub
+        row.outer = -1
+        row.inner = []
+        sp, dp = row.src_port, row.dst_port
+        if sp is not None and dp is not None and row.proto in TRANSPORTS:
+            row.outer = ev.add(
+                base,
+                PROTO_CODE[row.proto],
+                (*row.src_bin, sp),
+                (*row.dst_bin, dp),
+                -1 if row.tcp_flags is None else row.tcp_flags,
+                row.ts_ns,
+            )
+        for k, e in enumerate(row.detail.inner):
+            if e.src_port is not None and e.dst_port is not None and e.proto in TRANSPORTS:
+                row.inner.append(
+                    ev.add(
+                        base + 1 + k if sub == 0 else base,
+                        PROTO_CODE[e.proto],
+                        (*_packed(e.src_ip), e.src_port),
+                        (*_packed(e.dst_ip), e.dst_port),
+                        -1,
+                        row.ts_ns,
+                    )
+                )
+            else:
+                row.inner.append(-1)
+
+    def _give_up(self, row: _Row) -> None:
+        frag = row.detail.fragment
+        if frag is not None:
+            rows = self._waiting.get(frag.key)
+            if rows and row in rows:
+                rows.remove(row)
+                if not rows:
+                    del self._waiting[frag.key]
+        row.waiting = False
+        row.outer = -1
+        row.inner = [-1] * len(row.detail.inner)
+        self.counts.unresolved_fragments += 1
+        self.counts.add_problem("non-first fragment whose first fragment was not seen")
+
+    def _finish_row(self, row: _Row, codes: I64, src_is_dst: B, nv: int) -> None:
+        """Build the record of ``row`` from its events' decisions (the reference's ``_record``)."""
+        lb, i = row.lb, row.i
+        counts = self.counts
+        counts.packets += 1
+        d = row.detail
+        problem = d.problem
+        if problem:
+            counts.malformed += 1
+            counts.add_problem(problem)
+        if row.src_ip is None:
+            counts.non_ip += 1
+        ts = row.ts_ns / 1e9
+        label: PortLabel | None = None
+        side = SIDE_NONE
+        basis = -1
+        ambiguous = False
+        sp, dp = row.src_port, row.dst_port
+        if row.outer >= 0:
+            assert sp is not None and dp is not None
+            e = nv + row.outer
+            side = SIDE_DST if src_is_dst[e] else SIDE_SRC
+            code = int(codes[e])
+            p = PROTO_CODE[row.proto]
+            label = self.labels.label(p, dp if side == SIDE_DST else sp)
+            basis = (code >> 1) & 7
+            ambiguous = bool((code >> 4) & 1)
+        if label is not None and label.service:
+            counts.labelled += 1
+        else:
+            counts.unlabelled += 1
+        inner: list[EndpointLabel] = []
+        for e_end, k in zip(d.inner, row.inner, strict=True):
+            service: PortLabel | None = None
+            if k >= 0:
+                assert e_end.src_port is not None and e_end.dst_port is not None
+                p = PROTO_CODE[e_end.proto]
+                to_dst = bool(src_is_dst[nv + k])
+                service = self.labels.label(p, e_end.dst_port if to_dst else e_end.src_port)
+            inner.append(_endpoint_label(e_end, service))
+        record = PacketRecord(
+            frame=int(lb.frame[i]),
+            file=lb.file,
+            ts=ts,
+            len=int(lb.wirelen[i]),
+            caplen=int(lb.caplen[i]),
+            src_ip=row.src_ip,
+            dst_ip=row.dst_ip,
+            proto=row.proto,
+            src_port=sp,
+            dst_port=dp,
+            service=label.service if label else None,
+            service_port=label.port if label else None,
+            service_side=SIDE_NAME[side],
+            description=label.description if label else None,
+            status=label.status if label else None,
+            port_class=label.port_class if label else None,
+            aliases=label.aliases if label else (),
+            unauthorized_use=label.unauthorized_use if label else None,
+            basis=BASES[basis] if basis >= 0 else None,
+            ambiguous=ambiguous,
+            dnssd=self._dnssd_labels(d) if d.dnssd else (),
+            inner=tuple(inner),
+            quoted=self._quoted(d.quoted) if d.quoted else None,
+            fragment=d.fragment is not None,
+            vlan=d.vlan,
+            source=label.source if label else None,
+            ts_ns=row.ts_ns,
+            problem=problem,
+            tcp_flags=row.tcp_flags,
+        )
+        lb.records[i] = record
+        # The columns say what the record says (summaries read them).
+        lb.src_port[i] = -1 if sp is None else sp
+        lb.dst_port[i] = -1 if dp is None else dp
+        lb.side[i] = side
+        lb.basis[i] = basis
+        lb.ambiguous[i] = ambiguous
+        row.done = True
+
+    def _quoted(self, e: Endpoints) -> EndpointLabel:
+        service: PortLabel | None = None
+        if e.src_port is not None and e.dst_port is not None and e.proto in TRANSPORTS:
+            p = PROTO_CODE[e.proto]
+            ls = self.labels.label(p, e.src_port)
+            ld = self.labels.label(p, e.dst_port)
+            decision = decide(
+                (e.src_ip, e.src_port),
+                (e.dst_ip, e.dst_port),
+                None,
+                ls.status == "assigned",
+                ld.status == "assigned",
+            )
+            service = ld if decision.service == (e.dst_ip, e.dst_port) else ls
+        return _endpoint_label(e, service)
+
+    def _dnssd_labels(self, d: Decoded) -> tuple[DnssdLabel, ...]:
+        out = []
+        for service_type in d.dnssd:
+            cached = self._dnssd.get(service_type.lower())
+            if cached is None:
+                records = self.index.dnssd(service_type)
+                rec = records[0] if records else None
+                cached = DnssdLabel(
+                    type=service_type,
+                    service=rec.service_name if rec else None,
+                    description=rec.description if rec else None,
+                )
+                if len(self._dnssd) < 10_000:
+                    self._dnssd[service_type.lower()] = cached
+            suffix = "." + service_type.lower() + "."
+            instances = tuple(i for i in d.dnssd_instances if suffix in (i.lower() + "."))
+            out.append(DnssdLabel(cached.type, cached.service, cached.description, instances))
+        return tuple(out)
+
+    # -- the side decision, per flow ------------------------------------------------------
+
+    def _decide(self, lb: LabelledBatch, vrows: I64, extra: _Events) -> tuple[I64, B]:
+        """Decision code of every event (vector rows first, then ``extra``) and whether
+        the service is the event's destination."""
+        nv = int(vrows.size)
+        ne = len(extra.pos)
+        n = nv + ne
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.bool_)
+        pos = np.concatenate([vrows.astype(np.int64) * 64, np.array(extra.pos, np.int64)])
+        proto = np.concatenate([lb.proto[vrows].astype(np.int64), np.array(extra.proto, np.int64)])
+        sver = np.concatenate(
+            [lb.ip_version[vrows].astype(np.int64), np.array(extra.sver, np.int64)]
+        )
+        dver = np.concatenate(
+            [lb.ip_version[vrows].astype(np.int64), np.array(extra.dver, np.int64)]
+        )
+        sport = np.concatenate(
+            [lb.src_port[vrows].astype(np.int64), np.array(extra.sport, np.int64)]
+        )
+        dport = np.concatenate(
+            [lb.dst_port[vrows].astype(np.int64), np.array(extra.dport, np.int64)]
+        )
+        flags = np.concatenate(
+            [lb.tcp_flags[vrows].astype(np.int64), np.array(extra.flags, np.int64)]
+        )
+        ts_ns = np.concatenate([lb.ts_ns[vrows], np.array(extra.ts_ns, np.int64)])
+        saddr = (
+            np.concatenate([lb.src_addr[vrows], np.array(extra.saddr, "V16").reshape(-1)])
+            .view(np.uint64)
+            .reshape(n, 2)
+        )
+        daddr = (
+            np.concatenate([lb.dst_addr[vrows], np.array(extra.daddr, "V16").reshape(-1)])
+            .view(np.uint64)
+            .reshape(n, 2)
+        )
+        # Call order: positions (extra events interleave with the rows).
+        order = np.argsort(pos, kind="stable")
+        # Endpoint order inside the flow key (any total order works: the key is canonical).
+        s_hi, s_lo = _be(saddr[:, 0]), _be(saddr[:, 1])
+        d_hi, d_lo = _be(daddr[:, 0]), _be(daddr[:, 1])
+        s_lt = (sver < dver) | (
+            (sver == dver)
+            & (
+                (s_hi < d_hi)
+                | ((s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sport <= dport))))
+            )
+        )
+        same = (sver == dver) & (s_hi == d_hi) & (s_lo == d_lo) & (sport == dport)
+        a_hi = np.where(s_lt, s_hi, d_hi)
+        a_lo = np.where(s_lt, s_lo, d_lo)
+        b_hi = np.where(s_lt, d_hi, s_hi)
+        b_lo = np.where(s_lt, d_lo, s_lo)
+        a_ver = np.where(s_lt, sver, dver)
+        b_ver = np.where(s_lt, dver, sver)
+        a_port = np.where(s_lt, sport, dport)
+        b_port = np.where(s_lt, dport, sport)
+        misc = ((proto << 48) | (a_ver << 40) | (b_ver << 32) | (a_port << 16) | b_port).astype(
+            np.uint64
+        )
+        _, first, flow = _group(misc, a_hi, a_lo, b_hi, b_lo)
+        keys_arr = np.stack([misc, a_hi, a_lo, b_hi, b_lo], axis=1)[first]
+        keys: list[bytes] = np.ascontiguousarray(keys_arr).view("V40").ravel().tolist()
+        # The stateless rules per event (side.decide), as codes relative to endpoint A.
+        labels = self.labels
+        sa = labels.assigned(proto, sport)
+        da = labels.assigned(proto, dport)
+        has_flags = flags >= 0
+        syn = has_flags & (flags & SYN > 0)
+        ack = flags & ACK > 0
+        pure = syn & ~ack
+        synack = syn & ack
+        to_dst = np.where(syn, ~ack, np.where(da, True, np.where(sa, False, dport <= sport)))
+        basis = np.where(
+            syn,
+            np.where(ack, 1, 0),
+            np.where(da, 2, np.where(sa, 3, 4)),
+        ).astype(np.int64)
+        amb = ~syn & sa & da & (sport != dport)
+        # Chosen endpoint is A when (chosen is dst) differs from (src is A).
+        cand_a = to_dst != s_lt
+        cand = cand_a.astype(np.int64) | (basis << 1) | (amb.astype(np.int64) << 4)
+        nflows = len(keys)
+        state = self._flows
+        known_list = [state.get(k) for k in keys]
+        known = np.array([-1 if kv is None else kv[0] for kv in known_list], np.int64)
+        tsf = ts_ns / 1e9
+        if self._fast_ok(known, flow, order, tsf, nflows, keys):
+            code = self._decide_fast(order, flow, known, cand, syn, pure, synack)
+            # New state: each flow's last call, flows in order of their last call.
+            last_call = np.zeros(nflows, np.int64)
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+            np.maximum.at(last_call, flow, rank)
+            ev_last = order[last_call]
+            for f in np.argsort(last_call, kind="stable").tolist():
+                e = int(ev_last[f])
+                k = keys[f]
+                state[k] = (int(code[e]), float(tsf[e]))
+                state.move_to_end(k)
+            self._min_last = min(self._min_last, float(tsf.min()))
+        else:
+            self.slow_blocks += 1
+            code = self._decide_slow(order, flow, keys, cand, pure, synack, tsf)
+        dec_a = (code & 1) > 0
+        src_is_dst = (dec_a != s_lt) | same
+        return code, src_is_dst
+
+    def _fast_ok(
+        self,
+        known: I64,
+        flow: I64,
+        order: I64,
+        tsf: npt.NDArray[np.float64],
+        nflows: int,
+        keys: list[bytes],
+    ) -> bool:
+        """True when no flow can be forgotten during the block (then order within the
+        block does not matter beyond each flow's own calls)."""
+        new = known < 0
+        if not new.any():
+            return True
+
+        def keyset() -> set[bytes]:
+            return set(keys)
+
+        if len(self._flows) + int(np.count_nonzero(new)) > self.max_flows:
+            return False
+        # Latest call that makes a flow: the first call of each new flow.
+        first_call = np.full(nflows, len(flow), np.int64)
+        rank = np.empty(len(flow), np.int64)
+        rank[order] = np.arange(len(flow))
+        np.minimum.at(first_call, flow, rank)
+        newest = float(tsf[order[first_call[new]]].max())
+        lowest = min(self._min_last, float(tsf.min()))
+        if newest - lowest <= self.idle_timeout:
+            return True
+        if self._flows:  # the bound may be stale: recompute it
+            self._min_last = min(v[1] for v in self._flows.values())
+        lowest = min(self._min_last, float(tsf.min()))
+        if newest - lowest <= self.idle_timeout:
+            return True
+        # Eviction walks from the least recently used flow and stops at the first one
+        # not idle: nothing goes when that flow is untouched here and stays not idle.
+        if not self._flows or float(tsf.max()) - float(tsf.min()) > self.idle_timeout:
+            return False
+        front, (_, last) = next(iter(self._flows.items()))
+        return front not in keyset() and newest - last <= self.idle_timeout
+
+    @staticmethod
+    def _decide_fast(
+        order: I64, flow: I64, known: I64, cand: I64, syn: B, pure: B, synack: B
+    ) -> I64:
+        n = len(flow)
+        g = flow[order]
+        sorted_idx = np.argsort(g, kind="stable")
+        ev = order[sorted_idx]  # events grouped by flow, call order inside each flow
+        gs = g[sorted_idx]
+        start = np.ones(n, np.bool_)
+        start[1:] = gs[1:] != gs[:-1]
+        start_pos = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+        syn_s = syn[ev].astype(np.int64)
+        cs = np.cumsum(syn_s)
+        prior = cs - syn_s - (cs - syn_s)[start_pos]
+        k = known[gs]
+        known_synish = (k >= 0) & (((k >> 1) & 7) <= 1)
+        effective = (start & (k < 0)) | pure[ev] | (synack[ev] & (prior == 0) & ~known_synish)
+        last_eff = np.maximum.accumulate(np.where(effective, np.arange(n), -1))
+        valid = last_eff >= start_pos
+        code_s = np.where(valid, cand[ev[np.maximum(last_eff, 0)]], k)
+        code = np.empty(n, np.int64)
+        code[ev] = code_s
+        return code
+
+    def _decide_slow(
+        self,
+        order: I64,
+        flow: I64,
+        keys: list[bytes],
+        cand: I64,
+        pure: B,
+        synack: B,
+        tsf: npt.NDArray[np.float64],
+    ) -> I64:
+        """The reference's FlowSides.side, call by call (exact eviction)."""
+        state = self._flows
+        code = np.empty(len(flow), np.int64)
+        flow_l = flow.tolist()
+        cand_l = cand.tolist()
+        pure_l = pure.tolist()
+        synack_l = synack.tolist()
+        ts_l = tsf.tolist()
+        for e in order.tolist():
+            key = keys[flow_l[e]]
+            known = state.get(key)
+            if known is None or pure_l[e] or (synack_l[e] and ((known[0] >> 1) & 7) > 1):
+                c = cand_l[e]
+            else:
+                c = known[0]
+            ts = ts_l[e]
+            state[key] = (c, ts)
+            state.move_to_end(key)
+            code[e] = c
+            if known is None:
+                while state:
+                    k0, (_, last) = next(iter(state.items()))
+                    if len(state) > self.max_flows or ts - last > self.idle_timeout:
+                        del state[k0]
+                        self.evicted += 1
+                    else:
+                        break
+        self._min_last = min((v[1] for v in state.values()), default=float("inf"))
+        return code
+
+
+def _be(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Native 8-byte words of addresses as numbers ordered like the bytes."""
+    return words.byteswap() if np.little_endian else words

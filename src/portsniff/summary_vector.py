@@ -1,0 +1,442 @@
+"""The summary of LabelledBatches, a block at a time: equal to :class:`SummaryBuilder` fed
+with the same records.
+
+Services, transports and timelines are sums over the block (bincount/unique). Flows are
+grouped per block and carried in the reference's own :class:`~portsniff.flows.FlowTable`,
+one update per flow and block. Blocks where a flow could expire (idle or too many flows)
+are fed packet by packet, and so are TCP flows where a SYN follows a FIN or RST in the
+block (a new connection on the same ports), so the flow table stays exactly the
+reference's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from portsniff.annotate.records import EndpointLabel
+from portsniff.annotate.vector import (
+    BASES,
+    SIDE_DST,
+    SIDE_SRC,
+    LabelledBatch,
+    _be,
+    _group,
+)
+from portsniff.decode.packet import PROTOS
+from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow
+from portsniff.summary import MAX_INSTANCES, DnssdRow, ServiceRow, SummaryBuilder, Timeline
+
+#: Summary transport key per proto code (non-IP rows are "non_ip" whatever their code).
+_TKEYS = tuple(
+    p if p in ("tcp", "udp", "sctp", "dccp", "icmp", "icmpv6") else "other_ip" for p in PROTOS
+)
+_TCP = PROTOS.index("tcp")
+
+
+class VectorSummaryBuilder(SummaryBuilder):
+    """A SummaryBuilder that also takes whole LabelledBatches (:meth:`add_batch`)."""
+
+    def __init__(
+        self, caveat: str, registry: list[dict[str, Any]], flows: FlowTable | None = None
+    ) -> None:
+        super().__init__(caveat, registry, flows)
+        self._keys: dict[bytes, tuple[Any, ...]] = {}
+        self._orient: dict[bytes, tuple[_Flow, bool]] = {}
+        self.slow_blocks = 0
+
+    def add_batch(self, lb: LabelledBatch) -> None:
+        """Fold every row of ``lb`` into the summary."""
+        n = len(lb)
+        if n == 0:
+            return
+        if not self._flows_fast_ok(lb):
+            self.slow_blocks += 1
+            for record in lb.iter_records():
+                self.add(record)
+            return
+        s = self.summary
+        ts_ns = lb.ts_ns
+        wirelen = lb.wirelen
+        s.packets += n
+        s.bytes += int(wirelen.sum())
+        s.truncated += int(np.count_nonzero(lb.caplen < wirelen))
+        lo = float(int(ts_ns.min()) / 1e9)
+        hi = float(int(ts_ns.max()) / 1e9)
+        s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
+        s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
+        for rec in lb.records.values():
+            if rec.problem:
+                s.malformed += 1
+                s.problems[rec.problem] += 1
+        # Transports.
+        code = np.where(lb.ip_version == 0, len(PROTOS), lb.proto.astype(np.int64))
+        pk = np.bincount(code, minlength=len(PROTOS) + 1)
+        by = np.bincount(code, weights=wirelen, minlength=len(PROTOS) + 1)
+        for c in np.flatnonzero(pk).tolist():
+            key = "non_ip" if c == len(PROTOS) else _TKEYS[c]
+            t = s.transports.setdefault(key, [0, 0])
+            t[0] += int(pk[c])
+            t[1] += round(by[c])
+        self._services(lb)
+        for rec in lb.records.values():
+            for d in rec.dnssd:
+                drow = s.dnssd.get(d.type.lower())
+                if drow is None:
+                    drow = s.dnssd[d.type.lower()] = DnssdRow(d.type, d.service, d.description)
+                drow.packets += 1
+                for inst in d.instances:
+                    if len(drow.instances) < MAX_INSTANCES:
+                        drow.instances.add(inst)
+        self._flows(lb)
+        self._collect(self.flow_table.drain())
+
+    # -- services ------------------------------------------------------------------------
+
+    def _services(self, lb: LabelledBatch) -> None:
+        rows = np.flatnonzero(lb.side > 0)
+        if not rows.size:
+            return
+        s = self.summary
+        side = lb.side[rows]
+        port = np.where(side == SIDE_DST, lb.dst_port[rows], lb.src_port[rows]).astype(np.int64)
+        combo = lb.proto[rows].astype(np.int64) * 65536 + port
+        uniq, inv = np.unique(combo, return_inverse=True)
+        m = int(uniq.size)
+        wl = lb.wirelen[rows]
+        ts_ns = lb.ts_ns[rows]
+        packets = np.bincount(inv, minlength=m)
+        nbytes = np.bincount(inv, weights=wl, minlength=m)
+        amb = np.bincount(inv, weights=lb.ambiguous[rows], minlength=m)
+        first = np.full(m, np.iinfo(np.int64).max, np.int64)
+        last = np.full(m, np.iinfo(np.int64).min, np.int64)
+        np.minimum.at(first, inv, ts_ns)
+        np.maximum.at(last, inv, ts_ns)
+        vlan = np.zeros(m, np.bool_)
+        if lb.vlan:
+            at = np.zeros(len(lb), np.bool_)
+            at[list(lb.vlan)] = True
+            vlan[np.unique(inv[at[rows]])] = True
+        # Timelines: bytes per (service, second).
+        sec = np.floor(ts_ns / 1e9).astype(np.int64)
+        base = int(sec.min())
+        tkey = inv.astype(np.int64) << 32 | (sec - base)
+        tu, tinv = np.unique(tkey, return_inverse=True)
+        tbytes = np.bincount(tinv, weights=wl, minlength=int(tu.size))
+        bins: list[dict[int, int]] = [{} for _ in range(m)]
+        for k, b in zip(tu.tolist(), tbytes.tolist(), strict=True):
+            bins[k >> 32][(k & 0xFFFFFFFF) + base] = round(b)
+        label = lb.labels.label
+        for j, c in enumerate(uniq.tolist()):
+            proto, p = c >> 16, c & 0xFFFF
+            lab = label(proto, p)
+            key = (lab.service, PROTOS[proto], lab.port)
+            row = s.services.get(key)
+            if row is None:
+                row = s.services[key] = ServiceRow(
+                    lab.service,
+                    PROTOS[proto],
+                    lab.port,
+                    lab.description,
+                    lab.status,
+                    lab.port_class,
+                )
+            row.packets += int(packets[j])
+            row.bytes += round(nbytes[j])
+            f, la = int(first[j]) / 1e9, int(last[j]) / 1e9
+            row.first_seen = f if row.first_seen is None else min(row.first_seen, f)
+            row.last_seen = la if row.last_seen is None else max(row.last_seen, la)
+            if lab.unauthorized_use:
+                row.unauthorized_use = lab.unauthorized_use
+            row.ambiguous += round(amb[j])
+            if vlan[j]:
+                row.vlan = True
+            row.timeline.merge(Timeline(1.0, bins[j]))
+
+    # -- flows ---------------------------------------------------------------------------
+
+    def _flows_fast_ok(self, lb: LabelledBatch) -> bool:
+        """True when no flow can expire during the block."""
+        table = self.flow_table
+        live = table._live
+        if len(live) + len(lb) > table.max_flows:
+            return False
+        hi = int(lb.ts_ns.max()) / 1e9
+        lo = int(lb.ts_ns.min()) / 1e9
+        if hi - lo > table.idle_timeout:
+            return False
+        if live:
+            oldest = min(f.last for f in live.values())
+            if hi - oldest > table.idle_timeout:
+                # Expiry walks from the least recently used flow and stops at the first
+                # one not idle: nothing goes when that flow is untouched here and stays
+                # not idle (its key is checked against the block's flows).
+                front = next(iter(live.values()))
+                if hi - front.last > table.idle_timeout or front.proto == "":
+                    return False
+                return not self._touches(lb, next(iter(live)))
+        return True
+
+    def _touches(self, lb: LabelledBatch, key: tuple[Any, ...]) -> bool:
+        """Whether any row of ``lb`` (or its tunnelled headers) counts into flow ``key``."""
+        tunnel, proto, (a_ip, a_port), (b_ip, b_port) = key
+        if tunnel is not None:
+            return any(
+                e.tunnel == tunnel and e.proto == proto
+                for rec in lb.records.values()
+                for e in rec.inner
+            )
+        for ip_a, ip_b in ((a_ip, b_ip), (b_ip, a_ip)):
+            hit = _rows_between(lb, ip_a, ip_b)
+            if hit.size:
+                sp = lb.src_port[hit]
+                dp = lb.dst_port[hit]
+                pa = -1 if a_port is None else a_port
+                pb = -1 if b_port is None else b_port
+                pr = lb.proto[hit]
+                code = PROTOS.index(proto)
+                if np.any((pr == code) & (((sp == pa) & (dp == pb)) | ((sp == pb) & (dp == pa)))):
+                    return True
+        return False
+
+    def _flows(self, lb: LabelledBatch) -> None:
+        table = self.flow_table
+        live = table._live
+        rows = np.flatnonzero(lb.ip_version > 0)
+        n = int(rows.size)
+        # Tunnelled flows are counted packet by packet (their keys never meet the outer
+        # flows'); flows made here get their uids in row order, as the reference does.
+        created: list[tuple[int, int, _Flow | None]] = [
+            (i, 1, None) for i, rec in lb.records.items() if rec.inner
+        ]
+        touched: dict[tuple[Any, ...], tuple[int, int]] = {}
+        splits: list[tuple[int, tuple[Any, ...], _Flow]] = []
+        if n:
+            self._outer_flows(lb, rows, created, touched, splits)
+        created.sort(key=lambda c: (c[0], c[1]))
+        for i, kind, obj in created:
+            if kind == 0:
+                assert obj is not None
+                table._next_uid += 1
+                obj.uid = f"F{table._next_uid}"
+                continue
+            rec = lb.records[i]
+            for k, e in enumerate(rec.inner):
+                if e.src_ip is not None and e.dst_ip is not None:
+                    table._count(
+                        e.proto,
+                        e.src_ip,
+                        e.src_port,
+                        e.dst_ip,
+                        e.dst_port,
+                        rec,
+                        e.tunnel,
+                        e.service,
+                        e.service_port,
+                    )
+                    touched[_inner_key(e)] = (i, 1 + k)
+        # A SYN after a FIN/RST finished the connection before it (in row order).
+        splits.sort(key=lambda x: x[0])
+        for _, key, obj in splits:
+            table._finish(key)
+            live[key] = obj
+        # LRU order: by each flow's last packet in the block.
+        for key, _ in sorted(touched.items(), key=lambda kv: kv[1]):
+            if key in live:
+                live.move_to_end(key)
+
+    def _outer_flows(
+        self,
+        lb: LabelledBatch,
+        rows: npt.NDArray[np.int64],
+        created: list[tuple[int, int, _Flow | None]],
+        touched: dict[tuple[Any, ...], tuple[int, int]],
+        splits: list[tuple[int, tuple[Any, ...], _Flow]],
+    ) -> None:
+        """Count the block's packets into their flows, one update per flow segment (a
+        segment ends where a SYN after a FIN/RST starts a new connection)."""
+        live = self.flow_table._live
+        n = int(rows.size)
+        ver = lb.ip_version[rows].astype(np.uint64)
+        s8 = lb.src_addr[rows].view(np.uint64).reshape(n, 2)
+        d8 = lb.dst_addr[rows].view(np.uint64).reshape(n, 2)
+        s_hi, s_lo, d_hi, d_lo = _be(s8[:, 0]), _be(s8[:, 1]), _be(d8[:, 0]), _be(d8[:, 1])
+        sport = lb.src_port[rows].astype(np.int64)
+        dport = lb.dst_port[rows].astype(np.int64)
+        s_lt = (s_hi < d_hi) | (
+            (s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sport <= dport)))
+        )
+        same = (s_hi == d_hi) & (s_lo == d_lo) & (sport == dport)
+        proto = lb.proto[rows].astype(np.int64)
+        a_port = np.where(s_lt, sport, dport) & 0x1FFFF
+        b_port = np.where(s_lt, dport, sport) & 0x1FFFF
+        misc = ((proto << 48) | (ver.astype(np.int64) << 40) | (a_port << 18) | b_port).astype(
+            np.uint64
+        )
+        a_hi, a_lo = np.where(s_lt, s_hi, d_hi), np.where(s_lt, s_lo, d_lo)
+        b_hi, b_lo = np.where(s_lt, d_hi, s_hi), np.where(s_lt, d_lo, s_lo)
+        _, first, flow = _group(misc, a_hi, a_lo, b_hi, b_lo)
+        nflows = int(first.size)
+        numeric: list[bytes] = (
+            np.ascontiguousarray(np.stack([misc, a_hi, a_lo, b_hi, b_lo], axis=1)[first])
+            .view("V40")
+            .ravel()
+            .tolist()
+        )
+        fr = rows[first]
+        keys = [self._key(numeric[f], lb, int(fr[f])) for f in range(nflows)]
+        known = [live.get(k) for k in keys]
+        live_closed = np.array([o is not None and o.closed for o in known], np.bool_)
+        flags = np.where(proto == _TCP, np.maximum(lb.tcp_flags[rows], 0), 0).astype(np.int64)
+        # Segments: in each flow's rows, a pure SYN splits when a FIN/RST came since the
+        # previous SYN (or, for the first SYN, since the flow began).
+        order = np.argsort(flow, kind="stable")
+        fs = flow[order]
+        m = np.arange(n)
+        fstart = np.ones(n, np.bool_)
+        fstart[1:] = fs[1:] != fs[:-1]
+        start_pos = np.maximum.accumulate(np.where(fstart, m, 0))
+        fl_s = flags[order]
+        syn_s = ((fl_s & SYN) > 0) & ((fl_s & ACK) == 0)
+        clo_s = ((fl_s & (FIN | RST)) > 0).astype(np.int64)
+        before = np.cumsum(clo_s) - clo_s  # closing rows before each position
+        last_syn = np.maximum.accumulate(np.where(syn_s, m, -1))
+        prev_syn = np.concatenate([[-1], last_syn[:-1]])
+        has_prev = prev_syn >= start_pos
+        q = np.where(has_prev, prev_syn, start_pos)
+        closed_since = before - before[q] > 0
+        split_s = syn_s & (closed_since | (~has_prev & live_closed[fs]))
+        seg_start = fstart | split_s
+        seg_s = np.cumsum(seg_start) - 1
+        nseg = int(seg_s[-1]) + 1
+        seg = np.empty(n, np.int64)
+        seg[order] = seg_s
+        seg_first = order[seg_start]  # first row (index into rows) of each segment
+        seg_flow = fs[seg_start]
+        seg_split = split_s[seg_start]
+        # Per segment: which endpoint of the numeric key is orig, and its flow object.
+        creator_src_is_a = s_lt[seg_first]
+        creator_side_src = lb.side[rows[seg_first]] == SIDE_SRC
+        orig_is_a = np.empty(nseg, np.bool_)
+        objs: list[_Flow] = []
+        labels = lb.labels.label
+        for j in range(nseg):
+            f = int(seg_flow[j])
+            i = int(rows[seg_first[j]])
+            key = keys[f]
+            obj = None if seg_split[j] else known[f]
+            if obj is None:
+                rec = lb.records.get(i)
+                src = (_ip(lb, i, "src"), _port(lb.src_port[i]))
+                dst = (_ip(lb, i, "dst"), _port(lb.dst_port[i]))
+                orig, resp = (dst, src) if creator_side_src[j] else (src, dst)
+                obj = _Flow(PROTOS[int(lb.proto[i])], orig, resp, int(lb.ts_ns[i]) / 1e9, None, "")
+                if rec is not None:
+                    obj.service, obj.service_port = rec.service, rec.service_port
+                    obj.status, obj.port_class = rec.status, rec.port_class
+                    obj.basis, obj.ambiguous = rec.basis, rec.ambiguous
+                    obj.vlan = rec.vlan
+                else:
+                    sd = int(lb.side[i])
+                    if sd:
+                        sp = int(lb.dst_port[i] if sd == SIDE_DST else lb.src_port[i])
+                        lab = labels(int(lb.proto[i]), sp)
+                        obj.service, obj.service_port = lab.service, lab.port
+                        obj.status, obj.port_class = lab.status, lab.port_class
+                    b = int(lb.basis[i])
+                    obj.basis = BASES[b] if b >= 0 else None
+                    obj.ambiguous = bool(lb.ambiguous[i])
+                    obj.vlan = lb.vlan.get(i, ())
+                orig_is_a[j] = bool(creator_src_is_a[j]) != bool(creator_side_src[j])
+                created.append((i, 0, obj))
+                if seg_split[j]:
+                    splits.append((i, key, obj))
+                else:
+                    live[key] = obj
+            else:
+                seen = self._orient.get(numeric[f])
+                if seen is not None and seen[0] is obj:
+                    orig_is_a[j] = seen[1]
+                else:
+                    src = (_ip(lb, i, "src"), _port(lb.src_port[i]))
+                    orig_is_a[j] = (obj.orig == src) == bool(creator_src_is_a[j])
+            objs.append(obj)
+            if len(self._orient) > 1_000_000:
+                self._orient.clear()
+            self._orient[numeric[f]] = (obj, bool(orig_is_a[j]))
+        ts = lb.ts_ns[rows]
+        wl = lb.wirelen[rows]
+        is_orig = (s_lt == orig_is_a[seg]) | same
+        gd = seg * 2 + (~is_orig).astype(np.int64)
+        pk = np.bincount(gd, minlength=2 * nseg).tolist()
+        by = np.bincount(gd, weights=wl, minlength=2 * nseg).tolist()
+        fl = np.zeros(2 * nseg, np.int64)
+        np.bitwise_or.at(fl, gd, flags)
+        fl_l = fl.tolist()
+        tmin = np.full(nseg, np.iinfo(np.int64).max, np.int64)
+        tmax = np.full(nseg, np.iinfo(np.int64).min, np.int64)
+        np.minimum.at(tmin, seg, ts)
+        np.maximum.at(tmax, seg, ts)
+        tmin_l, tmax_l = tmin.tolist(), tmax.tolist()
+        for j, obj in enumerate(objs):
+            obj.first = min(obj.first, tmin_l[j] / 1e9)
+            obj.last = max(obj.last, tmax_l[j] / 1e9)
+            obj.orig_pkts += pk[2 * j]
+            obj.orig_bytes += round(by[2 * j])
+            obj.flags_orig |= fl_l[2 * j]
+            obj.resp_pkts += pk[2 * j + 1]
+            obj.resp_bytes += round(by[2 * j + 1])
+            obj.flags_resp |= fl_l[2 * j + 1]
+        last_row = np.zeros(nflows, np.int64)
+        np.maximum.at(last_row, flow, np.arange(n))
+        for f, r in enumerate(rows[last_row].tolist()):
+            touched[keys[f]] = (r, 0)
+
+    def _key(self, numeric: bytes, lb: LabelledBatch, i: int) -> tuple[Any, ...]:
+        """The FlowTable key of row ``i``'s flow (cached by its numeric key)."""
+        got = self._keys.get(numeric)
+        if got is None:
+            src = (_ip(lb, i, "src"), _port(lb.src_port[i]))
+            dst = (_ip(lb, i, "dst"), _port(lb.dst_port[i]))
+            got = (
+                None,
+                PROTOS[int(lb.proto[i])],
+                *sorted((src, dst), key=lambda e: (e[0], e[1] or 0)),
+            )
+            if len(self._keys) > 1_000_000:
+                self._keys.clear()
+            self._keys[numeric] = got
+        return got
+
+
+def _rows_between(lb: LabelledBatch, src: str, dst: str) -> npt.NDArray[np.int64]:
+    """Rows sent from address ``src`` to ``dst``."""
+    import ipaddress
+
+    a = ipaddress.ip_address(src)
+    b = ipaddress.ip_address(dst)
+    sa = np.frombuffer(a.packed.ljust(16, b"\0"), "V16")[0]
+    db = np.frombuffer(b.packed.ljust(16, b"\0"), "V16")[0]
+    ok = (lb.ip_version == a.version) & (lb.src_addr == sa) & (lb.dst_addr == db)
+    return np.flatnonzero(ok)
+
+
+def _inner_key(e: EndpointLabel) -> tuple[Any, ...]:
+    """FlowTable's key of a tunnelled header's flow."""
+    src = (e.src_ip, e.src_port)
+    dst = (e.dst_ip, e.dst_port)
+    return (e.tunnel, e.proto, *sorted((src, dst), key=lambda x: (x[0], x[1] or 0)))
+
+
+def _ip(lb: LabelledBatch, i: int, which: str) -> str:
+    from portsniff.annotate.vector import address_text
+
+    col = lb.src_addr if which == "src" else lb.dst_addr
+    return address_text(int(lb.ip_version[i]), bytes(col[i]))
+
+
+def _port(v: np.integer[Any]) -> int | None:
+    p = int(v)
+    return None if p < 0 else p

@@ -1,0 +1,277 @@
+"""The columnar annotator gives exactly the reference annotator's records."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portsniff.annotate import annotator as annotator_module
+from portsniff.annotate import vector as vector_module
+from portsniff.annotate.annotator import Annotator
+from portsniff.annotate.records import PacketRecord
+from portsniff.annotate.side import FlowSides
+from portsniff.annotate.vector import VectorAnnotator
+from portsniff.capture.reader import open_capture
+from portsniff.decode.batch import PROTO_CODE, DecodedBatch
+from portsniff.decode.fast import FastEngine
+from portsniff.decode.packet import Decoded, Endpoints, Fragment
+from portsniff.errors import PortsniffError
+from portsniff.registry.index import RegistryIndex
+from portsniff.registry.sources import open_registry
+from tests.conftest import CAPTURES, ROOT
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".zst")
+
+
+@pytest.fixture(scope="module")
+def index() -> RegistryIndex:
+    return open_registry(None)
+
+
+def decoded(path: Path, block_bytes: int) -> Iterator[DecodedBatch]:
+    try:
+        reader = open_capture(str(path), block_bytes=block_bytes)
+    except PortsniffError:
+        return
+    with reader:
+        engine = FastEngine(str(path))
+        for block in reader.blocks():
+            yield engine.decode(block)
+
+
+def both(
+    index: RegistryIndex,
+    batches: list[DecodedBatch],
+    masks: list[np.ndarray | None] | None = None,
+    **limits: float,
+) -> tuple[list[PacketRecord], list[PacketRecord], Annotator, VectorAnnotator]:
+    flows = FlowSides(**limits) if limits else None  # type: ignore[arg-type]
+    ref = Annotator(index, flows=flows)
+    vec = VectorAnnotator(index, **limits)  # type: ignore[arg-type]
+    a: list[PacketRecord] = []
+    b: list[PacketRecord] = []
+    for k, batch in enumerate(batches):
+        mask = masks[k] if masks else None
+        a.extend(ref.feed(batch, mask))
+        b.extend(vec.records(batch, mask))
+    a.extend(ref.finish())
+    b.extend(vec.finish_records())
+    return a, b, ref, vec
+
+
+def assert_same(
+    a: list[PacketRecord], b: list[PacketRecord], ref: Annotator, vec: VectorAnnotator
+) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x == y
+    assert ref.counts == vec.counts
+
+
+def capture_files() -> list[Path]:
+    return sorted(p for p in CAPTURES.iterdir() if p.name.endswith(CAPTURE_SUFFIXES))
+
+
+@pytest.mark.parametrize("path", capture_files(), ids=lambda p: p.name)
+def test_project_captures(index: RegistryIndex, path: Path) -> None:
+    for block_bytes in (8 << 20, 2048):
+        assert_same(*both(index, list(decoded(path, block_bytes))))
+
+
+def test_shared_captures_one_by_one_and_all_in_one(
+    index: RegistryIndex, shared_captures: Path
+) -> None:
+    files = sorted(p for p in shared_captures.iterdir() if p.name.endswith(CAPTURE_SUFFIXES))
+    assert files
+    for path in files:
+        assert_same(*both(index, list(decoded(path, 8 << 20))))
+    # One annotator across every file: flow memory spans files, timestamps jump.
+    batches = [b for path in files for b in decoded(path, 4096)]
+    assert_same(*both(index, batches))
+
+
+def workload(tmp_path: Path, packets: int, seed: int) -> Path:
+    out = tmp_path / f"w{packets}-{seed}.pcap"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gen_workload.py"),
+            "--packets",
+            str(packets),
+            "--seed",
+            str(seed),
+            "--flows",
+            "300",
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+def test_generated_workload(index: RegistryIndex, tmp_path: Path) -> None:
+    path = workload(tmp_path, 30_000, 7)
+    for block_bytes in (8 << 20, 1 << 16):
+        a, b, ref, vec = both(index, list(decoded(path, block_bytes)))
+        assert_same(a, b, ref, vec)
+        assert len(a) == 30_000
+        assert any(r.basis == "syn" for r in a) and any(r.vlan for r in a)
+        assert vec.slow_blocks == 0
+
+
+def test_generated_workload_with_masks_and_small_memory(
+    index: RegistryIndex, tmp_path: Path
+) -> None:
+    path = workload(tmp_path, 8_000, 3)
+    batches = list(decoded(path, 1 << 15))
+    rng = np.random.default_rng(5)
+    masks: list[np.ndarray | None] = [rng.random(len(b)) < 0.7 for b in batches]
+    # Tiny limits: flows are forgotten (idle and over the limit) all the time.
+    a, b, ref, vec = both(index, batches, masks, max_flows=50, idle_timeout=0.05)
+    assert_same(a, b, ref, vec)
+    assert vec.evicted > 0 and vec.slow_blocks > 0
+
+
+# -- synthetic batches: fragments, tunnels, quotes, SYN re-decisions, time jumps -----------
+
+ADDRS = ["10.0.0.1", "10.0.0.2", "192.0.2.7", "2001:db8::1", "2001:db8::2"]
+PORTS = [53, 80, 123, 443, 5353, 47808, 1024, 40000, 50000, 65535]
+
+
+@st.composite
+def packets(draw: st.DrawFn) -> Decoded:
+    kind = draw(st.sampled_from(["plain", "plain", "plain", "frag", "inner", "quoted", "other"]))
+    v6 = draw(st.booleans())
+    pool = ADDRS[3:] if v6 else ADDRS[:3]
+    src, dst = draw(st.sampled_from(pool)), draw(st.sampled_from(pool))
+    proto = draw(st.sampled_from(["tcp", "udp", "sctp", "dccp"]))
+    sp, dp = draw(st.sampled_from(PORTS)), draw(st.sampled_from(PORTS))
+    flags = draw(st.sampled_from([0x02, 0x12, 0x10, 0x11, 0x04, 0x18])) if proto == "tcp" else None
+    if kind == "other":
+        return Decoded(
+            linktype=1,
+            src_ip=src,
+            dst_ip=dst,
+            proto="icmp",
+            ip_proto=1,
+            problem=draw(st.sampled_from([None, "truncated IPv4 header"])),
+        )
+    if kind == "frag":
+        key = (src, dst, draw(st.integers(0, 2)), 17)
+        first = draw(st.booleans())
+        return Decoded(
+            linktype=1,
+            src_ip=src,
+            dst_ip=dst,
+            proto="udp",
+            ip_proto=17,
+            src_port=sp if first else None,
+            dst_port=dp if first else None,
+            fragment=Fragment(key, 0 if first else 1480, first),
+        )
+    d = Decoded(
+        linktype=1,
+        src_ip=src,
+        dst_ip=dst,
+        proto=proto,
+        ip_proto={"tcp": 6, "udp": 17, "sctp": 132, "dccp": 33}[proto],
+        src_port=sp,
+        dst_port=dp,
+        tcp_flags=flags,
+        vlan=(draw(st.integers(1, 4094)),) if draw(st.booleans()) else (),
+    )
+    if kind == "inner":
+        e = Endpoints(
+            "udp",
+            draw(st.sampled_from(ADDRS[:3])),
+            draw(st.sampled_from(ADDRS[:3])),
+            draw(st.sampled_from(PORTS)),
+            draw(st.sampled_from(PORTS)),
+            "vxlan",
+        )
+        return Decoded(
+            linktype=1,
+            src_ip=src,
+            dst_ip=dst,
+            proto="udp",
+            ip_proto=17,
+            src_port=sp,
+            dst_port=4789,
+            inner=(e,),
+        )
+    if kind == "quoted":
+        q = Endpoints(proto, dst, src, dp, sp)
+        return Decoded(linktype=1, src_ip=src, dst_ip=dst, proto="icmp", ip_proto=1, quoted=q)
+    return d
+
+
+def batch_of(items: list[tuple[Decoded, int]], first_frame: int) -> DecodedBatch:
+    b = DecodedBatch.empty("<synthetic>", first_frame, len(items))
+    for i, (d, ts_ns) in enumerate(items):
+        b.ts_ns[i] = ts_ns
+        b.wirelen[i] = b.caplen[i] = 60 + i % 7
+        b.set_decoded(i, d)
+    assert all(int(b.proto[i]) in PROTO_CODE.values() for i in range(len(items)))
+    return b
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(packets(), st.integers(0, 3_000_000_000)), min_size=1, max_size=60),
+    st.lists(st.integers(1, 25), min_size=1, max_size=6),
+    st.sampled_from([(1_000_000, 600.0), (4, 1.0), (2, 0.5)]),
+)
+def test_synthetic_batches(
+    index: RegistryIndex,
+    items: list[tuple[Decoded, int]],
+    cuts: list[int],
+    limits: tuple[int, float],
+) -> None:
+    # Timestamps mostly rise, with jumps back and forth (several captures in one run).
+    rising: list[tuple[Decoded, int]] = []
+    t = 1_700_000_000 * 10**9
+    for d, step in items:
+        t += step if step % 5 else -step
+        rising.append((d, t))
+    batches: list[DecodedBatch] = []
+    at = 0
+    for c in cuts * 10:
+        if at >= len(rising):
+            break
+        batches.append(batch_of(rising[at : at + c], at + 1))
+        at += c
+    if at < len(rising):
+        batches.append(batch_of(rising[at:], at + 1))
+    max_flows, idle = limits
+    assert_same(*both(index, batches, max_flows=max_flows, idle_timeout=idle))
+
+
+def test_fragment_window_gives_up_in_order(
+    index: RegistryIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in (annotator_module, vector_module):
+        monkeypatch.setattr(module, "FRAGMENT_WINDOW_PACKETS", 5)
+    key = ("10.0.0.1", "10.0.0.2", 9, 17)
+    late = Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, fragment=Fragment(key, 8, False))
+    first = Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, 5353, 53, fragment=Fragment(key, 0, True))
+    plain = Decoded(1, "10.0.0.3", "10.0.0.2", "udp", 17, 40000, 53)
+    seqs = [
+        [late] + [plain] * 3 + [first],  # resolved inside the window
+        [late] + [plain] * 8 + [first],  # given up, then the first comes too late
+        [late, late] + [plain] * 2,  # both wait past the end of the batch
+    ]
+    for seq in seqs:
+        items = [(d, 1_700_000_000 * 10**9 + i * 1000) for i, d in enumerate(seq)]
+        for cut in (1, 2, 3, len(items)):
+            batches = [batch_of(items[a : a + cut], a + 1) for a in range(0, len(items), cut)]
+            a, b, ref, vec = both(index, batches)
+            assert_same(a, b, ref, vec)
+            assert [r.frame for r in b] == list(range(1, len(items) + 1))

@@ -1,0 +1,37 @@
+"""The benchmark harness runs end to end on a tiny workload (no timings are asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_bench_quick(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    env = dict(os.environ, PORTSNIFF_CACHE_DIR=str(tmp_path / "cache"))
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--packets",
+            "2000",
+            "--repeat",
+            "1",
+            "--quick",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    text = out.read_text()
+    assert "| `portsniff summary --format json` |" in text
+    assert "| `portsniff annotate (text)` |" in text
+    assert "failed" not in text  # every portsniff command exited 0
+    assert "- machine:" in text and "- versions:" in text

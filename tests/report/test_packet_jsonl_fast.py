@@ -1,0 +1,49 @@
+"""Block-at-a-time JSON Lines are byte for byte JsonlWriter's."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from portsniff.annotate.vector import VectorAnnotator
+from portsniff.registry.index import RegistryIndex
+from portsniff.registry.sources import open_registry
+from portsniff.report.packet_jsonl import JsonlWriter
+from portsniff.report.packet_jsonl_fast import FastJsonlWriter
+from tests.annotate.test_vector import capture_files, decoded, workload
+
+
+@pytest.fixture(scope="module")
+def index() -> RegistryIndex:
+    return open_registry(None)
+
+
+def check(index: RegistryIndex, paths: list[Path], block_bytes: int = 1 << 15) -> int:
+    vec = VectorAnnotator(index)
+    fast, slow = io.StringIO(), io.StringIO()
+    fw, sw = FastJsonlWriter(fast), JsonlWriter(slow)
+    n = 0
+    for path in paths:
+        for batch in decoded(path, block_bytes):
+            for lb in vec.feed(batch):
+                fw.write_batch(lb)
+                for r in lb.iter_records():
+                    sw.write(r)
+                    n += 1
+    assert fast.getvalue() == slow.getvalue()
+    return n
+
+
+def test_project_captures(index: RegistryIndex) -> None:
+    assert check(index, capture_files()) > 0
+
+
+def test_shared_captures(index: RegistryIndex, shared_captures: Path) -> None:
+    files = sorted(p for p in shared_captures.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    assert check(index, files) > 0
+
+
+def test_workload(index: RegistryIndex, tmp_path: Path) -> None:
+    assert check(index, [workload(tmp_path, 5_000, 8)]) == 5_000
