@@ -102,7 +102,7 @@ class ServiceRow:
         out = []
         if self.unauthorized_use:
             out.append("iana-unauthorized-use-note")
-        if self.status in ("reserved", "unassigned"):
+        if self.status in ("reserved", "unassigned", "unlisted"):
             out.append(self.status)
         if self.ambiguous:
             out.append("ambiguous-side")

@@ -199,3 +199,19 @@ def test_bad_queries() -> None:
         index.lookup("icmp", 7)
     with pytest.raises(ValueError, match="port"):
         index.lookup("tcp", 70000)
+
+
+def test_ports_a_partial_registry_does_not_list_are_unlisted(seed_excerpt, official_xml) -> None:
+    """The excerpt lists only some UDP ports: it cannot say tcp/80 is unassigned."""
+    from portsniff.registry.cache import load_index
+
+    partial = load_index([seed_excerpt])
+    assert partial.lookup("tcp", 80).status == "unlisted"
+    assert partial.lookup("udp", 50000).status == "unassigned"  # dynamic: never assigned
+    assert partial.lookup("udp", 45001).status == "reserved"
+    labels, table = partial.label_table("tcp")
+    assert labels[int(table[80])].status == "unlisted"
+    full = load_index([official_xml, seed_excerpt])
+    assert full.lookup("tcp", 80).status == "assigned"
+    assert full.lookup("tcp", 1).status == "assigned"
+    assert full.lookup("tcp", 4).status == "unassigned"

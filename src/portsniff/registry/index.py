@@ -73,12 +73,19 @@ def _covers(record: ServiceRecord, transport: str) -> bool:
     return proto == transport or (not proto and transport in UNSPECIFIED_COVERS)
 
 
-def _status(records: Sequence[ServiceRecord], named: bool) -> Status:
+#: Source kinds that list every assigned port of the registry: a port they do not list
+#: is unassigned. Other kinds (/etc/services, the excerpt) list only some ports.
+COMPLETE_KINDS = frozenset({"iana-xml", "iana-csv", "wireshark-services"})
+
+
+def _status(records: Sequence[ServiceRecord], named: bool, port: int, complete: bool) -> Status:
     if named:
         return "assigned"
     if any(r.description.lower().startswith("reserved") for r in records):
         return "reserved"
-    return "unassigned"
+    if records or complete or port >= 49152:  # RFC 6335: dynamic ports are never assigned
+        return "unassigned"
+    return "unlisted"
 
 
 class _Source:
@@ -215,6 +222,8 @@ class RegistryIndex:
         #: Sources in the order given (precedence order).
         self.sources: tuple[RegistrySource, ...] = tuple(s.source for s in given)
         self._ranked = tuple(given[i] for i in order)
+        #: Whether a port no source lists is known to be unassigned (see COMPLETE_KINDS).
+        self.complete = any(src.source.kind in COMPLETE_KINDS for src in given)
         caveats = [s.caveat for s in self._ranked if s.caveat]
         #: IANA's caveat as a source states it, else the project's copy of IANA's words.
         self.caveat: str = caveats[0] if caveats else CAVEAT
@@ -270,11 +279,15 @@ class RegistryIndex:
         """What the registry says about ``port`` on ``transport``."""
         self._check(transport, port)
         src, records = self._winner(transport, port)
-        return self._label(transport, port, records, src.label if src else None)
+        return self._label(transport, port, records, src.label if src else None, self.complete)
 
     @staticmethod
     def _label(
-        transport: str, port: int, records: tuple[ServiceRecord, ...], source: str | None
+        transport: str,
+        port: int,
+        records: tuple[ServiceRecord, ...],
+        source: str | None,
+        complete: bool = True,
     ) -> PortLabel:
         names: list[str] = []
         primary: list[ServiceRecord] = []
@@ -311,7 +324,7 @@ class RegistryIndex:
             service=names[0] if names else None,
             names=tuple(names),
             description=(first.description or None) if first else None,
-            status=_status(records, bool(names)),
+            status=_status(records, bool(names), port, complete),
             port_class=port_class(port),
             aliases=tuple(alias_names),
             unauthorized_use=unauthorized,
@@ -351,9 +364,7 @@ class RegistryIndex:
         for port in range(65536):
             m = members[port]
             if m is None:
-                labels.append(
-                    PortLabel(transport, port, None, (), None, "unassigned", port_class(port))
-                )
+                labels.append(self._label(transport, port, (), None, self.complete))
                 continue
             src = self._ranked[owner[port]]
             key = (owner[port], tuple(m))

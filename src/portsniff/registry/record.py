@@ -24,7 +24,9 @@ FIELDS: tuple[str, ...] = tuple(h.lower().replace(" ", "_") for h in IANA_HEADER
 
 TRANSPORTS: tuple[str, ...] = ("tcp", "udp", "sctp", "dccp")
 
-Status = Literal["assigned", "reserved", "unassigned"]
+#: "unlisted": no loaded source lists the port, and none of them is complete enough to
+#: say it is unassigned (only /etc/services or the bundled excerpt were loaded).
+Status = Literal["assigned", "reserved", "unassigned", "unlisted"]
 PortClass = Literal["system", "user", "dynamic"]
 
 
