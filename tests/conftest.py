@@ -47,3 +47,11 @@ def _isolated_cache(
     """Never let a test read or write the user's real registry cache."""
     monkeypatch.setenv("PORTSNIFF_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("PORTSNIFF_REGISTRY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def official_index():  # type: ignore[no-untyped-def]
+    """The index of the official XML registry (skipped when ../shared is absent)."""
+    from portsniff.registry.cache import load_index
+
+    return load_index([shared_path("registry", "service-names-port-numbers.xml")])

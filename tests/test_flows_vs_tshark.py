@@ -27,9 +27,8 @@ import pytest
 
 from portsniff.annotate.pipeline import AnnotateRun
 from portsniff.flows import FlowTable
-from portsniff.registry.cache import load_index
 from tests.conftest import SHARED
-from tests.tshark import need_tshark, shared_capture_files, tshark_fields
+from tests.tshark import need_tshark, shared_capture, shared_capture_files, tshark_fields
 
 FIELDS = ("frame.protocols", "tcp.stream", "udp.stream", "frame.len", "frame.time_epoch")
 OPTS = ("-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE")
@@ -37,18 +36,10 @@ CAPTURES = SHARED / "captures"
 FILES = shared_capture_files(CAPTURES) if CAPTURES.is_dir() else []
 
 
-@pytest.fixture(scope="module")
-def index():
-    xml = SHARED / "registry" / "service-names-port-numbers.xml"
-    if not xml.exists():
-        pytest.skip(f"{xml} is absent")
-    return load_index([xml])
-
-
-def our_flows(path: Path, index):
+def our_flows(path: Path, official_index):
     table = FlowTable()
     records, uids = [], []
-    for r in AnnotateRun([str(path)], index).records():
+    for r in AnnotateRun([str(path)], official_index).records():
         records.append(r)
         uids.append(table.add(r))
     return records, uids, list(table.finish())
@@ -82,8 +73,8 @@ def _stream_of(row: list[str]) -> tuple[str, int] | None:
     return (first, int(stream)) if first and stream else None
 
 
-def partitions(path: Path, index):
-    records, uids, flows = our_flows(path, index)
+def partitions(path: Path, official_index):
+    records, uids, flows = our_flows(path, official_index)
     theirs = tshark_streams(path, records)
     mine_p: dict[str, set[int]] = defaultdict(set)
     their_p: dict[tuple[str, int], set[int]] = defaultdict(set)
@@ -102,9 +93,9 @@ def partitions(path: Path, index):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_tcp_and_udp_flows_equal_tsharks_streams(path: Path, index):
+def test_tcp_and_udp_flows_equal_tsharks_streams(path: Path, official_index):
     need_tshark()
-    records, flows, mine_p, their_p = partitions(path, index)
+    records, flows, mine_p, their_p = partitions(path, official_index)
     mine = sorted(sorted(s) for s in mine_p.values())
     theirs = sorted(sorted(s) for s in their_p.values())
     assert mine == theirs
@@ -117,17 +108,10 @@ def test_tcp_and_udp_flows_equal_tsharks_streams(path: Path, index):
         assert f.orig_bytes + f.resp_bytes >= sum(length[n] for n in frames)
 
 
-def _by_name(name: str) -> Path:
-    path = CAPTURES / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-def test_icmp_errors_are_not_in_the_quoted_flow(index):
+def test_icmp_errors_are_not_in_the_quoted_flow(official_index):
     need_tshark()
-    path = _by_name("zeek__icmp_icmp-destunreach-udp.pcap")
-    records, _, flows = our_flows(path, index)
+    path = shared_capture("zeek__icmp_icmp-destunreach-udp.pcap")
+    records, _, flows = our_flows(path, official_index)
     (r,) = records
     assert r.proto == "icmp" and r.quoted is not None
     assert tshark_streams(path, records, transport_only=False) == [
@@ -136,10 +120,10 @@ def test_icmp_errors_are_not_in_the_quoted_flow(index):
     assert [f.proto for f in flows] == ["icmp"]  # ours: an ICMP flow, no UDP flow
 
 
-def test_fragments_belong_to_their_datagrams_flow(index):
+def test_fragments_belong_to_their_datagrams_flow(official_index):
     need_tshark()
-    path = _by_name("pcapplusplus__ip4_fragments.pcap")
-    records, uids, flows = our_flows(path, index)
+    path = shared_capture("pcapplusplus__ip4_fragments.pcap")
+    records, uids, flows = our_flows(path, official_index)
     theirs = tshark_streams(path, records)
     moved = [
         (r, u) for r, u, t in zip(records, uids, theirs, strict=True) if r.fragment and t is None
@@ -151,10 +135,10 @@ def test_fragments_belong_to_their_datagrams_flow(index):
         assert {f.orig_port, f.resp_port} == {r.src_port, r.dst_port}
 
 
-def test_tunnels_count_in_the_outer_flow_and_list_inner_flows(index):
+def test_tunnels_count_in_the_outer_flow_and_list_inner_flows(official_index):
     need_tshark()
-    path = _by_name("tcpdump__vxlan.pcap")
-    records, _, flows = our_flows(path, index)
+    path = shared_capture("tcpdump__vxlan.pcap")
+    records, _, flows = our_flows(path, official_index)
     outer = [f for f in flows if f.tunnel is None]
     inner = [f for f in flows if f.tunnel == "vxlan"]
     assert outer and inner
@@ -162,10 +146,10 @@ def test_tunnels_count_in_the_outer_flow_and_list_inner_flows(index):
     assert sum(f.orig_pkts + f.resp_pkts for f in outer) == len(records)
 
 
-def test_application_dissectors_split_tsharks_streams(index):
+def test_application_dissectors_split_tsharks_streams(official_index):
     need_tshark()
-    path = _by_name("testing_tools__hart_ip.pcap")
-    records, uids, _ = our_flows(path, index)
+    path = shared_capture("testing_tools__hart_ip.pcap")
+    records, uids, _ = our_flows(path, official_index)
     full = tshark_streams(path, records, transport_only=False)
     bare = tshark_streams(path, records, transport_only=True)
     # The same 5-tuple (frames 4 and 5: 5095 <-> 49905) is two streams in full tshark...
@@ -174,10 +158,10 @@ def test_application_dissectors_split_tsharks_streams(index):
     assert bare[3] == bare[4] and uids[3] == uids[4]
 
 
-def test_truncated_headers_count_in_their_flow(index):
+def test_truncated_headers_count_in_their_flow(official_index):
     need_tshark()
-    path = _by_name("tcpdump__udp-length-heapoverflow.pcap")
-    records, _, flows = our_flows(path, index)
+    path = shared_capture("tcpdump__udp-length-heapoverflow.pcap")
+    records, _, flows = our_flows(path, official_index)
     (r,) = records
     assert r.problem and r.problem.startswith("truncated UDP header")
     assert tshark_streams(path, records) == [None]

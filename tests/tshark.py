@@ -92,3 +92,10 @@ def shared_capture_files(folder: Path) -> list[Path]:
         and p.suffix in (".pcap", ".pcapng", ".cap", ".zst")
         and p.name not in UNREADABLE
     )
+
+
+def shared_capture(name: str) -> Path:
+    """A file of ../shared/captures by name, or skip when the folder is absent."""
+    from tests.conftest import shared_path
+
+    return shared_path("captures", name)

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from portsniff.annotate.pipeline import AnnotateRun
-from portsniff.registry.cache import load_index
 from tests.conftest import SHARED
-from tests.tshark import need_tshark, shared_capture_files, tshark_fields
+from tests.tshark import need_tshark, shared_capture, shared_capture_files, tshark_fields
 
 PORTED = ("tcp", "udp", "sctp", "dccp")
 FIELDS = (
@@ -32,14 +31,6 @@ FIELDS = (
 OPTS = ("-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE")
 CAPTURES = SHARED / "captures"
 FILES = shared_capture_files(CAPTURES) if CAPTURES.is_dir() else []
-
-
-@pytest.fixture(scope="module")
-def index():
-    xml = SHARED / "registry" / "service-names-port-numbers.xml"
-    if not xml.exists():
-        pytest.skip(f"{xml} is absent: the shared registry is not next to this checkout")
-    return load_index([xml])
 
 
 def tshark_outermost(
@@ -61,15 +52,15 @@ def tshark_outermost(
     return out
 
 
-def ours(path: Path, index):
-    run = AnnotateRun([str(path)], index)
+def ours(path: Path, official_index):
+    run = AnnotateRun([str(path)], official_index)
     return list(run.records()), run
 
 
-def aligned(path: Path, index):
+def aligned(path: Path, official_index):
     """Our records and tshark's rows, frame by frame. tshark shows pcapng custom blocks
     as extra frames: those files are compared on the frames that are packets."""
-    records, run = ours(path, index)
+    records, run = ours(path, official_index)
     frames = tshark_outermost(path)
     if len(frames) == len(records):
         return records, [f[0] for f in frames], run
@@ -87,9 +78,9 @@ def aligned(path: Path, index):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_outermost_ports_equal_tsharks(path: Path, index):
+def test_outermost_ports_equal_tsharks(path: Path, official_index):
     need_tshark()
-    records, theirs, run = aligned(path, index)
+    records, theirs, run = aligned(path, official_index)
     diffs = []
     for r, (proto, sp, dp) in zip(records, theirs, strict=True):
         if r.proto in ("icmp", "icmpv6") and r.quoted is not None and proto is not None:
@@ -107,38 +98,31 @@ def test_outermost_ports_equal_tsharks(path: Path, index):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_labels_agree_with_the_registry(path: Path, index):
-    records, _ = ours(path, index)
+def test_labels_agree_with_the_registry(path: Path, official_index):
+    records, _ = ours(path, official_index)
     for r in records:
         if r.service is None:
             continue
         assert r.service_port in (r.src_port, r.dst_port), r
-        names = {rec.service_name for rec in index.records_for(r.proto, r.service_port)}
+        names = {rec.service_name for rec in official_index.records_for(r.proto, r.service_port)}
         assert r.service in names, (r.frame, r.service, names)
         assert r.status == "assigned"
 
 
-def _by_name(name: str) -> Path:
-    path = CAPTURES / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-def test_icmp_errors_quote_instead_of_owning_ports(index):
+def test_icmp_errors_quote_instead_of_owning_ports(official_index):
     need_tshark()
-    path = _by_name("zeek__icmp_icmp-destunreach-udp.pcap")
-    records, theirs, _ = aligned(path, index)
+    path = shared_capture("zeek__icmp_icmp-destunreach-udp.pcap")
+    records, theirs, _ = aligned(path, official_index)
     (r,), ((proto, sp, dp),) = records, theirs
     assert (r.proto, r.src_port, r.dst_port) == ("icmp", None, None)
     assert r.quoted is not None
     assert (r.quoted.proto, r.quoted.src_port, r.quoted.dst_port) == (proto, sp, dp)
 
 
-def test_non_first_fragments_carry_the_datagrams_ports(index):
+def test_non_first_fragments_carry_the_datagrams_ports(official_index):
     need_tshark()
-    path = _by_name("pcapplusplus__ip4_fragments.pcap")
-    records, theirs, _ = aligned(path, index)
+    path = shared_capture("pcapplusplus__ip4_fragments.pcap")
+    records, theirs, _ = aligned(path, official_index)
     carried = [r for r, t in zip(records, theirs, strict=True) if r.fragment and t[0] is None]
     assert carried, "the capture has non-first fragments"
     assert all(r.src_port is not None and r.service_port is not None for r in carried)
@@ -149,7 +133,7 @@ def test_unreadable_files_are_one_line_errors(tmp_path):
     import sys
 
     for name in ("libpcap__pcap-invalid-version-1.pcap", "libpcap__shb-option-too-long.pcapng"):
-        path = _by_name(name)
+        path = shared_capture(name)
         proc = subprocess.run(
             [
                 sys.executable,

@@ -281,3 +281,35 @@ def test_interfaces_json(capsys: pytest.CaptureFixture[str]) -> None:
     names = [i["name"] for i in doc["interfaces"]]
     assert "lo" in names
     assert set(doc["capture"]) == {"tool", "tool_path", "permitted", "reason"}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "text"])
+def test_vector_and_reference_lines_and_summary_are_identical(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    official_xml: Path,
+    fmt: str,
+) -> None:
+    from tests.live._workload import workload_tool
+
+    workload_tool(tmp_path, monkeypatch, 5000)
+    outputs = {}
+    for annotator in ("vector", "reference"):
+        summary = tmp_path / f"summary-{annotator}.json"
+        pcapng = tmp_path / f"out-{annotator}.pcapng"
+        argv = ["--registry", str(official_xml), "live", "lo", "--view", "lines",
+                "--format", fmt, "--annotator", annotator, "--summary-format", "json",
+                "-o", str(summary), "-w", str(pcapng)]  # fmt: skip
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        outputs[annotator] = (out, summary.read_text(), pcapng.read_bytes())
+    vector, reference = outputs["vector"], outputs["reference"]
+    lines = reference[0].splitlines()
+    if fmt == "jsonl":
+        docs = [json.loads(line) for line in lines]
+        assert sum(d["type"] == "packet" for d in docs) == 5000
+        assert docs[-1]["type"] == "end" and docs[-1]["packets"] == 5000
+    assert vector[0] == reference[0]
+    assert json.loads(vector[1]) == json.loads(reference[1])
+    assert vector[2] == reference[2]

@@ -14,6 +14,7 @@ from portsniff.live import session as live_session
 from portsniff.live.backend import CaptureStats
 from portsniff.live.session import LiveOptions, LiveReport, LiveSession, check_options
 from portsniff.registry.sources import open_registry
+from tests.live._workload import workload_tool
 
 EXCERPT = Path(live_session.__file__).parent.parent / "data" / "iana-registry-excerpt.txt"
 
@@ -139,3 +140,49 @@ def test_report_dict_for_the_summary() -> None:
         "dropped_by_interface": 1,
         "dropped_by_tool": None,
     }
+
+
+@pytest.mark.parametrize("gather", [0.0, 0.005])
+def test_vector_and_reference_give_the_same_records_and_pcapng(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, official_xml: Path, gather: float
+) -> None:
+    workload_tool(tmp_path, monkeypatch, 6000)
+    index = open_registry([str(official_xml)])
+    got = {}
+    for vector in (True, False):
+        s = LiveSession(LiveOptions("lo"), index, vector=vector)
+        assert s.vector is vector
+        s.gather_seconds = gather
+        out = tmp_path / f"out-{vector}.pcapng"
+        with out.open("wb") as fh:
+            s.write_pcapng(fh, "section")
+            records = list(s.records())
+        got[vector] = (records, s.counts.as_dict(), s.report.as_dict(), out.read_bytes())
+    v_records, v_counts, v_report, v_pcapng = got[True]
+    r_records, r_counts, r_report, r_pcapng = got[False]
+    assert len(r_records) == 6000
+    assert {r.proto for r in r_records} >= {"tcp", "udp"}
+    assert any(r.vlan for r in r_records) and any(r.fragment for r in r_records)
+    assert v_records == r_records
+    assert v_counts == r_counts
+    assert v_report == r_report
+    assert v_pcapng == r_pcapng
+
+
+def test_vector_batches_stop_at_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, official_xml: Path
+) -> None:
+    workload_tool(tmp_path, monkeypatch, 3000)
+    index = open_registry([str(official_xml)])
+    s = LiveSession(LiveOptions("lo", limit=1234), index)
+    batches = list(s.batches())
+    assert sum(len(b) for b in batches) == 1234
+    assert s.report.stop_reason == "count"
+    r = LiveSession(LiveOptions("lo", limit=1234), index, vector=False)
+    assert [rec for b in batches for rec in b.iter_records()] == list(r.records())
+
+
+def test_batches_need_the_vector_path(fake_tool: Path) -> None:
+    s = LiveSession(LiveOptions("lo"), open_registry([str(EXCERPT)]), vector=False)
+    with pytest.raises(ValueError, match="vector"):
+        next(s.batches())

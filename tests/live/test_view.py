@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from rich.console import Console
 
@@ -115,3 +116,33 @@ def test_live_table_refreshes_at_most_twice_a_second() -> None:
             table.refresh()
     assert drawn == [0.0, 0.6, 1.2, 1.2]  # the last: the final refresh on exit
     assert "bacnet" in stream.getvalue()  # rich draws the last frame when it stops
+
+
+def test_a_labelled_batch_counts_as_its_records(official_xml: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from portsniff.annotate.pipeline import AnnotateRun
+    from portsniff.registry.sources import open_registry
+    from tests.conftest import shared_path
+
+    capture = tmp_path / "w.pcap"
+    subprocess.run(
+        [sys.executable, str(shared_path("bench", "gen_pcap.py")), "--packets", "4000",
+         "--seed", "5", "--flows", "200", "--out", str(capture)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    index = open_registry([str(official_xml)])
+    by_batch = ServiceBoard("veth0", "tcpdump", started=0.0)
+    by_record = ServiceBoard("veth0", "tcpdump", started=0.0)
+    batches = list(AnnotateRun([str(capture)], index, vector=True).batches())
+    assert any(b.records for b in batches)  # rows with records of their own are covered
+    for lb in batches:
+        by_batch.add_batch(lb, 1.0)
+        for record in lb.iter_records():
+            by_record.add(record, 1.0)
+    assert by_batch.packets == by_record.packets == 4000
+    assert (by_batch.bytes, by_batch.no_port) == (by_record.bytes, by_record.no_port)
+    assert by_batch.no_port > 0
+    assert by_batch.rows == by_record.rows
+    assert text(by_batch, 1.5) == text(by_record, 1.5)
