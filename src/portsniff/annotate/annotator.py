@@ -321,23 +321,31 @@ class Annotator:
         return _endpoint_label(e, service)
 
     def _dnssd_labels(self, d: Decoded) -> tuple[DnssdLabel, ...]:
-        out = []
-        for service_type in d.dnssd:
-            cached = self._dnssd.get(service_type.lower())
-            if cached is None:
-                records = self.index.dnssd(service_type)
-                rec = records[0] if records else None
-                cached = DnssdLabel(
-                    type=service_type,
-                    service=rec.service_name if rec else None,
-                    description=rec.description if rec else None,
-                )
-                if len(self._dnssd) < 10_000:
-                    self._dnssd[service_type.lower()] = cached
-            suffix = "." + service_type.lower() + "."
-            instances = tuple(i for i in d.dnssd_instances if suffix in (i.lower() + "."))
-            out.append(DnssdLabel(cached.type, cached.service, cached.description, instances))
-        return tuple(out)
+        return dnssd_labels(self.index, self._dnssd, d)
+
+
+def dnssd_labels(
+    index: RegistryIndex, cache: dict[str, DnssdLabel], d: Decoded
+) -> tuple[DnssdLabel, ...]:
+    """The registry's entries for the DNS-SD types a packet names (``cache`` keeps them
+    per lower-cased type)."""
+    out = []
+    for service_type in d.dnssd:
+        cached = cache.get(service_type.lower())
+        if cached is None:
+            records = index.dnssd(service_type)
+            rec = records[0] if records else None
+            cached = DnssdLabel(
+                type=service_type,
+                service=rec.service_name if rec else None,
+                description=rec.description if rec else None,
+            )
+            if len(cache) < 10_000:
+                cache[service_type.lower()] = cached
+        suffix = "." + service_type.lower() + "."
+        instances = tuple(i for i in d.dnssd_instances if suffix in (i.lower() + "."))
+        out.append(DnssdLabel(cached.type, cached.service, cached.description, instances))
+    return tuple(out)
 
 
 def _endpoint_label(e: Endpoints, service: PortLabel | None) -> EndpointLabel:

@@ -28,6 +28,7 @@ from portsniff.annotate.annotator import (
     FRAGMENT_WINDOW_SECONDS,
     AnnotateCounts,
     _endpoint_label,
+    dnssd_labels,
 )
 from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord
 from portsniff.annotate.side import decide
@@ -807,23 +808,7 @@ class VectorAnnotator:
         return _endpoint_label(e, service)
 
     def _dnssd_labels(self, d: Decoded) -> tuple[DnssdLabel, ...]:
-        out = []
-        for service_type in d.dnssd:
-            cached = self._dnssd.get(service_type.lower())
-            if cached is None:
-                records = self.index.dnssd(service_type)
-                rec = records[0] if records else None
-                cached = DnssdLabel(
-                    type=service_type,
-                    service=rec.service_name if rec else None,
-                    description=rec.description if rec else None,
-                )
-                if len(self._dnssd) < 10_000:
-                    self._dnssd[service_type.lower()] = cached
-            suffix = "." + service_type.lower() + "."
-            instances = tuple(i for i in d.dnssd_instances if suffix in (i.lower() + "."))
-            out.append(DnssdLabel(cached.type, cached.service, cached.description, instances))
-        return tuple(out)
+        return dnssd_labels(self.index, self._dnssd, d)
 
     # -- the side decision, per flow ------------------------------------------------------
 
