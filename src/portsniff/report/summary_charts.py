@@ -191,9 +191,10 @@ def nice_ticks(peak: int, count: int = 4) -> list[int]:
 
 
 def _seconds(width: float) -> str:
-    if width < 60:
+    """Bins are powers of two seconds: name them in the unit that keeps them whole."""
+    if width < 60 or width % 60:
         return f"{width:g} s"
-    if width < 3600:
+    if width < 3600 or width % 3600:
         return f"{width / 60:g} min"
     return f"{width / 3600:g} h"
 
