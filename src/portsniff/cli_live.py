@@ -60,6 +60,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="decoder (pyshark reads files only: not for live capture)",
     )
     p.add_argument(
+        "--annotator",
+        choices=("auto", "vector", "reference"),
+        default="auto",
+        help="labelling path: vector (columnar, a block at a time: fastest), reference "
+        "(packet by packet), or auto (vector with the fast engine); the output is the same",
+    )
+    p.add_argument(
         "--tool",
         choices=("auto", "tcpdump", "dumpcap"),
         default="auto",
@@ -112,13 +119,17 @@ def _isatty(stream: TextIO) -> bool:
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.caveat import CAVEAT
     from portsniff.cli import registry_files
-    from portsniff.cli_annotate import stream_meta_registry
+    from portsniff.cli_annotate import stream_meta_registry, vector_choice
+    from portsniff.live.fold import FoldedSummary
     from portsniff.live.session import LiveOptions, LiveSession
     from portsniff.registry.sources import open_registry
+    from portsniff.report.packet_jsonl_fast import FastJsonlWriter
     from portsniff.report.packet_text import color_wanted
-    from portsniff.report.packets import StreamEnd, StreamMeta, packet_writer
+    from portsniff.report.packet_text_fast import FastTextWriter
+    from portsniff.report.packets import PacketWriter, StreamEnd, StreamMeta, packet_writer
     from portsniff.report.summaries import ReportOptions, reporter
     from portsniff.summary import SummaryBuilder
+    from portsniff.summary_vector import VectorSummaryBuilder
 
     options = LiveOptions(
         interface=args.interface,
@@ -135,7 +146,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     render = reporter(args.summary_format)
     index = open_registry(registry_files(args))
     registry = stream_meta_registry(index)
-    session = LiveSession(options, index)  # checks interface, filter, tool before output
+    # Checks interface, filter and tool before any output.
+    session = LiveSession(options, index, vector=vector_choice(args))
     pcapng: BinaryIO | None = None
     try:
         if args.write_pcapng:
@@ -150,11 +162,20 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     for s in registry
                 ),
             )
-        builder = SummaryBuilder(CAVEAT, registry)
-        writer = None
+        builder = (
+            VectorSummaryBuilder(CAVEAT, registry)
+            if session.vector
+            else SummaryBuilder(CAVEAT, registry)
+        )
+        writer: PacketWriter | FastTextWriter | FastJsonlWriter | None = None
         if view == "lines":
             color = args.format == "text" and color_wanted(stdout)
-            writer = packet_writer(args.format, stdout, None, color)
+            if not session.vector:
+                writer = packet_writer(args.format, stdout, None, color)
+            elif args.format == "text":
+                writer = FastTextWriter(stdout, None, color)
+            else:
+                writer = FastJsonlWriter(stdout, None, color)
         with _stop_on_signals(session):
             session.start()
             what = f" (filter {args.filter!r})" if args.filter else ""
@@ -170,12 +191,21 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     StreamMeta(caveat=CAVEAT, registry=registry, files=[session.report.name])
                 )
                 stdout.flush()
-                write, add = writer.write, builder.add
                 # Flushed after each read's packets: a pipe reader sees every packet as
                 # soon as it is labelled, without one write per line at high rates.
-                for record in session.records(after_block=stdout.flush):
-                    write(record)
-                    add(record)
+                if isinstance(writer, (FastTextWriter, FastJsonlWriter)):
+                    assert isinstance(builder, VectorSummaryBuilder)
+                    folded = FoldedSummary(builder)
+                    write_batch, add_batch = writer.write_batch, folded.add_batch
+                    for lb in session.batches(after_block=stdout.flush):
+                        write_batch(lb)
+                        add_batch(lb)
+                    folded.flush()
+                else:
+                    write, add = writer.write, builder.add
+                    for record in session.records(after_block=stdout.flush):
+                        write(record)
+                        add(record)
         report = session.report
         summary = builder.finish()
         builder.add_file(report.as_dict(), report.linktypes)
@@ -223,6 +253,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _run_table(session: Any, builder: Any, stdout: TextIO) -> None:
+    from portsniff.live.fold import FoldedSummary
     from portsniff.live.view import LiveTable, ServiceBoard
 
     board = ServiceBoard(session.options.interface, session.tool, time.monotonic())
@@ -232,10 +263,18 @@ def _run_table(session: Any, builder: Any, stdout: TextIO) -> None:
             board.stats = session.stats()
             table.refresh()
 
-        add, table_add = builder.add, table.add
-        for record in session.records(tick):
-            add(record)
-            table_add(record)
+        if session.vector:
+            folded = FoldedSummary(builder)
+            add_batch, table_batch = folded.add_batch, table.add_batch
+            for lb in session.batches(tick):
+                add_batch(lb)
+                table_batch(lb)
+            folded.flush()
+        else:
+            add, table_add = builder.add, table.add
+            for record in session.records(tick):
+                add(record)
+                table_add(record)
         board.stats = session.report.stats or session.stats()
         board.note = session.report.error
 

@@ -142,9 +142,9 @@ def test_report_dict_for_the_summary() -> None:
     }
 
 
-@pytest.mark.parametrize("gather", [0.0, 0.005])
+@pytest.mark.parametrize("gather", [(0, 0.0), (20_000, 0.002), (4 << 20, 0.02)])
 def test_vector_and_reference_give_the_same_records_and_pcapng(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, official_xml: Path, gather: float
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, official_xml: Path, gather: tuple[int, float]
 ) -> None:
     workload_tool(tmp_path, monkeypatch, 6000)
     index = open_registry([str(official_xml)])
@@ -152,7 +152,7 @@ def test_vector_and_reference_give_the_same_records_and_pcapng(
     for vector in (True, False):
         s = LiveSession(LiveOptions("lo"), index, vector=vector)
         assert s.vector is vector
-        s.gather_seconds = gather
+        s.gather_bytes, s.gather_seconds = gather
         out = tmp_path / f"out-{vector}.pcapng"
         with out.open("wb") as fh:
             s.write_pcapng(fh, "section")

@@ -1,7 +1,8 @@
 """One live capture: the capture tool's pipe -> engine -> annotator -> labelled packets.
 
-The labels are exactly those of ``annotate`` (same engines, same Annotator); only the
-source differs. The session stops on a packet count, a duration, :meth:`LiveSession.stop`
+The labels are exactly those of ``annotate`` (same engines, same annotators: the
+columnar VectorAnnotator by default, the per-packet reference Annotator on request); only
+the source differs. The session stops on a packet count, a duration, :meth:`LiveSession.stop`
 (Ctrl-C / SIGTERM handlers call it) or the interface going away, and always ends with
 what was captured and the tool's drop counters.
 """
@@ -16,10 +17,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from portsniff.annotate.annotator import AnnotateCounts, Annotator
 from portsniff.annotate.records import PacketRecord
+from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
 from portsniff.capture.block import CaptureDamage
 from portsniff.errors import CaptureError, UsageError
 from portsniff.live import interfaces
 from portsniff.live.backend import (
+    GATHER_BYTES,
+    GATHER_SECONDS,
+    READ_BUFFER_BYTES,
     CaptureProcess,
     CaptureStats,
     PcapPipeReader,
@@ -29,6 +34,7 @@ from portsniff.live.backend import (
 
 if TYPE_CHECKING:
     from portsniff.annotate.pipeline import _PcapngOut
+    from portsniff.decode.batch import DecodedBatch
     from portsniff.registry.index import RegistryIndex
 
 #: How often (seconds) tcpdump is asked for its counters while a view is shown.
@@ -174,11 +180,25 @@ class LiveSession:
         pcapng_out: BinaryIO | None = None,
         section_comment: str | None = None,
         annotator: Annotator | None = None,
+        vector: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options
         self.index = index
-        self.annotator = annotator if annotator is not None else Annotator(index)
+        # The columnar annotator (same records, a block at a time) unless the reference
+        # is asked for (or given, or another engine than fast decodes).
+        if vector is None:
+            vector = options.engine == "fast" and annotator is None
+        self.vector = vector
+        self.annotator: Annotator | VectorAnnotator
+        if vector:
+            self.annotator = VectorAnnotator(index)
+        else:
+            self.annotator = annotator if annotator is not None else Annotator(index)
+        #: Reads are gathered up to this many bytes, or for this long after the first
+        #: packets arrive, before labelling (bigger blocks label faster; see backend).
+        self.gather_bytes = GATHER_BYTES
+        self.gather_seconds = GATHER_SECONDS
         self.linktype = check_options(options)
         self.tool, self.tool_path = find_tool(options.tool)
         self.report = LiveReport(options.interface, self.tool, f"live:{options.interface}")
@@ -243,7 +263,78 @@ class LiveSession:
         """The labelled packets as they arrive; ``tick`` is called at least every
         ``tick_seconds`` (idle or busy) so that a view can refresh, ``after_block`` after
         the packets of each read (the moment to flush an output stream)."""
+        if self.vector:
+            for lb in self.batches(tick, tick_seconds, after_block):
+                yield from lb.iter_records()
+            return
+        annotator = self.annotator
+        assert isinstance(annotator, Annotator)
+        writer = self._open_writer()
+        try:
+            for batch in self._decoded(writer, tick, tick_seconds):
+                if batch is not None:
+                    for record in annotator.feed(batch):
+                        if self._emit(record, writer):
+                            yield record
+                    if writer is not None:
+                        writer.writer.flush()  # a pcapng is valid after every whole block
+                    if after_block is not None:
+                        after_block()
+            for record in annotator.finish():
+                if self._emit(record, writer):
+                    yield record
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def batches(
+        self,
+        tick: Callable[[], None] | None = None,
+        tick_seconds: float = 0.5,
+        after_block: Callable[[], None] | None = None,
+    ) -> Iterator[LabelledBatch]:
+        """The labelled packets as columnar blocks (the vector path; same records as
+        :meth:`records`); ``tick`` and ``after_block`` as there (``after_block`` is called
+        after each read's blocks have been yielded)."""
+        if not self.vector:
+            raise ValueError("batches() needs the vector annotator")
+        annotator = self.annotator
+        assert isinstance(annotator, VectorAnnotator)
+        writer = self._open_writer()
+        try:
+            for batch in self._decoded(writer, tick, tick_seconds):
+                if batch is not None:
+                    for lb in annotator.feed(batch):
+                        got = self._emit_batch(lb, writer)
+                        if got is not None:
+                            yield got
+                    if writer is not None:
+                        writer.writer.flush()  # a pcapng is valid after every whole block
+                    if after_block is not None:
+                        after_block()
+            for lb in annotator.finish():
+                got = self._emit_batch(lb, writer)
+                if got is not None:
+                    yield got
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def _open_writer(self) -> _PcapngOut | None:
         from portsniff.annotate.pipeline import _PcapngOut
+
+        if self._pcapng_out is None:
+            return None
+        return _PcapngOut(self._pcapng_out, self._section_comment)
+
+    def _decoded(
+        self,
+        writer: _PcapngOut | None,
+        tick: Callable[[], None] | None,
+        tick_seconds: float,
+    ) -> Iterator[DecodedBatch | None]:
+        """Each read's packets decoded (None when idle), with the report, the deadline,
+        the link checks and the ticks kept up to date between them."""
         from portsniff.decode.engines import open_engine
 
         if self._process is None:
@@ -252,9 +343,14 @@ class LiveSession:
         assert process is not None
         o = self.options
         report = self.report
-        reader = PcapPipeReader(process.stdout_fd, report.name)
+        reader = PcapPipeReader(
+            process.stdout_fd,
+            report.name,
+            block_bytes=READ_BUFFER_BYTES,
+            gather_bytes=self.gather_bytes,
+            gather_seconds=self.gather_seconds,
+        )
         engine = open_engine(o.engine, report.name)
-        writer = _PcapngOut(self._pcapng_out, self._section_comment) if self._pcapng_out else None
         deadline = None if o.duration is None else self._started_at + o.duration
         next_tick = next_link = next_stats = self._clock()
         try:
@@ -272,13 +368,7 @@ class LiveSession:
                     batch = engine.decode(block)
                     if writer is not None:
                         writer.hold(block, None, reader.interfaces)
-                    for record in self.annotator.feed(batch):
-                        if self._emit(record, writer):
-                            yield record
-                    if writer is not None:
-                        writer.writer.flush()  # a pcapng is valid after every whole block
-                    if after_block is not None:
-                        after_block()
+                    yield batch
                 if deadline is not None and now >= deadline:
                     self.stop("duration")
                 if now >= next_link:
@@ -290,16 +380,29 @@ class LiveSession:
                 if tick is not None and now >= next_tick:
                     next_tick = now + tick_seconds
                     tick()
-            for record in self.annotator.finish():
-                if self._emit(record, writer):
-                    yield record
         finally:
             engine.close()
-            if writer is not None:
-                writer.close()
             report.damage = reader.damage
             report.problems.extend(reader.problems)
             self._finish_process()
+
+    def _emit_batch(self, lb: LabelledBatch, writer: _PcapngOut | None) -> LabelledBatch | None:
+        """``lb`` cut at the packet limit (None when nothing of it is output)."""
+        limit = self.options.limit
+        if limit is not None:
+            room = limit - self._emitted
+            if room <= 0:
+                return None
+            if len(lb) > room:
+                lb = lb.slice(0, room)
+        self._emitted += len(lb)
+        if writer is not None:
+            write = writer.write
+            for record in lb.iter_records():
+                write(record)
+        if limit is not None and self._emitted >= limit:
+            self.stop("count")
+        return lb
 
     def _emit(self, record: PacketRecord, writer: _PcapngOut | None) -> bool:
         limit = self.options.limit

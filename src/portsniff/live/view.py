@@ -20,6 +20,8 @@ from portsniff.report.summary_view import clean, count, human_bytes
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from portsniff.annotate.vector import LabelledBatch
+
 #: A service stays highlighted as new for this many seconds after its first packet.
 NEW_SECONDS = 5.0
 #: Rates are averaged over about this many seconds.
@@ -90,6 +92,50 @@ class ServiceBoard:
             row.history.append((now, 0, 0))
         row.packets += 1
         row.bytes += r.len
+
+    def add_batch(self, lb: LabelledBatch, now: float) -> None:
+        """Count every packet of ``lb`` seen at ``now`` (as :meth:`add` of each record)."""
+        import numpy as np
+
+        from portsniff.decode.packet import PROTOS
+
+        n = len(lb)
+        if n == 0:
+            return
+        # Rows with a record of their own (tunnels, fragments, ...) count as records do.
+        own = lb.records
+        for record in own.values():
+            self.add(record, now)
+        side = lb.side
+        if own:
+            side = side.copy()
+            side[list(own)] = -1  # counted above
+        plain = side >= 0
+        self.packets += int(np.count_nonzero(plain))
+        self.bytes += int(lb.wirelen[plain].sum())
+        self.no_port += int(np.count_nonzero(side == 0))
+        rows = np.flatnonzero(side > 0)
+        if not rows.size:
+            return
+        port = np.where(side[rows] == 2, lb.dst_port[rows], lb.src_port[rows]).astype(np.int64)
+        key = lb.proto[rows].astype(np.int64) * 65536 + port
+        keys, inverse = np.unique(key, return_inverse=True)
+        packets = np.bincount(inverse, minlength=keys.size)
+        nbytes = np.bincount(inverse, weights=lb.wirelen[rows], minlength=keys.size)
+        label = lb.labels.label
+        for k, p, b in zip(keys.tolist(), packets.tolist(), nbytes.tolist(), strict=True):
+            proto = k >> 16
+            lab = label(proto, k & 0xFFFF)
+            name = PROTOS[proto]
+            rkey = (lab.service, name, lab.port)
+            row = self.rows.get(rkey)
+            if row is None:
+                row = self.rows[rkey] = ServiceCounter(
+                    lab.service, name, lab.port, lab.status, lab.description, now
+                )
+                row.history.append((now, 0, 0))
+            row.packets += p
+            row.bytes += round(b)
 
     def sample(self, now: float) -> None:
         for row in self.rows.values():
@@ -213,6 +259,9 @@ class LiveTable:
 
     def add(self, record: PacketRecord) -> None:
         self.board.add(record, self.clock())
+
+    def add_batch(self, lb: LabelledBatch) -> None:
+        self.board.add_batch(lb, self.clock())
 
     def refresh(self, force: bool = False) -> None:
         """Redraw, at most MAX_REFRESH times a second unless ``force``."""
