@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from portsniff.annotate.annotator import AnnotateCounts, Annotator
 from portsniff.annotate.records import PacketRecord
-from portsniff.capture.block import CaptureDamage
+from portsniff.capture.block import CaptureDamage, Interface, RawBlock
 from portsniff.decode.batch import DecodedBatch
 
 if TYPE_CHECKING:
@@ -164,15 +164,15 @@ class AnnotateRun:
             if writer is not None:
                 writer.close()
 
-    def _open_writer(self) -> _PcapngOut | None:
+    def _open_writer(self) -> PcapngOut | None:
         from portsniff.capture.bpf import compile_filter
 
         if self.bpf is not None:
             # A bad expression is an error before any output.
             compile_filter(self.bpf, 1).close()
-        return _PcapngOut(self._pcapng_out, self._section_comment) if self._pcapng_out else None
+        return PcapngOut(self._pcapng_out, self._section_comment) if self._pcapng_out else None
 
-    def _labelled(self, writer: _PcapngOut | None) -> Iterator[LabelledBatch]:
+    def _labelled(self, writer: PcapngOut | None) -> Iterator[LabelledBatch]:
         from portsniff.annotate.vector import VectorAnnotator
 
         annotator = self.annotator
@@ -182,7 +182,7 @@ class AnnotateRun:
         yield from annotator.finish()
 
     def _decoded(
-        self, writer: _PcapngOut | None, block_bytes: int = 8 << 20
+        self, writer: PcapngOut | None, block_bytes: int = 8 << 20
     ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
         """Every file's decoded blocks (and the BPF mask), filling ``self.files``."""
         from portsniff.capture.bpf import BpfFilter, compile_filter
@@ -293,7 +293,7 @@ class AnnotateRun:
                 break
         report.problems.extend(count_problems(problems))
 
-    def _emit(self, record: PacketRecord, writer: _PcapngOut | None) -> bool:
+    def _emit(self, record: PacketRecord, writer: PcapngOut | None) -> bool:
         """Count a record that was output; False when the limit is reached."""
         self._emitted += 1
         if writer is not None:
@@ -301,7 +301,7 @@ class AnnotateRun:
         return not (self.limit is not None and self._emitted >= self.limit)
 
 
-class _PcapngOut:
+class PcapngOut:
     """Copies output packets, unchanged, to a pcapng with their labels as comments."""
 
     def __init__(self, stream: BinaryIO, section_comment: str | None) -> None:
@@ -311,13 +311,17 @@ class _PcapngOut:
         self._held: dict[tuple[str, int], tuple[bytes, int, int, tuple[int, int]]] = {}
         self._interfaces: dict[tuple[int, int], int] = {}
 
-    def hold(self, block: object, mask: object, interfaces: object) -> None:
-        from portsniff.capture.block import RawBlock
-
-        assert isinstance(block, RawBlock)
-        ifaces = list(interfaces)  # type: ignore[call-overload]
+    def hold(
+        self,
+        block: RawBlock,
+        mask: npt.NDArray[np.bool_] | None,
+        interfaces: Sequence[Interface],
+    ) -> None:
+        """Keep the raw bytes of ``block``'s packets (those ``mask`` keeps) until their
+        records come out of the annotator."""
+        ifaces = list(interfaces)
         for i in range(len(block)):
-            if mask is not None and not mask[i]:  # type: ignore[index]
+            if mask is not None and not mask[i]:
                 continue
             linktype = int(block.linktype[i])
             iface = int(block.interface[i])

@@ -33,7 +33,7 @@ from portsniff.live.backend import (
 )
 
 if TYPE_CHECKING:
-    from portsniff.annotate.pipeline import _PcapngOut
+    from portsniff.annotate.pipeline import PcapngOut
     from portsniff.decode.batch import DecodedBatch
     from portsniff.registry.index import RegistryIndex
 
@@ -320,16 +320,16 @@ class LiveSession:
             if writer is not None:
                 writer.close()
 
-    def _open_writer(self) -> _PcapngOut | None:
-        from portsniff.annotate.pipeline import _PcapngOut
+    def _open_writer(self) -> PcapngOut | None:
+        from portsniff.annotate.pipeline import PcapngOut
 
         if self._pcapng_out is None:
             return None
-        return _PcapngOut(self._pcapng_out, self._section_comment)
+        return PcapngOut(self._pcapng_out, self._section_comment)
 
     def _decoded(
         self,
-        writer: _PcapngOut | None,
+        writer: PcapngOut | None,
         tick: Callable[[], None] | None,
         tick_seconds: float,
     ) -> Iterator[DecodedBatch | None]:
@@ -386,7 +386,7 @@ class LiveSession:
             report.problems.extend(reader.problems)
             self._finish_process()
 
-    def _emit_batch(self, lb: LabelledBatch, writer: _PcapngOut | None) -> LabelledBatch | None:
+    def _emit_batch(self, lb: LabelledBatch, writer: PcapngOut | None) -> LabelledBatch | None:
         """``lb`` cut at the packet limit (None when nothing of it is output)."""
         limit = self.options.limit
         if limit is not None:
@@ -404,7 +404,7 @@ class LiveSession:
             self.stop("count")
         return lb
 
-    def _emit(self, record: PacketRecord, writer: _PcapngOut | None) -> bool:
+    def _emit(self, record: PacketRecord, writer: PcapngOut | None) -> bool:
         limit = self.options.limit
         if limit is not None and self._emitted >= limit:
             return False
