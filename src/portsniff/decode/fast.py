@@ -84,9 +84,11 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         batch.src_port[rows] = net.src_port
         batch.dst_port[rows] = net.dst_port
         batch.tcp_flags[rows] = net.tcp_flags
-        span = np.arange(width)
-        src8[rows, :width] = buf[net.src_pos[:, None] + span]
-        dst8[rows, :width] = buf[net.src_pos[:, None] + (width + span)]
+        # Each address is one gather from an overlapping view (element p = the ``width``
+        # bytes at p), not a (rows, width) index matrix.
+        at = np.ndarray((buf.shape[0] - width + 1,), f"V{width}", buf, strides=(1,))
+        src8[rows, :width] = at[net.src_pos].view(np.uint8).reshape(-1, width)
+        dst8[rows, :width] = at[net.src_pos + width].view(np.uint8).reshape(-1, width)
         done[rows] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
         rows = layer.rows[layer.kind == kind]

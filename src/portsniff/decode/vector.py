@@ -24,6 +24,7 @@ What is kept (everything else drops out):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,27 @@ DNS_PORTS = {
     IPPROTO_TCP: np.array(sorted(dnssd.DNS_PORTS_TCP), np.int32),
 }
 UNDERSCORE = ord("_")
-SCAN_CHUNK = 1 << 22  # bytes gathered at once when scanning DNS payloads
+
+
+def _port_table(ports: npt.NDArray[np.int32]) -> Mask:
+    """Membership of ``ports`` indexed by port + 1 (index 0 is "no port", -1)."""
+    table = np.zeros(65537, np.bool_)
+    table[ports + 1] = True
+    return table
+
+
+def _proto_table(protos: object) -> Mask:
+    """Membership indexed by IP protocol number (a gather instead of ``np.isin``)."""
+    table = np.zeros(256, np.bool_)
+    table[np.asarray(protos, np.int64)] = True
+    return table
+
+
+IS_TUNNEL_PROTO = _proto_table(TUNNEL_PROTOS)
+IS_IPV6_EXTENSION = _proto_table(IPV6_EXTENSIONS)
+IS_UDP_TUNNEL_PORT = _port_table(UDP_TUNNEL_PORTS)
+IS_DNS_PORT = {number: _port_table(ports) for number, ports in DNS_PORTS.items()}
+SCAN_CHUNK = 1 << 22  # most bytes one search covers when scanning DNS payloads
 
 
 def _ethertype_table() -> U8:
@@ -210,25 +231,50 @@ def link_layer(buf: U8, offset: I64, caplen: I64, linktype: I32) -> Layer3:
 
 
 def has_pair(buf: U8, start: I64, stop: I64, first: int, second: int) -> Mask:
-    """Whether bytes ``first``, ``second`` follow each other in ``buf[start[i]:stop[i]]``."""
-    found = np.zeros(start.size, np.bool_)
-    lengths = np.maximum(stop - start - 1, 0)  # positions where a pair can start
-    ends = np.cumsum(lengths)
-    # Gather a chunk of rows at a time so that the index array stays small.
-    lo = 0
-    while lo < start.size:
-        base = int(ends[lo - 1]) if lo else 0
-        hi = max(int(np.searchsorted(ends, base + SCAN_CHUNK, side="right")), lo + 1)
-        n = lengths[lo:hi]
-        total = int(n.sum())
-        if total:
-            firsts = np.cumsum(n) - n
-            pos = np.repeat(start[lo:hi] - firsts, n) + np.arange(total)
-            hits = ((buf[pos] == first) & (buf[pos + 1] == second)).astype(np.int64)
-            # reduceat sums [firsts[i], firsts[i + 1]); an empty range gives junk, masked.
-            counts = np.add.reduceat(hits, np.minimum(firsts, total - 1))
-            found[lo:hi] = (counts > 0) & (n > 0)
-        lo = hi
+    """Whether bytes ``first``, ``second`` follow each other in ``buf[start[i]:stop[i]]``.
+
+    The search is the regex engine's (C, over the buffer itself: no index arrays). A run
+    of rows whose segments follow each other with gaps no longer than the segments is
+    searched at once, ``SCAN_CHUNK`` bytes at a time, the matches going to their rows;
+    other rows are searched one call each.
+    """
+    n = int(start.size)
+    found = np.zeros(n, np.bool_)
+    if not n:
+        return found
+    pattern = re.compile(re.escape(bytes((first, second))))
+    seg = stop - start
+    linked = np.zeros(n, np.bool_)
+    linked[1:] = (
+        (start[1:] >= stop[:-1])
+        & (start[1:] - stop[:-1] <= seg[1:])
+        & (seg[1:] >= 0)
+        & (seg[:-1] >= 0)
+    )
+    heads = np.flatnonzero(~linked)
+    tails = np.append(heads[1:], n)
+    alone = heads[tails - heads == 1]
+    search = pattern.search
+    data = buf.data  # what the regex engine reads (no copy)
+    found[alone] = [
+        search(data, a, b) is not None
+        for a, b in zip(start[alone].tolist(), stop[alone].tolist(), strict=True)
+    ]
+    for a, b in zip(heads.tolist(), tails.tolist(), strict=True):
+        if b - a == 1:
+            continue
+        i = a
+        while i < b:
+            # Rows i..j-1: as many as end within SCAN_CHUNK bytes of row i's start (one at least).
+            j = i + int(np.searchsorted(stop[i:b], start[i] + SCAN_CHUNK, side="right"))
+            j = max(j, i + 1)
+            for m in pattern.finditer(data, int(start[i]), int(stop[j - 1])):
+                at = m.start()
+                # The row whose segment starts at or before the match; the pair must fit in it.
+                k = i + int(np.searchsorted(start[i:j], at, side="right")) - 1
+                if k >= i and at + 2 <= stop[k]:
+                    found[k] = True
+            i = j
     return found
 
 
@@ -263,7 +309,7 @@ def _transport(
     buf: U8, rows: I64, l4: I64, seg: I64, ip_proto: I32, version: int, src_pos: I64
 ) -> Network:
     """What sits on IP: ``seg`` captured bytes of protocol ``ip_proto`` at ``l4``."""
-    keep = ~np.isin(ip_proto, TUNNEL_PROTOS) & (seg >= MIN_HEADER[ip_proto])
+    keep = ~IS_TUNNEL_PROTO[ip_proto] & (seg >= MIN_HEADER[ip_proto])
     for number in ICMP_PROTOS:
         sel = np.flatnonzero((ip_proto == number) & (seg >= 8))
         keep[sel[ICMP_ERROR_TYPES[number][buf[l4[sel]]]]] = False
@@ -283,16 +329,14 @@ def _transport(
     dport[p] = u16(buf, l4[p] + 2)
     keep = np.ones(rows.size, np.bool_)
     udp = ip_proto == IPPROTO_UDP
-    keep[udp & (np.isin(sport, UDP_TUNNEL_PORTS) | np.isin(dport, UDP_TUNNEL_PORTS))] = False
+    keep[udp & (IS_UDP_TUNNEL_PORT[sport + 1] | IS_UDP_TUNNEL_PORT[dport + 1])] = False
     u = np.flatnonzero(keep & udp)
     keep[u[_teredo_exact(buf, l4[u], seg[u])]] = False
     # A DNS-SD service type needs a label "_tcp" or "_udp" in the DNS message (which
     # lies within the segment), so the bytes 04 "_": without them the reference finds
     # no names and leaves no details.
-    for number, ports in DNS_PORTS.items():
-        d = np.flatnonzero(
-            keep & (ip_proto == number) & (np.isin(sport, ports) | np.isin(dport, ports))
-        )
+    for number, table in IS_DNS_PORT.items():
+        d = np.flatnonzero(keep & (ip_proto == number) & (table[sport + 1] | table[dport + 1]))
         if d.size:
             keep[d[has_pair(buf, l4[d], l4[d] + seg[d], 4, UNDERSCORE)]] = False
     tcp = np.flatnonzero(keep & (ip_proto == IPPROTO_TCP))
@@ -333,7 +377,7 @@ def ipv6(buf: U8, rows: I64, l3: I64, end: I64) -> Network:
     keep = end - l3 >= 40
     rows, l3, end = rows[keep], l3[keep], end[keep]
     ip_proto = buf[l3 + 6].astype(np.int32)
-    keep = ~np.isin(ip_proto, IPV6_EXTENSIONS)
+    keep = ~IS_IPV6_EXTENSION[ip_proto]
     rows, l3, end, ip_proto = rows[keep], l3[keep], end[keep], ip_proto[keep]
     plen = u16(buf, l3 + 4).astype(np.int64)
     avail = end - l3

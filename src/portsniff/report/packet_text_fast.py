@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import TextIO
 
 import numpy as np
+import numpy.typing as npt
 
 from portsniff.annotate.records import PacketRecord
-from portsniff.annotate.vector import SIDE_DST, SIDE_SRC, LabelledBatch
+from portsniff.annotate.vector import SIDE_DST, SIDE_SRC, LabelledBatch, _group, address_text
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_text import TextWriter, label_text, packet_line
 
@@ -62,6 +63,7 @@ class BatchText:
         self.color = color
         self._seconds: dict[int, str] = {}
         self._labels: dict[tuple[int, int, bool], str] = {}
+        self._tail_cache: dict[bytes, bytes] = {}
 
     def _label(self, lb: LabelledBatch, proto: int, port: int, amb: bool) -> str:
         key = (proto, port, amb)
@@ -73,9 +75,12 @@ class BatchText:
 
     def lines(self, lb: LabelledBatch) -> list[str]:
         """One line per row (without newlines)."""
+        parts = self._parts(lb)
+        return [(a + b).decode()[:-1] for a, b in zip(parts[0::2], parts[1::2], strict=True)]
+
+    def _stamps(self, lb: LabelledBatch) -> tuple[list[bytes], list[str], list[int], list[int]]:
+        """Each row's ``HH:MM:SS.micros `` as bytes, and the parts they are made of."""
         n = len(lb)
-        if n == 0:
-            return []
         ts = lb.ts_ns / 1e9
         whole = np.floor(ts)
         micros = np.round((ts - whole) * 1e6).astype(np.int64)
@@ -84,7 +89,12 @@ class BatchText:
         whole_i[carry] += 1
         micros[carry] = 0
         secs = self._seconds
-        uniq, inv = np.unique(whole_i, return_inverse=True)
+        lo, hi = int(whole_i.min()), int(whole_i.max())
+        if hi - lo < 4096:
+            # Captures are (nearly) in time order: the seconds of a block are a short range.
+            uniq, inv = np.arange(lo, hi + 1), whole_i - lo
+        else:
+            uniq, inv = np.unique(whole_i, return_inverse=True)
         sec_text = []
         for w in uniq.tolist():
             got = secs.get(w)
@@ -93,6 +103,41 @@ class BatchText:
                     secs.clear()
                 got = secs[w] = time.strftime("%H:%M:%S", time.gmtime(w))
             sec_text.append(got)
+        inv = inv.reshape(-1)
+        # The stamp is fixed-width ASCII when every second is "HH:MM:SS": built as bytes.
+        if all(len(t) == 8 and t.isascii() for t in sec_text):
+            mat = np.empty((n, 16), np.uint8)
+            sec_bytes = np.frombuffer("".join(sec_text).encode(), np.uint8).reshape(-1, 8)
+            mat[:, :8] = sec_bytes[inv]
+            mat[:, 8] = ord(".")
+            digits = micros.copy()
+            for col in range(14, 8, -1):
+                mat[:, col] = digits % 10 + ord("0")
+                digits //= 10
+            mat[:, 15] = ord(" ")
+            stamps: list[bytes] = mat.view("S16").reshape(n).tolist()
+        else:
+            stamps = [
+                f"{sec_text[s]}.{us:06d} ".encode()
+                for s, us in zip(inv.tolist(), micros.tolist(), strict=True)
+            ]
+        return stamps, sec_text, inv.tolist(), micros.tolist()
+
+    def text(self, lb: LabelledBatch) -> str:
+        """Every row's line, each ending in a newline ("" for no rows).
+
+        Rows are grouped by everything after the timestamp (addresses, ports, transport,
+        label), so that the text after the stamp is made once per group; a row costs a
+        join of two byte strings.
+        """
+        return b"".join(self._parts(lb)).decode() if len(lb) else ""
+
+    def _parts(self, lb: LabelledBatch) -> list[bytes]:
+        """Stamp and rest of each row, alternating (the rest ends in a newline)."""
+        n = len(lb)
+        if n == 0:
+            return []
+        stamps, sec_text, secs_l, us_l = self._stamps(lb)
         # Label text per row: one look-up per distinct (transport, port, ambiguous).
         side = lb.side
         port = np.where(side == SIDE_DST, lb.dst_port, np.where(side == SIDE_SRC, lb.src_port, -1))
@@ -101,54 +146,119 @@ class BatchText:
             (lb.proto.astype(np.int64) * 65536 + port) * 2 + lb.ambiguous,
             -1,
         )
-        cu, cinv = np.unique(combo, return_inverse=True)
-        ctext = [
-            "" if c < 0 else self._label(lb, c >> 17, (c >> 1) & 0xFFFF, bool(c & 1))
-            for c in cu.tolist()
-        ]
-        srcs = lb.addresses("src")
-        dsts = lb.addresses("dst")
-        names = list(PROTOS)
-        secs_l = inv.tolist()
-        us_l = micros.tolist()
-        labels = [ctext[c] for c in cinv.tolist()]
-        sps = lb.src_port.tolist()
-        dps = lb.dst_port.tolist()
-        protos = [names[p] for p in lb.proto.tolist()]
-        # The common row (IP, both ports) in one comprehension; the rest below.
-        out = [
-            f"{sec_text[s]}.{us:06d} {a}.{sp} > {b}.{dp} {p}{lab}"
-            for s, us, a, sp, b, dp, p, lab in zip(
-                secs_l, us_l, srcs, sps, dsts, dps, protos, labels, strict=True
-            )
-        ]
-        stamps = _Stamps(sec_text, secs_l, us_l)
-        odd = np.flatnonzero((lb.ip_version == 0) | (lb.src_port < 0) | (lb.dst_port < 0))
-        wirelen = lb.wirelen
-        for i in odd.tolist():
-            src, dst = srcs[i], dsts[i]
-            if src is None:
-                head = f"{stamps[i]}{protos[i]} (non-IP frame, {int(wirelen[i])} bytes)"
-            else:
-                a = src if sps[i] < 0 else f"{src}.{sps[i]}"
-                b = dst if dps[i] < 0 else f"{dst}.{dps[i]}"
-                head = f"{stamps[i]}{a} > {b} {protos[i]}"
-            out[i] = head + labels[i]
+        version = lb.ip_version
+        sport = lb.src_port.astype(np.int64)
+        dport = lb.dst_port.astype(np.int64)
+        proto = lb.proto.astype(np.int64)
+        # Ports are 16-bit or -1 and the combo 25 bits or -1; a non-IP row's text carries
+        # its length (rows with a length out of range go one by one below).
+        nonip = version == 0
+        wirelen = lb.wirelen.astype(np.int64)
+        odd_len = nonip & ((wirelen < 0) | (wirelen >= 1 << 36))
+        w1 = (
+            (sport + 1) | ((dport + 1) << 17) | (proto << 34) | (version.astype(np.int64) << 42)
+        ).astype(np.uint64)
+        w2 = ((combo + 1) | np.where(nonip & ~odd_len, wirelen + 1, 0) << 26).astype(np.uint64)
+        src_w = lb.src_addr.view(np.uint64).reshape(n, 2)
+        dst_w = lb.dst_addr.view(np.uint64).reshape(n, 2)
+        # One VLAN tag is part of the group's text; other tag lists go one by one.
+        vw = np.zeros(n, np.uint64)
+        odd_vlan: list[int] = []
         for i, tags in lb.vlan.items():
-            src, dst = srcs[i], dsts[i]
-            if src is None:
-                head = f"{stamps[i]}{protos[i]} (non-IP frame, {int(wirelen[i])} bytes)"
+            if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
+                vw[i] = tags[0] + 1
             else:
-                a = src if sps[i] < 0 else f"{src}.{sps[i]}"
-                b = dst if dps[i] < 0 else f"{dst}.{dps[i]}"
-                head = f"{stamps[i]}{a} > {b} {protos[i]}"
-            out[i] = head + " vlan " + ".".join(str(v) for v in tags) + labels[i]
-        for i, rec in lb.records.items():
-            out[i] = packet_line(rec, self.color)
+                odd_vlan.append(i)
+        keys = (src_w[:, 0], src_w[:, 1], dst_w[:, 0], dst_w[:, 1], w1, w2, vw)
+        _, first, inverse = _group(*keys)
+        # Groups recur from block to block (flows): their text is kept by key.
+        key_bytes = np.stack([k[first] for k in keys], axis=1).view("V56").reshape(-1).tolist()
+        cache = self._tail_cache
+        tails = [cache.get(k) for k in key_bytes]
+        miss = [j for j, t in enumerate(tails) if t is None]
+        if miss:
+            if len(cache) + len(miss) > 200_000:
+                cache.clear()
+            made = self._tails(lb, first[miss], combo, vw)
+            for j, t in zip(miss, made, strict=True):
+                tails[j] = cache[key_bytes[j]] = t
+        parts: list[bytes] = [b""] * (2 * n)
+        parts[0::2] = stamps
+        parts[1::2] = np.array(tails, dtype=object)[inverse].tolist()
+        # Rows whose text is not their group's: one by one.
+        special = set(odd_vlan) | set(lb.records) | set(np.flatnonzero(odd_len).tolist())
+        if special:
+            stamp_of = _Stamps(sec_text, secs_l, us_l)
+            for i in sorted(special):
+                parts[2 * i] = b""
+                parts[2 * i + 1] = (self._row_line(lb, i, stamp_of) + "\n").encode()
+        return parts
+
+    def _tails(
+        self,
+        lb: LabelledBatch,
+        first: npt.NDArray[np.int64],
+        combo: npt.NDArray[np.int64],
+        vlan: npt.NDArray[np.uint64],
+    ) -> list[bytes]:
+        """The text after the stamp (with the newline) of each group's first row."""
+        versions = lb.ip_version[first].tolist()
+        srcs = lb.src_addr[first].tolist()
+        dsts = lb.dst_addr[first].tolist()
+        sps = lb.src_port[first].tolist()
+        dps = lb.dst_port[first].tolist()
+        protos = lb.proto[first].tolist()
+        combos = combo[first].tolist()
+        wirelens = lb.wirelen[first].tolist()
+        tags = vlan[first].tolist()
+        names = PROTOS
+        out: list[bytes] = []
+        for v, s, d, sp, dp, p, c, wl, tag in zip(
+            versions, srcs, dsts, sps, dps, protos, combos, wirelens, tags, strict=True
+        ):
+            lab = "" if c < 0 else self._label(lb, c >> 17, (c >> 1) & 0xFFFF, bool(c & 1))
+            if not v:
+                head = f"{names[p]} (non-IP frame, {int(wl)} bytes)"
+            else:
+                a = address_text(v, s)
+                b = address_text(v, d)
+                if sp >= 0:
+                    a = f"{a}.{sp}"
+                if dp >= 0:
+                    b = f"{b}.{dp}"
+                head = f"{a} > {b} {names[p]}"
+            if tag:
+                head = f"{head} vlan {tag - 1}"
+            out.append(f"{head}{lab}\n".encode())
         return out
 
+    def _row_line(self, lb: LabelledBatch, i: int, stamps: _Stamps) -> str:
+        """Row ``i``'s line (for rows with a VLAN tag, a record of their own, or odd)."""
+        rec = lb.records.get(i)
+        if rec is not None:
+            return packet_line(rec, self.color)
+        v = int(lb.ip_version[i])
+        p = PROTOS[int(lb.proto[i])]
+        if not v:
+            head = f"{stamps[i]}{p} (non-IP frame, {int(lb.wirelen[i])} bytes)"
+        else:
+            sp, dp = int(lb.src_port[i]), int(lb.dst_port[i])
+            a = address_text(v, lb.src_addr[i].tobytes())
+            b = address_text(v, lb.dst_addr[i].tobytes())
+            a = a if sp < 0 else f"{a}.{sp}"
+            b = b if dp < 0 else f"{b}.{dp}"
+            head = f"{stamps[i]}{a} > {b} {p}"
+        tags = lb.vlan.get(i)
+        if tags:
+            head += " vlan " + ".".join(str(t) for t in tags)
+        side = int(lb.side[i])
+        if side <= 0:
+            return head
+        port = int(lb.dst_port[i] if side == SIDE_DST else lb.src_port[i])
+        return head + self._label(lb, int(lb.proto[i]), port, bool(lb.ambiguous[i]))
 
-_SLICE = 16384
+
+_SLICE = 65536
 
 
 class _Stamps:
@@ -177,6 +287,6 @@ class FastTextWriter(TextWriter):
         # In slices, so that the lines of a big block never all exist at once.
         for a in range(0, len(lb), _SLICE):
             part = lb if len(lb) <= _SLICE else lb.slice(a, a + _SLICE)
-            lines = self._text.lines(part)
-            if lines:
-                self.stream.write("\n".join(lines) + "\n")
+            text = self._text.text(part)
+            if text:
+                self.stream.write(text)

@@ -1,15 +1,95 @@
 """The summary as one JSON document (schema: docs/summary.schema.json). Every flow is
-listed unless ``--top`` is given."""
+listed unless ``--top`` is given.
+
+The layout is ``json.dumps(..., indent=1)``'s, byte for byte, but produced mostly by the
+C encoder (the standard library uses its pure-Python encoder whenever ``indent`` is set):
+a container whose members are all scalars (a flow, a service row) is encoded in one C
+call with the newline and indentation as its item separator.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from portsniff.report.summaries import ReportOptions
 from portsniff.summary import Summary
 
+#: Types the C encoder writes exactly as the indenting encoder does, whatever the depth.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(obj: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+    """Whether every member of ``obj`` is a scalar or an empty list or dict."""
+    values = obj.values() if isinstance(obj, dict) else obj
+    for v in values:
+        t = type(v)
+        if t not in _SCALARS and not ((t is list or t is dict or t is tuple) and not v):
+            return False
+    return True
+
+
+def _key(k: object) -> str:
+    """A dict key as JSON (the conversions ``json`` makes: str, int, float, bool, None)."""
+    if isinstance(k, str):
+        return _scalar(k)
+    if k is None or isinstance(k, int | float):
+        return _scalar(_scalar(k))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+
+
+_scalar = json.JSONEncoder(ensure_ascii=False).encode
+_FLAT: dict[int, Callable[[object], str]] = {}
+
+
+def _flat_encoder(level: int) -> Callable[[object], str]:
+    """The C encoder whose item separator breaks the line at ``level + 1``."""
+    got = _FLAT.get(level)
+    if got is None:
+        sep = ",\n" + " " * (level + 1)
+        got = _FLAT[level] = json.JSONEncoder(ensure_ascii=False, separators=(sep, ": ")).encode
+    return got
+
+
+def _encode(obj: object, level: int, out: list[str]) -> None:
+    """Append ``obj`` as JSON indented by one space per level, starting at ``level``."""
+    if not isinstance(obj, dict | list | tuple) or not obj:
+        out.append(_scalar(obj))
+        return
+    inner = "\n" + " " * (level + 1)
+    close = "\n" + " " * level
+    if _flat(obj):
+        text = _flat_encoder(level)(obj)
+        out.append(text[0] + inner + text[1:-1] + close + text[-1])
+        return
+    if isinstance(obj, dict):
+        out.append("{")
+        sep = inner
+        for k, v in obj.items():
+            out.append(sep)
+            out.append(_key(k))
+            out.append(": ")
+            _encode(v, level + 1, out)
+            sep = "," + inner
+        out.append(close + "}")
+    else:
+        out.append("[")
+        sep = inner
+        for v in obj:
+            out.append(sep)
+            _encode(v, level + 1, out)
+            sep = "," + inner
+        out.append(close + "]")
+
+
+def dumps(obj: object) -> str:
+    """``json.dumps(obj, ensure_ascii=False, indent=1)``, the same text, faster."""
+    out: list[str] = []
+    _encode(obj, 0, out)
+    return "".join(out)
+
 
 def render(summary: Summary, stream: TextIO, options: ReportOptions) -> None:
-    json.dump(summary.to_dict(options.top), stream, ensure_ascii=False, indent=1)
-    stream.write("\n")
+    """Write the summary document (indented by one space) and a final newline."""
+    stream.write(dumps(summary.to_dict(options.top)) + "\n")

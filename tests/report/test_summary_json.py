@@ -1,0 +1,45 @@
+"""The summary's JSON writer: the same text as ``json.dumps(..., indent=1)``."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portsniff.report.summaries import ReportOptions
+from portsniff.report.summary_json import dumps, render
+from tests.report.summary_samples import sample_summary
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8)
+)
+_keys = st.text(max_size=6) | st.integers() | st.booleans() | st.none() | st.floats()
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(_keys, inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_values)
+def test_dumps_is_json_dumps_indent_1(value: object) -> None:
+    assert dumps(value) == json.dumps(value, ensure_ascii=False, indent=1)
+
+
+def test_render_is_the_indented_document() -> None:
+    summary = sample_summary()
+    out = io.StringIO()
+    render(summary, out, ReportOptions())
+    expected = json.dumps(summary.to_dict(None), ensure_ascii=False, indent=1) + "\n"
+    assert out.getvalue() == expected
