@@ -45,17 +45,29 @@ class VectorSummaryBuilder(SummaryBuilder):
         super().__init__(caveat, registry, flows)
         self._keys: dict[bytes, tuple[Any, ...]] = {}
         self._orient: dict[bytes, tuple[_Flow, bool]] = {}
+        self._ends_memo: dict[int, tuple[tuple[str, int | None], tuple[str, int | None]]] = {}
         self.slow_blocks = 0
+        # A lower bound of the live flows' ``last`` (a flow's ``last`` only grows, and a
+        # flow made in a block starts at or after the block's first packet). It holds
+        # while the table made no flow behind our back: ``_bound_uid`` is the table's uid
+        # counter when the bound was last brought up to date.
+        self._bound = float("inf")
+        self._bound_uid = -1
+        self._bound_table: FlowTable | None = None
 
     def add_batch(self, lb: LabelledBatch) -> None:
         """Fold every row of ``lb`` into the summary."""
         n = len(lb)
         if n == 0:
             return
-        if not self._flows_fast_ok(lb):
+        fast = self._flows_fast_ok(lb)
+        # Margin of a second: records' own ts may round differently from the block's.
+        lo_bound = int(lb.ts_ns.min()) / 1e9 - 1.0
+        if not fast:
             self.slow_blocks += 1
             for record in lb.iter_records():
                 self.add(record)
+            self._note_bound(lo_bound)
             return
         s = self.summary
         ts_ns = lb.ts_ns
@@ -91,7 +103,23 @@ class VectorSummaryBuilder(SummaryBuilder):
                     if len(drow.instances) < MAX_INSTANCES:
                         drow.instances.add(inst)
         self._flows(lb)
+        self._note_bound(lo_bound)
         self._collect(self.flow_table.drain())
+
+    def _note_bound(self, lo: float) -> None:
+        """Keep the bound of live flows' ``last`` after a block starting at ``lo``."""
+        if self._bound_table is self.flow_table:
+            self._bound = min(self._bound, lo)
+            self._bound_uid = self.flow_table._next_uid
+
+    def _oldest_bound(self) -> float:
+        """A lower bound of the live flows' ``last`` (exact when it was recomputed)."""
+        table = self.flow_table
+        if self._bound_table is not table or self._bound_uid != table._next_uid:
+            self._bound_table = table
+            self._bound = min((f.last for f in table._live.values()), default=float("inf"))
+            self._bound_uid = table._next_uid
+        return self._bound
 
     # -- services ------------------------------------------------------------------------
 
@@ -103,7 +131,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         side = lb.side[rows]
         port = np.where(side == SIDE_DST, lb.dst_port[rows], lb.src_port[rows]).astype(np.int64)
         combo = lb.proto[rows].astype(np.int64) * 65536 + port
-        uniq, inv = np.unique(combo, return_inverse=True)
+        uniq, inv = _dense_unique(combo)
         m = int(uniq.size)
         wl = lb.wirelen[rows]
         ts_ns = lb.ts_ns[rows]
@@ -122,12 +150,13 @@ class VectorSummaryBuilder(SummaryBuilder):
         # Timelines: bytes per (service, second).
         sec = np.floor(ts_ns / 1e9).astype(np.int64)
         base = int(sec.min())
-        tkey = inv.astype(np.int64) << 32 | (sec - base)
-        tu, tinv = np.unique(tkey, return_inverse=True)
+        span = int(sec.max()) - base + 1
+        tkey = inv.astype(np.int64) * span + (sec - base)
+        tu, tinv = _dense_unique(tkey)
         tbytes = np.bincount(tinv, weights=wl, minlength=int(tu.size))
         bins: list[dict[int, int]] = [{} for _ in range(m)]
         for k, b in zip(tu.tolist(), tbytes.tolist(), strict=True):
-            bins[k >> 32][(k & 0xFFFFFFFF) + base] = round(b)
+            bins[k // span][k % span + base] = round(b)
         label = lb.labels.label
         for j, c in enumerate(uniq.tolist()):
             proto, p = c >> 16, c & 0xFFFF
@@ -167,8 +196,10 @@ class VectorSummaryBuilder(SummaryBuilder):
         lo = int(lb.ts_ns.min()) / 1e9
         if hi - lo > table.idle_timeout:
             return False
-        if live:
-            oldest = min(f.last for f in live.values())
+        if live and hi - self._oldest_bound() > table.idle_timeout:
+            # The bound may be stale: decide on the exact oldest flow.
+            self._bound = oldest = min(f.last for f in live.values())
+            self._bound_uid = table._next_uid
             if hi - oldest > table.idle_timeout:
                 # Expiry walks from the least recently used flow and stops at the first
                 # one not idle: nothing goes when that flow is untouched here and stays
@@ -213,8 +244,10 @@ class VectorSummaryBuilder(SummaryBuilder):
         ]
         touched: dict[tuple[Any, ...], tuple[int, int]] = {}
         splits: list[tuple[int, tuple[Any, ...], _Flow]] = []
+        outer_keys: list[tuple[Any, ...]] = []
+        outer_rows: list[int] = []
         if n:
-            self._outer_flows(lb, rows, created, touched, splits)
+            outer_keys, outer_rows = self._outer_flows(lb, rows, created, splits)
         created.sort(key=lambda c: (c[0], c[1]))
         for i, kind, obj in created:
             if kind == 0:
@@ -243,21 +276,30 @@ class VectorSummaryBuilder(SummaryBuilder):
             table._finish(key)
             live[key] = obj
         # LRU order: by each flow's last packet in the block.
-        for key, _ in sorted(touched.items(), key=lambda kv: kv[1]):
-            if key in live:
-                live.move_to_end(key)
+        if touched:
+            for okey, r in zip(outer_keys, outer_rows, strict=True):
+                touched[okey] = (r, 0)
+            outer_keys = [key for key, _ in sorted(touched.items(), key=lambda kv: kv[1])]
+        to_end = live.move_to_end
+        for key in outer_keys:
+            # try (not ``in`` or contextlib.suppress): one hash of the key, no extra call.
+            try:  # noqa: SIM105
+                to_end(key)
+            except KeyError:  # a tunnelled flow the block finished
+                pass
 
     def _outer_flows(
         self,
         lb: LabelledBatch,
         rows: npt.NDArray[np.int64],
         created: list[tuple[int, int, _Flow | None]],
-        touched: dict[tuple[Any, ...], tuple[int, int]],
         splits: list[tuple[int, tuple[Any, ...], _Flow]],
-    ) -> None:
+    ) -> tuple[list[tuple[Any, ...]], list[int]]:
         """Count the block's packets into their flows, one update per flow segment (a
-        segment ends where a SYN after a FIN/RST starts a new connection)."""
+        segment ends where a SYN after a FIN/RST starts a new connection). Returns the
+        flows' keys by their last row in the block, and those rows."""
         live = self.flow_table._live
+        self._ends_memo = {}
         n = int(rows.size)
         ver = lb.ip_version[rows].astype(np.uint64)
         s8 = lb.src_addr[rows].view(np.uint64).reshape(n, 2)
@@ -277,22 +319,30 @@ class VectorSummaryBuilder(SummaryBuilder):
         )
         a_hi, a_lo = np.where(s_lt, s_hi, d_hi), np.where(s_lt, s_lo, d_lo)
         b_hi, b_lo = np.where(s_lt, d_hi, s_hi), np.where(s_lt, d_lo, s_lo)
-        _, first, flow = _group(misc, a_hi, a_lo, b_hi, b_lo)
-        nflows = int(first.size)
+        # ``order`` has each flow's rows together, ascending (the flows' own order does
+        # not matter below).
+        order, first, flow = _group(misc, a_hi, a_lo, b_hi, b_lo)
         numeric: list[bytes] = (
             np.ascontiguousarray(np.stack([misc, a_hi, a_lo, b_hi, b_lo], axis=1)[first])
             .view("V40")
             .ravel()
             .tolist()
         )
-        fr = rows[first]
-        keys = [self._key(numeric[f], lb, int(fr[f])) for f in range(nflows)]
-        known = [live.get(k) for k in keys]
-        live_closed = np.array([o is not None and o.closed for o in known], np.bool_)
+        fr_l = rows[first].tolist()
+        kget = self._keys.get
+        keys: list[tuple[Any, ...]] = [
+            kget(b) or self._key(b, lb, r) for b, r in zip(numeric, fr_l, strict=True)
+        ]
+        lget = live.get
+        known = [lget(k) for k in keys]
+        closing = FIN | RST
+        live_closed = np.array(
+            [o is not None and bool((o.flags_orig | o.flags_resp) & closing) for o in known],
+            np.bool_,
+        )
         flags = np.where(proto == _TCP, np.maximum(lb.tcp_flags[rows], 0), 0).astype(np.int64)
         # Segments: in each flow's rows, a pure SYN splits when a FIN/RST came since the
         # previous SYN (or, for the first SYN, since the flow began).
-        order = np.argsort(flow, kind="stable")
         fs = flow[order]
         m = np.arange(n)
         fstart = np.ones(n, np.bool_)
@@ -314,24 +364,29 @@ class VectorSummaryBuilder(SummaryBuilder):
         seg = np.empty(n, np.int64)
         seg[order] = seg_s
         seg_first = order[seg_start]  # first row (index into rows) of each segment
-        seg_flow = fs[seg_start]
-        seg_split = split_s[seg_start]
         # Per segment: which endpoint of the numeric key is orig, and its flow object.
-        creator_src_is_a = s_lt[seg_first]
-        creator_side_src = lb.side[rows[seg_first]] == SIDE_SRC
-        orig_is_a = np.empty(nseg, np.bool_)
+        # (Python lists: indexing numpy arrays one element at a time is slow.)
+        seg_rows_l = rows[seg_first].tolist()
+        seg_flow_l = fs[seg_start].tolist()
+        seg_split_l = split_s[seg_start].tolist()
+        src_is_a_l = s_lt[seg_first].tolist()
+        side_src_l = (lb.side[rows[seg_first]] == SIDE_SRC).tolist()
+        orig_is_a_l: list[bool] = []
         objs: list[_Flow] = []
         labels = lb.labels.label
+        orient = self._orient
+        oget = orient.get
         for j in range(nseg):
-            f = int(seg_flow[j])
-            i = int(rows[seg_first[j]])
-            key = keys[f]
-            obj = None if seg_split[j] else known[f]
+            f = seg_flow_l[j]
+            split = seg_split_l[j]
+            nkey = numeric[f]
+            obj = None if split else known[f]
             if obj is None:
+                i = seg_rows_l[j]
+                side_src = side_src_l[j]
                 rec = lb.records.get(i)
-                src = (_ip(lb, i, "src"), _port(lb.src_port[i]))
-                dst = (_ip(lb, i, "dst"), _port(lb.dst_port[i]))
-                orig, resp = (dst, src) if creator_side_src[j] else (src, dst)
+                src, dst = self._ends(lb, i)
+                orig, resp = (dst, src) if side_src else (src, dst)
                 obj = _Flow(PROTOS[int(lb.proto[i])], orig, resp, int(lb.ts_ns[i]) / 1e9, None, "")
                 if rec is not None:
                     obj.service, obj.service_port = rec.service, rec.service_port
@@ -349,57 +404,87 @@ class VectorSummaryBuilder(SummaryBuilder):
                     obj.basis = BASES[b] if b >= 0 else None
                     obj.ambiguous = bool(lb.ambiguous[i])
                     obj.vlan = lb.vlan.get(i, ())
-                orig_is_a[j] = bool(creator_src_is_a[j]) != bool(creator_side_src[j])
+                oa = src_is_a_l[j] != side_src
                 created.append((i, 0, obj))
-                if seg_split[j]:
-                    splits.append((i, key, obj))
+                if split:
+                    splits.append((i, keys[f], obj))
                 else:
-                    live[key] = obj
+                    live[keys[f]] = obj
             else:
-                seen = self._orient.get(numeric[f])
+                seen = oget(nkey)
                 if seen is not None and seen[0] is obj:
-                    orig_is_a[j] = seen[1]
-                else:
-                    src = (_ip(lb, i, "src"), _port(lb.src_port[i]))
-                    orig_is_a[j] = (obj.orig == src) == bool(creator_src_is_a[j])
+                    objs.append(obj)
+                    orig_is_a_l.append(seen[1])
+                    continue  # already cached as it is
+                i = seg_rows_l[j]
+                src = self._ends(lb, i)[0]
+                oa = (obj.orig == src) == src_is_a_l[j]
             objs.append(obj)
-            if len(self._orient) > 1_000_000:
-                self._orient.clear()
-            self._orient[numeric[f]] = (obj, bool(orig_is_a[j]))
+            orig_is_a_l.append(oa)
+            if len(orient) > 1_000_000:
+                orient.clear()
+            orient[nkey] = (obj, oa)
         ts = lb.ts_ns[rows]
         wl = lb.wirelen[rows]
+        orig_is_a = np.array(orig_is_a_l, np.bool_)
         is_orig = (s_lt == orig_is_a[seg]) | same
         gd = seg * 2 + (~is_orig).astype(np.int64)
-        pk = np.bincount(gd, minlength=2 * nseg).tolist()
-        by = np.bincount(gd, weights=wl, minlength=2 * nseg).tolist()
+        pk = np.bincount(gd, minlength=2 * nseg)
+        # Byte sums are whole numbers: rint equals round() on them.
+        by = np.rint(np.bincount(gd, weights=wl, minlength=2 * nseg)).astype(np.int64)
         fl = np.zeros(2 * nseg, np.int64)
         np.bitwise_or.at(fl, gd, flags)
-        fl_l = fl.tolist()
         tmin = np.full(nseg, np.iinfo(np.int64).max, np.int64)
         tmax = np.full(nseg, np.iinfo(np.int64).min, np.int64)
         np.minimum.at(tmin, seg, ts)
         np.maximum.at(tmax, seg, ts)
-        tmin_l, tmax_l = tmin.tolist(), tmax.tolist()
-        for j, obj in enumerate(objs):
-            obj.first = min(obj.first, tmin_l[j] / 1e9)
-            obj.last = max(obj.last, tmax_l[j] / 1e9)
-            obj.orig_pkts += pk[2 * j]
-            obj.orig_bytes += round(by[2 * j])
-            obj.flags_orig |= fl_l[2 * j]
-            obj.resp_pkts += pk[2 * j + 1]
-            obj.resp_bytes += round(by[2 * j + 1])
-            obj.flags_resp |= fl_l[2 * j + 1]
-        last_row = np.zeros(nflows, np.int64)
-        np.maximum.at(last_row, flow, np.arange(n))
-        for f, r in enumerate(rows[last_row].tolist()):
-            touched[keys[f]] = (r, 0)
+        for obj, t0, t1, opk, oby, ofl, rpk, rby, rfl in zip(
+            objs,
+            (tmin / 1e9).tolist(),
+            (tmax / 1e9).tolist(),
+            pk[0::2].tolist(),
+            by[0::2].tolist(),
+            fl[0::2].tolist(),
+            pk[1::2].tolist(),
+            by[1::2].tolist(),
+            fl[1::2].tolist(),
+            strict=True,
+        ):
+            if t0 < obj.first:
+                obj.first = t0
+            if t1 > obj.last:
+                obj.last = t1
+            obj.orig_pkts += opk
+            obj.orig_bytes += oby
+            obj.flags_orig |= ofl
+            obj.resp_pkts += rpk
+            obj.resp_bytes += rby
+            obj.flags_resp |= rfl
+        # Each flow's last row: the end of its run in ``order``.
+        fend = np.ones(n, np.bool_)
+        fend[:-1] = fstart[1:]
+        last_row = rows[order[fend]]
+        by_last = np.argsort(last_row)
+        return [keys[f] for f in fs[fend][by_last].tolist()], last_row[by_last].tolist()
+
+    def _ends(
+        self, lb: LabelledBatch, i: int
+    ) -> tuple[tuple[str, int | None], tuple[str, int | None]]:
+        """Row ``i``'s (src, dst) endpoints, remembered for the block (a new flow needs
+        them for its key and again for itself)."""
+        got = self._ends_memo.get(i)
+        if got is None:
+            got = self._ends_memo[i] = (
+                (_ip(lb, i, "src"), _port(lb.src_port[i])),
+                (_ip(lb, i, "dst"), _port(lb.dst_port[i])),
+            )
+        return got
 
     def _key(self, numeric: bytes, lb: LabelledBatch, i: int) -> tuple[Any, ...]:
         """The FlowTable key of row ``i``'s flow (cached by its numeric key)."""
         got = self._keys.get(numeric)
         if got is None:
-            src = (_ip(lb, i, "src"), _port(lb.src_port[i]))
-            dst = (_ip(lb, i, "dst"), _port(lb.dst_port[i]))
+            src, dst = self._ends(lb, i)
             got = (
                 None,
                 PROTOS[int(lb.proto[i])],
@@ -409,6 +494,26 @@ class VectorSummaryBuilder(SummaryBuilder):
                 self._keys.clear()
             self._keys[numeric] = got
         return got
+
+
+#: Largest key range :func:`_dense_unique` counts in an array (beyond it, it sorts).
+_DENSE_MAX = 1 << 22
+
+
+def _dense_unique(
+    keys: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``np.unique(keys, return_inverse=True)`` for non-negative keys; small key ranges
+    are counted rather than sorted (sorting a block's keys costs more)."""
+    top = int(keys.max()) + 1 if keys.size else 0
+    if top > _DENSE_MAX or (keys.size and int(keys.min()) < 0):
+        uniq, inv = np.unique(keys, return_inverse=True)
+        return uniq.astype(np.int64), inv.astype(np.int64).reshape(-1)
+    present = np.bincount(keys, minlength=top)
+    uniq = np.flatnonzero(present)
+    lut = np.empty(top, np.int64)
+    lut[uniq] = np.arange(uniq.size)
+    return uniq.astype(np.int64), lut[keys]
 
 
 def _rows_between(lb: LabelledBatch, src: str, dst: str) -> npt.NDArray[np.int64]:

@@ -900,18 +900,18 @@ class VectorAnnotator:
         known = np.array([-1 if kv is None else kv[0] for kv in known_list], np.int64)
         tsf = ts_ns / 1e9
         if self._fast_ok(known, flow, order, tsf, nflows, keys):
-            code = self._decide_fast(order, flow, known, cand, syn, pure, synack)
-            # New state: each flow's last call, flows in order of their last call.
-            last_call = np.zeros(nflows, np.int64)
-            rank = np.empty(n, np.int64)
-            rank[order] = np.arange(n)
-            np.maximum.at(last_call, flow, rank)
-            ev_last = order[last_call]
-            for f in np.argsort(last_call, kind="stable").tolist():
-                e = int(ev_last[f])
+            code, last_call = self._decide_fast(order, flow, known, cand, syn, pure, synack)
+            # New state: each flow's last call, flows in order of their last call (the
+            # calls are distinct, so any sort gives that order).
+            by_last = np.argsort(last_call)
+            ev_last = order[last_call[by_last]]
+            move = state.move_to_end
+            for f, c, t in zip(
+                by_last.tolist(), code[ev_last].tolist(), tsf[ev_last].tolist(), strict=True
+            ):
                 k = keys[f]
-                state[k] = (int(code[e]), float(tsf[e]))
-                state.move_to_end(k)
+                state[k] = (c, t)
+                move(k)
             self._min_last = min(self._min_last, float(tsf.min()))
         else:
             self.slow_blocks += 1
@@ -964,7 +964,9 @@ class VectorAnnotator:
     @staticmethod
     def _decide_fast(
         order: I64, flow: I64, known: I64, cand: I64, syn: B, pure: B, synack: B
-    ) -> I64:
+    ) -> tuple[I64, I64]:
+        """Decision code of every event, and each flow's last call (its rank in call
+        order)."""
         n = len(flow)
         g = flow[order]
         sorted_idx = np.argsort(g, kind="stable")
@@ -984,7 +986,10 @@ class VectorAnnotator:
         code_s = np.where(valid, cand[ev[np.maximum(last_eff, 0)]], k)
         code = np.empty(n, np.int64)
         code[ev] = code_s
-        return code
+        # A flow's last call ends its run (flows ascend, calls ascend inside each).
+        end = np.ones(n, np.bool_)
+        end[:-1] = start[1:]
+        return code, sorted_idx[end]
 
     def _decide_slow(
         self,
