@@ -23,6 +23,7 @@ from portsniff.cli import main
 from portsniff.cli_registry import parse_query
 from portsniff.errors import UsageError
 from portsniff.registry import sources
+from portsniff.registry.record import IANA_HEADER
 
 from .conftest import SHARED
 
@@ -41,11 +42,7 @@ QUERIES = [
     "6000-6070/tcp",
     "nosuchservice",
 ]
-HEADER = (
-    "Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,"
-    "Registration Date,Modification Date,Reference,Service Code,"
-    "Unauthorized Use Reported,Assignment Notes\r\n"
-)
+HEADER = ",".join(IANA_HEADER) + "\r\n"
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:

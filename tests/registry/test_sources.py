@@ -9,6 +9,7 @@ import pytest
 
 from portsniff.errors import RegistryError
 from portsniff.registry import sources
+from portsniff.registry.record import IANA_HEADER
 from portsniff.registry.sources import (
     SourceProblem,
     cached_registry_file,
@@ -22,11 +23,7 @@ from portsniff.registry.sources import (
 )
 from portsniff.registry.update import import_registry
 
-HEADER = (
-    "Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,"
-    "Registration Date,Modification Date,Reference,Service Code,"
-    "Unauthorized Use Reported,Assignment Notes\r\n"
-)
+HEADER = ",".join(IANA_HEADER) + "\r\n"
 CACHE_CSV = (HEADER + "cached-svc,47808,udp,From the cache,,,,,,,,\r\n").encode()
 SERVICES = b"# a test services file\nsys-svc\t47808/udp\t# From the system\nhttp 80/tcp www\n"
 

@@ -13,14 +13,11 @@ from pathlib import Path
 import pytest
 
 from portsniff.errors import RegistryError
+from portsniff.registry.record import IANA_HEADER
 from portsniff.registry.sources import CACHE_META, cached_registry_file, registry_cache_dir
 from portsniff.registry.update import import_registry, update_registry
 
-HEADER = (
-    "Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,"
-    "Registration Date,Modification Date,Reference,Service Code,"
-    "Unauthorized Use Reported,Assignment Notes\r\n"
-)
+HEADER = ",".join(IANA_HEADER) + "\r\n"
 SMALL_CSV = (
     HEADER
     + ",0,tcp,Reserved,,,,2024-12-20,[RFC6335],,,\r\n"
