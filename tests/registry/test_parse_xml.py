@@ -15,7 +15,11 @@ from portsniff.registry.parse_xml import parse_iana_xml
 from portsniff.registry.record import ServiceRecord
 from tests.registry._helpers import parsed
 
-HEAD = b'<?xml version="1.0"?>\n<registry xmlns="http://www.iana.org/assignments" id="service-names-port-numbers">\n<updated>2026-01-02</updated>\n'
+REGISTRY_ID = "service-names-port-numbers"
+HEAD = (
+    '<?xml version="1.0"?>\n<registry xmlns="http://www.iana.org/assignments" '
+    f'id="{REGISTRY_ID}">\n<updated>2026-01-02</updated>\n'
+).encode()
 TAIL = b"</registry>\n"
 
 

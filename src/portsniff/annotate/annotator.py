@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord
+from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
 from portsniff.annotate.side import FlowSides, decide
 from portsniff.decode.batch import DecodedBatch
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
@@ -265,14 +265,7 @@ class Annotator:
             proto=row.proto,
             src_port=sp,
             dst_port=dp,
-            service=label.service if label else None,
-            service_port=label.port if label else None,
             service_side=side,
-            description=label.description if label else None,
-            status=label.status if label else None,
-            port_class=label.port_class if label else None,
-            aliases=label.aliases if label else (),
-            unauthorized_use=label.unauthorized_use if label else None,
             basis=basis,
             ambiguous=ambiguous,
             dnssd=self._dnssd_labels(d) if d is not None and d.dnssd else (),
@@ -280,7 +273,7 @@ class Annotator:
             quoted=self._quoted(d.quoted) if d is not None and d.quoted else None,
             fragment=d is not None and d.fragment is not None,
             vlan=d.vlan if d is not None else (),
-            source=label.source if label else None,
+            **label_fields(label),
             ts_ns=row.ts_ns,
             problem=problem,
             tcp_flags=row.tcp_flags,

@@ -4,7 +4,10 @@ columns and the ``--fields`` names."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portsniff.registry.record import PortLabel
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,34 @@ class PacketRecord:
 PACKET_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(PacketRecord) if f.name not in ("ts_ns", "problem", "tcp_flags")
 )
+
+
+def label_fields(label: PortLabel | None) -> dict[str, Any]:
+    """The PacketRecord fields that a registry label fills (all empty for no label)."""
+    if label is None:
+        return _NO_LABEL
+    return {
+        "service": label.service,
+        "service_port": label.port,
+        "description": label.description,
+        "status": label.status,
+        "port_class": label.port_class,
+        "aliases": label.aliases,
+        "unauthorized_use": label.unauthorized_use,
+        "source": label.source,
+    }
+
+
+_NO_LABEL: dict[str, Any] = {
+    "service": None,
+    "service_port": None,
+    "description": None,
+    "status": None,
+    "port_class": None,
+    "aliases": (),
+    "unauthorized_use": None,
+    "source": None,
+}
 
 
 def _jsonable(value: Any) -> Any:

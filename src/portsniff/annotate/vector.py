@@ -30,7 +30,7 @@ from portsniff.annotate.annotator import (
     _endpoint_label,
     dnssd_labels,
 )
-from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord
+from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
 from portsniff.annotate.side import decide
 from portsniff.decode.batch import PROTO_CODE, DecodedBatch
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
@@ -207,14 +207,7 @@ class LabelledBatch:
                 proto=PROTOS[proto],
                 src_port=None if sp < 0 else sp,
                 dst_port=None if dp < 0 else dp,
-                service=lab.service if lab else None,
-                service_port=lab.port if lab else None,
                 service_side=SIDE_NAME[side],
-                description=lab.description if lab else None,
-                status=lab.status if lab else None,
-                port_class=lab.port_class if lab else None,
-                aliases=lab.aliases if lab else (),
-                unauthorized_use=lab.unauthorized_use if lab else None,
                 basis=BASES[basis] if basis >= 0 else None,
                 ambiguous=amb,
                 dnssd=(),
@@ -222,7 +215,7 @@ class LabelledBatch:
                 quoted=None,
                 fragment=False,
                 vlan=vlan.get(i, ()),
-                source=lab.source if lab else None,
+                **label_fields(lab),
                 ts_ns=ts_ns,
                 problem=None,
                 tcp_flags=None if fl < 0 else fl,
@@ -762,14 +755,7 @@ class VectorAnnotator:
             proto=row.proto,
             src_port=sp,
             dst_port=dp,
-            service=label.service if label else None,
-            service_port=label.port if label else None,
             service_side=SIDE_NAME[side],
-            description=label.description if label else None,
-            status=label.status if label else None,
-            port_class=label.port_class if label else None,
-            aliases=label.aliases if label else (),
-            unauthorized_use=label.unauthorized_use if label else None,
             basis=BASES[basis] if basis >= 0 else None,
             ambiguous=ambiguous,
             dnssd=self._dnssd_labels(d) if d.dnssd else (),
@@ -777,7 +763,7 @@ class VectorAnnotator:
             quoted=self._quoted(d.quoted) if d.quoted else None,
             fragment=d.fragment is not None,
             vlan=d.vlan,
-            source=label.source if label else None,
+            **label_fields(label),
             ts_ns=row.ts_ns,
             problem=problem,
             tcp_flags=row.tcp_flags,

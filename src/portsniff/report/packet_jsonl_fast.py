@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from portsniff.annotate.records import PacketRecord
+from portsniff.annotate.records import PacketRecord, label_fields
 from portsniff.annotate.vector import BASES, SIDE_DST, SIDE_NAME, SIDE_SRC, LabelledBatch
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_jsonl import JsonlWriter
@@ -54,14 +54,7 @@ class BatchJsonl:
             proto=PROTOS[proto],
             src_port=marks["src_port"],
             dst_port=marks["dst_port"],
-            service=lab.service if lab else None,
-            service_port=lab.port if lab else None,
             service_side=SIDE_NAME[side],
-            description=lab.description if lab else None,
-            status=lab.status if lab else None,
-            port_class=lab.port_class if lab else None,
-            aliases=lab.aliases if lab else (),
-            unauthorized_use=lab.unauthorized_use if lab else None,
             basis=BASES[basis] if basis >= 0 else None,
             ambiguous=amb,
             dnssd=(),
@@ -69,7 +62,7 @@ class BatchJsonl:
             quoted=None,
             fragment=False,
             vlan=marks["vlan"],
-            source=lab.source if lab else None,
+            **label_fields(lab),
         )
         text = _dumps({"type": "packet", **rec.as_dict()}).replace("%", "%%")
         for name in _SLOTS:
