@@ -164,3 +164,10 @@ def test_mutated_real_data(official_xml: Path) -> None:
             parse_iana_xml(data[:at] + insert + data[at + cut :], "mutated.xml")
 
     check()
+
+
+def test_unknown_encoding_is_a_registry_error() -> None:
+    """Found by the fuzz pass: an XML declaration naming an encoding Python lacks."""
+    data = b'<?xml version="1.0" encoding="U-TF-8"?>\n<registry/>'
+    with pytest.raises(RegistryError, match="unreadable XML"):
+        parse_iana_xml(data, "x.xml")

@@ -91,7 +91,7 @@ def parse_iana_xml(data: bytes, path: str) -> ParsedRegistry:
         raise RegistryError(f"{path}: line {line}, column {col}: malformed XML") from None
     except defusedxml.DefusedXmlException as exc:
         raise RegistryError(f"{path}: refused unsafe XML ({type(exc).__name__})") from None
-    except (ValueError, UnicodeError) as exc:
+    except (ValueError, UnicodeError, LookupError) as exc:  # LookupError: unknown encoding
         raise RegistryError(f"{path}: unreadable XML ({exc})") from None
     if root.tag != NS + "registry":
         raise RegistryError(f"{path}: not an IANA registry (root element {root.tag!r})")
