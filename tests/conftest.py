@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests on a fixed seed so that its verdict is reproducible; local
+# runs keep exploring new examples (and a failure found there becomes a named test).
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PORTSNIFF_SHARED", ROOT.parent / "shared"))

@@ -141,3 +141,16 @@ def test_engine_protocol() -> None:
     assert engine.name == "scapy"
     assert len(engine.decode(block_from_packets([]))) == 0
     engine.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x02\x00\x00\x00\x01\x00L\xfb", b"\x00\x00\x08\x00\x01\x00L\xfb"],
+    ids=["radiotap-version-2", "radiotap-present-bits-beyond-header"],
+)
+def test_odd_radiotap_headers_decode_like_the_reference(data: bytes) -> None:
+    """Found by hypothesis: scapy's RadioTap raised on these 8-byte headers."""
+    from portsniff.decode.reference import decode_packet
+    from portsniff.decode.scapy_engine import decode_frame
+
+    assert decode_frame(127, data) == decode_packet(127, data)

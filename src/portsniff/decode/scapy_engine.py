@@ -416,9 +416,11 @@ def _wifi(s: SimpleNamespace, data: bytes, off: int, *, pad: bool) -> _Net:
 def _radiotap(s: SimpleNamespace, data: bytes) -> _Net:
     if len(data) < 8:
         return _Net("other", 0, problem="truncated radiotap header")
-    head = _hdr(s.RadioTap, data, 0, 8)
-    length = int(head.len)
-    if head.version != 0 or length < 8 or length > len(data):
+    # Version and length straight from the bytes: scapy's RadioTap raises on a header
+    # whose present bits announce fields that are not there; only the Flags field, read
+    # below, is left to scapy.
+    length = int.from_bytes(data[2:4], "little")
+    if data[0] != 0 or length < 8 or length > len(data):
         return _Net("other", 0, problem="bad radiotap header")
     pad = False
     try:
