@@ -129,7 +129,8 @@ def _names(msg: bytes) -> list[list[bytes]]:
     return found
 
 
-def _dedupe(items: list[str]) -> tuple[str, ...]:
+def dedupe_names(items: list[str]) -> tuple[str, ...]:
+    """Unique names, case-insensitively (the first spelling kept), sorted."""
     seen: dict[str, str] = {}
     for item in items:
         seen.setdefault(item.casefold(), item)
@@ -146,7 +147,7 @@ def service_names(msg: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
             types.append(stype)
         if instance is not None:
             instances.append(instance)
-    return _dedupe(types), _dedupe(instances)
+    return dedupe_names(types), dedupe_names(instances)
 
 
 def dns_payload(proto: str, src_port: int, dst_port: int, payload: bytes) -> bytes | None:

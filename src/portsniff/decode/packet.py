@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Values of ``Decoded.proto``.
 PROTOS = ("tcp", "udp", "sctp", "dccp", "icmp", "icmpv6", "arp", "other")
@@ -55,3 +55,43 @@ class Decoded:
     dnssd: tuple[str, ...] = ()  # DNS-SD service types seen, e.g. "_airplay._tcp"
     dnssd_instances: tuple[str, ...] = ()  # e.g. "Kitchen._airplay._tcp.local"
     problem: str | None = None
+
+
+@dataclass(slots=True)
+class IpLayer:
+    """What one IP packet and everything it carries says: the engines' working record,
+    filled while walking the headers, then turned into a ``Decoded``."""
+
+    src_ip: str
+    dst_ip: str
+    proto: str
+    ip_proto: int
+    src_port: int | None = None
+    dst_port: int | None = None
+    tcp_flags: int | None = None
+    fragment: Fragment | None = None
+    quoted: Endpoints | None = None
+    dnssd: tuple[str, ...] = ()
+    instances: tuple[str, ...] = ()
+    inner: list[Endpoints] = field(default_factory=list)
+    problem: str | None = None
+
+    def decoded(self, linktype: int, vlan: tuple[int, ...]) -> Decoded:
+        """The packet's ``Decoded`` (link type and VLAN tags come from below IP)."""
+        return Decoded(
+            linktype=linktype,
+            src_ip=self.src_ip,
+            dst_ip=self.dst_ip,
+            proto=self.proto,
+            ip_proto=self.ip_proto,
+            src_port=self.src_port,
+            dst_port=self.dst_port,
+            tcp_flags=self.tcp_flags,
+            vlan=vlan,
+            fragment=self.fragment,
+            inner=tuple(self.inner),
+            quoted=self.quoted,
+            dnssd=self.dnssd,
+            dnssd_instances=self.instances,
+            problem=self.problem,
+        )

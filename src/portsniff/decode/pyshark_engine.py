@@ -23,13 +23,13 @@ import asyncio
 import importlib
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from portsniff.capture.block import RawBlock
 from portsniff.decode.batch import DecodedBatch
-from portsniff.decode.dnssd import service_of
-from portsniff.decode.packet import Decoded, Endpoints, Fragment
+from portsniff.decode.dnssd import dedupe_names, service_of
+from portsniff.decode.packet import Decoded, Endpoints, Fragment, IpLayer
 from portsniff.errors import EngineUnavailable, UsageError
 
 PORT_PROTOS = {"tcp": 6, "udp": 17, "sctp": 132, "dccp": 33}
@@ -131,22 +131,6 @@ def _frame_of(packet: Any) -> _Frame:
     )
 
 
-@dataclass(slots=True)
-class _Layer:
-    src_ip: str
-    dst_ip: str
-    proto: str
-    ip_proto: int
-    src_port: int | None = None
-    dst_port: int | None = None
-    tcp_flags: int | None = None
-    fragment: Fragment | None = None
-    quoted: Endpoints | None = None
-    dnssd: tuple[str, ...] = ()
-    instances: tuple[str, ...] = ()
-    inner: list[Endpoints] = field(default_factory=list)
-
-
 def _ip_header(
     name: str, fields: dict[str, Any], chain: list[tuple[str, dict[str, Any]]], pos: int
 ) -> tuple[int, str, str, int, Fragment | None, bool]:
@@ -222,14 +206,7 @@ def _dnssd(fields: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
             types.append(stype)
         if instance is not None:
             instances.append(instance)
-    return _dedupe(types), _dedupe(instances)
-
-
-def _dedupe(items: list[str]) -> tuple[str, ...]:
-    seen: dict[str, str] = {}
-    for item in items:
-        seen.setdefault(item.casefold(), item)
-    return tuple(seen[key] for key in sorted(seen))
+    return dedupe_names(types), dedupe_names(instances)
 
 
 def _next_ip(chain: list[tuple[str, dict[str, Any]]], pos: int, stop: tuple[str, ...] = ()) -> int:
@@ -243,10 +220,10 @@ def _next_ip(chain: list[tuple[str, dict[str, Any]]], pos: int, stop: tuple[str,
     return -1
 
 
-def _decode_ip(chain: list[tuple[str, dict[str, Any]]], pos: int, depth: int) -> _Layer:
+def _decode_ip(chain: list[tuple[str, dict[str, Any]]], pos: int, depth: int) -> IpLayer:
     name, fields = chain[pos]
     version, src, dst, proto, fragment, first = _ip_header(name, fields, chain, pos)
-    layer = _Layer(_text(src), _text(dst), _proto_name(proto), proto, fragment=fragment)
+    layer = IpLayer(_text(src), _text(dst), _proto_name(proto), proto, fragment=fragment)
     if not first:
         return layer
     # The protocol right after the IP header (skipping its extension header entries).
@@ -307,7 +284,7 @@ def _quoted(icmp: dict[str, Any]) -> Endpoints | None:
 
 
 def _tunnel(
-    layer: _Layer,
+    layer: IpLayer,
     name: str,
     chain: list[tuple[str, dict[str, Any]]],
     pos: int,
@@ -363,22 +340,7 @@ def decode_frame(linktype: int, frame: _Frame) -> Decoded:
                 # tshark could not read the whole fixed header.
                 return Decoded(linktype=linktype, vlan=tuple(vlan), problem="truncated IP header")
             layer = _decode_ip(chain, i, 0)
-            return Decoded(
-                linktype=linktype,
-                src_ip=layer.src_ip,
-                dst_ip=layer.dst_ip,
-                proto=layer.proto,
-                ip_proto=layer.ip_proto,
-                src_port=layer.src_port,
-                dst_port=layer.dst_port,
-                tcp_flags=layer.tcp_flags,
-                vlan=tuple(vlan),
-                fragment=layer.fragment,
-                inner=tuple(layer.inner),
-                quoted=layer.quoted,
-                dnssd=layer.dnssd,
-                dnssd_instances=layer.instances,
-            )
+            return layer.decoded(linktype, tuple(vlan))
     return Decoded(linktype=linktype, vlan=tuple(vlan))
 
 

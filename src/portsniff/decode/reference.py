@@ -38,37 +38,16 @@ and :mod:`.dnssd`. The rules that tie them together:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from portsniff.decode.dnssd import dns_payload, service_names
 from portsniff.decode.icmp import quoted as icmp_quoted
 from portsniff.decode.ip import parse_ip
 from portsniff.decode.link import Net, decode_link
-from portsniff.decode.packet import Decoded, Endpoints, Fragment
+from portsniff.decode.packet import Decoded, Endpoints, IpLayer
 from portsniff.decode.transport import PORT_PROTOS, parse_ports, proto_name
 from portsniff.decode.tunnels import IPIP_NAMES, gre, udp_tunnel
 
 MAX_TUNNEL_DEPTH = 8
 INTERNAL_ERROR = "internal decoder error"
-
-
-@dataclass(slots=True)
-class _Layer:
-    """What one IP packet and everything it carries says, by the module's rules."""
-
-    src_ip: str
-    dst_ip: str
-    proto: str
-    ip_proto: int
-    src_port: int | None = None
-    dst_port: int | None = None
-    tcp_flags: int | None = None
-    fragment: Fragment | None = None
-    quoted: Endpoints | None = None
-    dnssd: tuple[str, ...] = ()
-    instances: tuple[str, ...] = ()
-    inner: list[Endpoints] = field(default_factory=list)
-    problem: str | None = None
 
 
 def decode_packet(linktype: int, data: bytes, wirelen: int | None = None) -> Decoded:
@@ -117,31 +96,15 @@ def _decode(linktype: int, data: bytes) -> Decoded:
     layer = _decode_ip(data[net.offset :], net.kind, 0)
     if isinstance(layer, str):
         return Decoded(linktype=linktype, vlan=net.vlan, problem=layer)
-    return Decoded(
-        linktype=linktype,
-        src_ip=layer.src_ip,
-        dst_ip=layer.dst_ip,
-        proto=layer.proto,
-        ip_proto=layer.ip_proto,
-        src_port=layer.src_port,
-        dst_port=layer.dst_port,
-        tcp_flags=layer.tcp_flags,
-        vlan=net.vlan,
-        fragment=layer.fragment,
-        inner=tuple(layer.inner),
-        quoted=layer.quoted,
-        dnssd=layer.dnssd,
-        dnssd_instances=layer.instances,
-        problem=layer.problem,
-    )
+    return layer.decoded(linktype, net.vlan)
 
 
-def _decode_ip(pkt: bytes, kind: str, depth: int) -> _Layer | str:
+def _decode_ip(pkt: bytes, kind: str, depth: int) -> IpLayer | str:
     """The IP packet at the start of ``pkt``, or the problem when it has no IP header."""
     hdr = parse_ip(pkt, kind)
     if isinstance(hdr, str):
         return hdr
-    layer = _Layer(
+    layer = IpLayer(
         hdr.src,
         hdr.dst,
         proto_name(hdr.ip_proto),
@@ -178,26 +141,28 @@ def _decode_ip(pkt: bytes, kind: str, depth: int) -> _Layer | str:
     return layer
 
 
-def _tunnel(layer: _Layer, name: str, inner: bytes, net: Net, depth: int, *, descend: bool) -> None:
+def _tunnel(
+    layer: IpLayer, name: str, inner: bytes, net: Net, depth: int, *, descend: bool
+) -> None:
     """Record the tunnel ``name`` carrying ``inner`` in ``layer`` (see the module rules)."""
     if depth >= MAX_TUNNEL_DEPTH:
         layer.problem = f"tunnels nested deeper than {MAX_TUNNEL_DEPTH}"
         return
     problem = net.problem
-    sub: _Layer | str | None = None
+    sub: IpLayer | str | None = None
     if net.kind in ("ip", "ipv6"):
         sub = _decode_ip(inner[net.offset :], net.kind, depth + 1)
-    if isinstance(sub, _Layer):
+    if isinstance(sub, IpLayer):
         entry = Endpoints(sub.proto, sub.src_ip, sub.dst_ip, sub.src_port, sub.dst_port, name)
         problem = sub.problem
     else:
         entry = Endpoints("other", None, None, None, None, name)
         if isinstance(sub, str):
             problem = sub
-    layer.inner = [entry, *(sub.inner if isinstance(sub, _Layer) else ())]
+    layer.inner = [entry, *(sub.inner if isinstance(sub, IpLayer) else ())]
     if problem is not None and layer.problem is None:
         layer.problem = f"{name}: {problem}"
-    if descend and isinstance(sub, _Layer):
+    if descend and isinstance(sub, IpLayer):
         layer.proto, layer.ip_proto = sub.proto, sub.ip_proto
         layer.src_port, layer.dst_port = sub.src_port, sub.dst_port
         layer.tcp_flags, layer.quoted = sub.tcp_flags, sub.quoted

@@ -23,14 +23,14 @@ told apart from a label boundary).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from portsniff.capture.block import RawBlock
 from portsniff.decode.batch import DecodedBatch
-from portsniff.decode.dnssd import service_of
-from portsniff.decode.packet import Decoded, Endpoints, Fragment
+from portsniff.decode.dnssd import dedupe_names, service_of
+from portsniff.decode.packet import Decoded, Endpoints, Fragment, IpLayer
 from portsniff.errors import EngineUnavailable
 
 _SCAPY: SimpleNamespace | None = None
@@ -629,7 +629,7 @@ def _dnssd(
             types.append(stype)
         if instance is not None:
             instances.append(instance)
-    return _dedupe(types), _dedupe(instances)
+    return dedupe_names(types), dedupe_names(instances)
 
 
 def _records(section: Any) -> tuple[list[Any], bool]:
@@ -653,35 +653,11 @@ def _records(section: Any) -> tuple[list[Any], bool]:
     return out, False
 
 
-def _dedupe(items: list[str]) -> tuple[str, ...]:
-    seen: dict[str, str] = {}
-    for item in items:
-        seen.setdefault(item.casefold(), item)
-    return tuple(seen[key] for key in sorted(seen))
-
-
-@dataclass(slots=True)
-class _Layer:
-    src_ip: str
-    dst_ip: str
-    proto: str
-    ip_proto: int
-    src_port: int | None = None
-    dst_port: int | None = None
-    tcp_flags: int | None = None
-    fragment: Fragment | None = None
-    quoted: Endpoints | None = None
-    dnssd: tuple[str, ...] = ()
-    instances: tuple[str, ...] = ()
-    inner: list[Endpoints] = field(default_factory=list)
-    problem: str | None = None
-
-
-def _decode_ip(s: SimpleNamespace, pkt: bytes, kind: str, depth: int) -> _Layer | str:
+def _decode_ip(s: SimpleNamespace, pkt: bytes, kind: str, depth: int) -> IpLayer | str:
     hdr = _parse_ip(s, pkt, kind)
     if isinstance(hdr, str):
         return hdr
-    layer = _Layer(
+    layer = IpLayer(
         hdr.src,
         hdr.dst,
         PROTO_NAMES.get(hdr.ip_proto, "other"),
@@ -720,7 +696,7 @@ def _decode_ip(s: SimpleNamespace, pkt: bytes, kind: str, depth: int) -> _Layer 
 
 def _tunnel(
     s: SimpleNamespace,
-    layer: _Layer,
+    layer: IpLayer,
     name: str,
     inner: bytes,
     net: _Net,
@@ -732,20 +708,20 @@ def _tunnel(
         layer.problem = f"tunnels nested deeper than {MAX_TUNNEL_DEPTH}"
         return
     problem = net.problem
-    sub: _Layer | str | None = None
+    sub: IpLayer | str | None = None
     if net.kind in ("ip", "ipv6"):
         sub = _decode_ip(s, inner[net.offset :], net.kind, depth + 1)
-    if isinstance(sub, _Layer):
+    if isinstance(sub, IpLayer):
         entry = Endpoints(sub.proto, sub.src_ip, sub.dst_ip, sub.src_port, sub.dst_port, name)
         problem = sub.problem
     else:
         entry = Endpoints("other", None, None, None, None, name)
         if isinstance(sub, str):
             problem = sub
-    layer.inner = [entry, *(sub.inner if isinstance(sub, _Layer) else ())]
+    layer.inner = [entry, *(sub.inner if isinstance(sub, IpLayer) else ())]
     if problem is not None and layer.problem is None:
         layer.problem = f"{name}: {problem}"
-    if descend and isinstance(sub, _Layer):
+    if descend and isinstance(sub, IpLayer):
         layer.proto, layer.ip_proto = sub.proto, sub.ip_proto
         layer.src_port, layer.dst_port = sub.src_port, sub.dst_port
         layer.tcp_flags, layer.quoted = sub.tcp_flags, sub.quoted
@@ -889,23 +865,7 @@ def _decode(s: SimpleNamespace, linktype: int, data: bytes) -> Decoded:
     layer = _decode_ip(s, data[net.offset :], net.kind, 0)
     if isinstance(layer, str):
         return Decoded(linktype=linktype, vlan=net.vlan, problem=layer)
-    return Decoded(
-        linktype=linktype,
-        src_ip=layer.src_ip,
-        dst_ip=layer.dst_ip,
-        proto=layer.proto,
-        ip_proto=layer.ip_proto,
-        src_port=layer.src_port,
-        dst_port=layer.dst_port,
-        tcp_flags=layer.tcp_flags,
-        vlan=net.vlan,
-        fragment=layer.fragment,
-        inner=tuple(layer.inner),
-        quoted=layer.quoted,
-        dnssd=layer.dnssd,
-        dnssd_instances=layer.instances,
-        problem=layer.problem,
-    )
+    return layer.decoded(linktype, net.vlan)
 
 
 class ScapyEngine:
