@@ -4,7 +4,7 @@ DNS-SD. Output order is always frame order."""
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -297,24 +297,28 @@ class Annotator:
         return _endpoint_label(e, service)
 
     def _quoted(self, e: Endpoints) -> EndpointLabel:
-        # The quoted packet is not traffic of its own: decide statelessly, as for a
-        # flow's first packet.
-        service: PortLabel | None = None
-        if e.src_port is not None and e.dst_port is not None and e.proto in TRANSPORTS:
-            ls = self.lookup(e.proto, e.src_port)
-            ld = self.lookup(e.proto, e.dst_port)
-            decision = decide(
-                (e.src_ip, e.src_port),
-                (e.dst_ip, e.dst_port),
-                None,
-                ls.status == "assigned",
-                ld.status == "assigned",
-            )
-            service = ld if decision.service == (e.dst_ip, e.dst_port) else ls
-        return _endpoint_label(e, service)
+        return quoted_label(e, self.lookup)
 
     def _dnssd_labels(self, d: Decoded) -> tuple[DnssdLabel, ...]:
         return dnssd_labels(self.index, self._dnssd, d)
+
+
+def quoted_label(e: Endpoints, lookup: Callable[[str, int], PortLabel]) -> EndpointLabel:
+    """The label of a header an ICMP error quotes. The quoted packet is not traffic of
+    its own: its side is decided statelessly, as for a flow's first packet."""
+    service: PortLabel | None = None
+    if e.src_port is not None and e.dst_port is not None and e.proto in TRANSPORTS:
+        ls = lookup(e.proto, e.src_port)
+        ld = lookup(e.proto, e.dst_port)
+        decision = decide(
+            (e.src_ip, e.src_port),
+            (e.dst_ip, e.dst_port),
+            None,
+            ls.status == "assigned",
+            ld.status == "assigned",
+        )
+        service = ld if decision.service == (e.dst_ip, e.dst_port) else ls
+    return _endpoint_label(e, service)
 
 
 def dnssd_labels(

@@ -29,9 +29,9 @@ from portsniff.annotate.annotator import (
     AnnotateCounts,
     _endpoint_label,
     dnssd_labels,
+    quoted_label,
 )
 from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
-from portsniff.annotate.side import decide
 from portsniff.decode.batch import PROTO_CODE, DecodedBatch
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
@@ -778,20 +778,7 @@ class VectorAnnotator:
         row.done = True
 
     def _quoted(self, e: Endpoints) -> EndpointLabel:
-        service: PortLabel | None = None
-        if e.src_port is not None and e.dst_port is not None and e.proto in TRANSPORTS:
-            p = PROTO_CODE[e.proto]
-            ls = self.labels.label(p, e.src_port)
-            ld = self.labels.label(p, e.dst_port)
-            decision = decide(
-                (e.src_ip, e.src_port),
-                (e.dst_ip, e.dst_port),
-                None,
-                ls.status == "assigned",
-                ld.status == "assigned",
-            )
-            service = ld if decision.service == (e.dst_ip, e.dst_port) else ls
-        return _endpoint_label(e, service)
+        return quoted_label(e, lambda t, port: self.labels.label(PROTO_CODE[t], port))
 
     def _dnssd_labels(self, d: Decoded) -> tuple[DnssdLabel, ...]:
         return dnssd_labels(self.index, self._dnssd, d)
