@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from portsniff.annotate.records import PacketRecord
+from portsniff.annotate.records import DnssdLabel, PacketRecord
 from portsniff.flows import FlowRecord, FlowTable
 
 TRANSPORT_KEYS = ("tcp", "udp", "sctp", "dccp", "icmp", "icmpv6", "other_ip", "non_ip")
@@ -208,6 +208,16 @@ class Summary:
         self.problems.update(o.problems)
         return self
 
+    def add_dnssd(self, d: DnssdLabel) -> None:
+        """Count one packet's mention of a DNS-SD service type (and its instances)."""
+        row = self.dnssd.get(d.type.lower())
+        if row is None:
+            row = self.dnssd[d.type.lower()] = DnssdRow(d.type, d.service, d.description)
+        row.packets += 1
+        for inst in d.instances:
+            if len(row.instances) < MAX_INSTANCES:
+                row.instances.add(inst)
+
     # -- views the reports share -----------------------------------------------------
 
     def service_rows(self) -> list[ServiceRow]:
@@ -319,13 +329,7 @@ class SummaryBuilder:
                 row.vlan = True
             row.timeline.add(r.ts, r.len)
         for d in r.dnssd:
-            drow = s.dnssd.get(d.type.lower())
-            if drow is None:
-                drow = s.dnssd[d.type.lower()] = DnssdRow(d.type, d.service, d.description)
-            drow.packets += 1
-            for inst in d.instances:
-                if len(drow.instances) < MAX_INSTANCES:
-                    drow.instances.add(inst)
+            s.add_dnssd(d)
         self.flow_table.add(r)
         self._collect(self.flow_table.drain())
 

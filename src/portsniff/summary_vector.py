@@ -27,7 +27,7 @@ from portsniff.annotate.vector import (
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow
-from portsniff.summary import MAX_INSTANCES, DnssdRow, ServiceRow, SummaryBuilder, Timeline
+from portsniff.summary import ServiceRow, SummaryBuilder, Timeline
 
 #: Summary transport key per proto code (non-IP rows are "non_ip" whatever their code).
 _TKEYS = tuple(
@@ -95,13 +95,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         self._services(lb)
         for rec in lb.records.values():
             for d in rec.dnssd:
-                drow = s.dnssd.get(d.type.lower())
-                if drow is None:
-                    drow = s.dnssd[d.type.lower()] = DnssdRow(d.type, d.service, d.description)
-                drow.packets += 1
-                for inst in d.instances:
-                    if len(drow.instances) < MAX_INSTANCES:
-                        drow.instances.add(inst)
+                s.add_dnssd(d)
         self._flows(lb)
         self._note_bound(lo_bound)
         self._collect(self.flow_table.drain())

@@ -57,6 +57,17 @@ class FileReport:
         }
 
 
+def make_annotator(
+    index: RegistryIndex, *, vector: bool, annotator: Annotator | None = None
+) -> Annotator | VectorAnnotator:
+    """The columnar annotator, or the given (else a new) reference one."""
+    if vector:
+        from portsniff.annotate.vector import VectorAnnotator
+
+        return VectorAnnotator(index)
+    return annotator if annotator is not None else Annotator(index)
+
+
 class AnnotateRun:
     """Reads captures in order and yields their labelled packets.
 
@@ -95,13 +106,7 @@ class AnnotateRun:
         if vector is None:
             vector = engine == "fast" and annotator is None and limit is None
         self.vector = vector
-        self.annotator: Annotator | VectorAnnotator
-        if vector:
-            from portsniff.annotate.vector import VectorAnnotator
-
-            self.annotator = VectorAnnotator(index)
-        else:
-            self.annotator = annotator if annotator is not None else Annotator(index)
+        self.annotator = make_annotator(index, vector=vector, annotator=annotator)
         self.files: list[FileReport] = []
         #: Processes reading and decoding big classic pcap files (labelling stays here).
         self.workers = workers

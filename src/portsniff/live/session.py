@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from portsniff.annotate.annotator import AnnotateCounts, Annotator
+from portsniff.annotate.pipeline import make_annotator
 from portsniff.annotate.records import PacketRecord
 from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
 from portsniff.capture.block import CaptureDamage
@@ -190,11 +191,7 @@ class LiveSession:
         if vector is None:
             vector = options.engine == "fast" and annotator is None
         self.vector = vector
-        self.annotator: Annotator | VectorAnnotator
-        if vector:
-            self.annotator = VectorAnnotator(index)
-        else:
-            self.annotator = annotator if annotator is not None else Annotator(index)
+        self.annotator = make_annotator(index, vector=vector, annotator=annotator)
         #: Reads are gathered up to this many bytes, or for this long after the first
         #: packets arrive, before labelling (bigger blocks label faster; see backend).
         self.gather_bytes = GATHER_BYTES
