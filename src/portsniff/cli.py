@@ -67,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ENGINE_NAMES = ("fast", "scapy", "pyshark")  # portsniff.decode.engines.ENGINES, unimported
+
+
+def add_labelling_args(
+    p: argparse.ArgumentParser, *, engine_help: str, annotator_help: str
+) -> None:
+    """``--engine`` and ``--annotator``, as annotate, summary and live take them."""
+    p.add_argument("--engine", choices=ENGINE_NAMES, default="fast", help=engine_help)
+    p.add_argument(
+        "--annotator",
+        choices=("auto", "vector", "reference"),
+        default="auto",
+        help=annotator_help,
+    )
+
+
 def registry_files(args: argparse.Namespace) -> list[str] | None:
     """``--registry`` files, else ``$PORTSNIFF_REGISTRY`` (os.pathsep-separated), else None."""
     files: list[str] | None = getattr(args, "registry", None)

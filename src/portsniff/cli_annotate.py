@@ -6,6 +6,7 @@ import argparse
 import contextlib
 from typing import Any, BinaryIO, TextIO
 
+from portsniff.cli import add_labelling_args
 from portsniff.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 
 
@@ -26,20 +27,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--format", choices=("text", "jsonl", "csv"), default="text", help="output format"
     )
     p.add_argument("--fields", metavar="LIST", help="comma-separated packet fields to output")
-    p.add_argument(
-        "--engine",
-        choices=("fast", "scapy", "pyshark"),
-        default="fast",
-        help="decoder: fast (numpy, default), scapy, or pyshark (needs tshark)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
-    p.add_argument(
-        "--annotator",
-        choices=("auto", "vector", "reference"),
-        default="auto",
-        help="labelling path: vector (columnar, a block at a time), reference (packet by "
+    add_labelling_args(
+        p,
+        engine_help="decoder: fast (numpy, default), scapy, or pyshark (needs tshark)",
+        annotator_help="labelling path: vector (columnar, a block at a time), reference (packet by "
         "packet), or auto (vector with the fast engine and no -c; the output is the same)",
     )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument(
         "--write-pcapng",
         metavar="OUT",

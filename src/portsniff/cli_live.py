@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO, TextIO
 
+from portsniff.cli import add_labelling_args
 from portsniff.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, UsageError
 
 SUMMARY_FORMATS = ("text", "json", "csv", "markdown", "html")
@@ -53,17 +54,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o", "--output", metavar="OUT", help="write the final summary to OUT (default: stderr)"
     )
-    p.add_argument(
-        "--engine",
-        choices=("fast", "scapy", "pyshark"),
-        default="fast",
-        help="decoder (pyshark reads files only: not for live capture)",
-    )
-    p.add_argument(
-        "--annotator",
-        choices=("auto", "vector", "reference"),
-        default="auto",
-        help="labelling path: vector (columnar, a block at a time: fastest), reference "
+    add_labelling_args(
+        p,
+        engine_help="decoder (pyshark reads files only: not for live capture)",
+        annotator_help="labelling path: vector (columnar, a block at a time: fastest), reference "
         "(packet by packet), or auto (vector with the fast engine); the output is the same",
     )
     p.add_argument(

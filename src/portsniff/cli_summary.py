@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
+from portsniff.cli import add_labelling_args
 from portsniff.errors import EXIT_OK, EXIT_PARTIAL, CaptureError, UsageError
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".gz", ".zst", ".pcap.gz", ".pcapng.zst")
@@ -32,7 +33,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--top", type=int, metavar="N", help="rows per ranked table")
     p.add_argument("-f", "--filter", metavar="BPF", help="libpcap filter")
-    p.add_argument("--engine", choices=("fast", "scapy", "pyshark"), default="fast")
+    add_labelling_args(
+        p,
+        engine_help="decoder: fast (numpy, default), scapy, or pyshark (needs tshark)",
+        annotator_help="labelling path (the summary is the same): vector, reference, or auto",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -41,12 +46,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="processes reading and decoding big pcap files (the report is the same)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
-    p.add_argument(
-        "--annotator",
-        choices=("auto", "vector", "reference"),
-        default="auto",
-        help="labelling path (the summary is the same): vector, reference, or auto",
-    )
     p.set_defaults(handler=run)
 
 
