@@ -83,6 +83,42 @@ def add_labelling_args(
     )
 
 
+def workers_arg(text: str) -> int:
+    """``--workers``: a number of processes, or ``auto`` (0: one per CPU)."""
+    if text == "auto":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', not {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more (or 'auto')")
+    return n
+
+
+def add_workers_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--workers N|auto`` (default auto), as annotate and summary take it."""
+    p.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=0,
+        metavar="N",
+        help=f"processes reading and decoding big classic pcap files while this one {what} "
+        "(default auto: one per CPU; 1 reads in this process; the output is the same)",
+    )
+
+
+def resolve_workers(n: int) -> int:
+    """The number of worker processes ``--workers`` asks for (``auto`` resolved)."""
+    if n > 0:
+        return n
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
 def registry_files(args: argparse.Namespace) -> list[str] | None:
     """``--registry`` files, else ``$PORTSNIFF_REGISTRY`` (os.pathsep-separated), else None."""
     files: list[str] | None = getattr(args, "registry", None)

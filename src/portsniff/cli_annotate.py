@@ -6,7 +6,7 @@ import argparse
 import contextlib
 from typing import Any, BinaryIO, TextIO
 
-from portsniff.cli import add_labelling_args
+from portsniff.cli import add_labelling_args, add_workers_arg, resolve_workers
 from portsniff.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 
 
@@ -33,6 +33,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         annotator_help="labelling path: vector (columnar, a block at a time), reference (packet by "
         "packet), or auto (vector with the fast engine and no -c; the output is the same)",
     )
+    add_workers_arg(p, "labels and writes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument(
         "--write-pcapng",
@@ -111,6 +112,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             pcapng_out=pcapng,
             section_comment=section,
             vector=vector_choice(args),
+            # -c stops early: workers would decode ahead for nothing.
+            workers=resolve_workers(args.workers) if args.count is None else 1,
             progress=bar.advance if bar is not None else None,
         )
         writer = packet_writer(args.format, out, fields, color)

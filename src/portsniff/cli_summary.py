@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from portsniff.cli import add_labelling_args
+from portsniff.cli import add_labelling_args, add_workers_arg, resolve_workers
 from portsniff.errors import EXIT_OK, EXIT_PARTIAL, CaptureError, UsageError
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".gz", ".zst", ".pcap.gz", ".pcapng.zst")
@@ -38,13 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         engine_help="decoder: fast (numpy, default), scapy, or pyshark (needs tshark)",
         annotator_help="labelling path (the summary is the same): vector, reference, or auto",
     )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes reading and decoding big pcap files (the report is the same)",
-    )
+    add_workers_arg(p, "labels and summarises")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=run)
 
@@ -92,7 +86,7 @@ def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tup
         bpf=args.filter,
         keep_going=len(files) > 1,
         vector=vector_choice(args),
-        workers=getattr(args, "workers", 1),
+        workers=resolve_workers(getattr(args, "workers", 1)),
         progress=bar.advance if bar is not None else None,
     )
     with bar if bar is not None else contextlib.nullcontext():
@@ -118,8 +112,6 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.report.packet_text import color_wanted
     from portsniff.report.summaries import ReportOptions, reporter
 
-    if args.workers < 1:
-        raise UsageError("--workers must be 1 or more")
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be 1 or more")
     render = reporter(args.format)

@@ -215,3 +215,39 @@ def test_ports_a_partial_registry_does_not_list_are_unlisted(seed_excerpt, offic
     assert full.lookup("tcp", 80).status == "assigned"
     assert full.lookup("tcp", 1).status == "assigned"
     assert full.lookup("tcp", 4).status == "unassigned"
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp", "sctp", "dccp"])
+def test_assigned_table_agrees_with_lookup_on_every_port(
+    transport: str, official_xml: Path, seed_excerpt: Path
+) -> None:
+    """The numpy table the vector labeller uses says what ``lookup`` says, port by port,
+    for the official registry and for several ranked sources (compiled and parsed)."""
+    from portsniff.registry.cache import load_index
+
+    services = parse_services(b"web 80/tcp\nlocal 9999/tcp\nx 5000/udp\n", "/etc/services")
+    for index in (
+        load_index([official_xml]),
+        load_index([seed_excerpt]),
+        RegistryIndex.build([services, parsed(seed_excerpt)]),
+        RegistryIndex.build([parsed(seed_excerpt), parsed(official_xml), services]),
+    ):
+        table = index.assigned_table(transport)
+        want = [index.lookup(transport, p).status == "assigned" for p in range(65536)]
+        assert table.tolist() == want
+        assert index.assigned_table(transport) is table  # built once
+
+
+def test_damaged_port_masks_are_recomputed(official_xml: Path) -> None:
+    from portsniff.registry import cache
+
+    first = cache.load_index([official_xml]).assigned_table("udp").copy()
+    sha = cache.load_index([official_xml]).sources[0].sha256
+    path = cache.masks_path(sha)
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0xFF  # flip bits: same length, wrong digest
+    path.write_bytes(bytes(blob))
+    assert cache.load_masks(sha) is None
+    again = cache.load_index([official_xml]).assigned_table("udp")
+    assert again.tolist() == first.tolist()
+    assert cache.load_masks(sha) is not None  # rewritten

@@ -262,7 +262,8 @@ class AnnotateRun:
             big = os.path.getsize(path) >= 2 * parallel.CHUNK_BYTES
         except OSError:
             return False
-        return big and is_classic_pcap(path)
+        # The pyshark engine reads the file itself, by frame number: not in chunks.
+        return big and self.engine != "pyshark" and is_classic_pcap(path)
 
     def _decoded_parallel(
         self, path: str, report: FileReport

@@ -58,13 +58,12 @@ assert PROTOS[:_N_TRANSPORTS] == TRANSPORTS  # proto codes 0-3 are the port tran
 
 
 class Labeller:
-    """Registry labels per (transport, port), cached; ``assigned`` arrays filled on demand."""
+    """Registry labels per (transport, port), cached; ``assigned`` from the index's table."""
 
     def __init__(self, index: RegistryIndex) -> None:
         self.index = index
         self._labels: dict[tuple[int, int], PortLabel] = {}
-        # Per transport: -1 not looked up yet, 0 not assigned, 1 assigned.
-        self._assigned = np.full((_N_TRANSPORTS, 65536), -1, np.int8)
+        self._assigned: npt.NDArray[np.bool_] | None = None
 
     def label(self, proto: int, port: int) -> PortLabel:
         """The label of ``port`` on transport code ``proto`` (0-3)."""
@@ -72,19 +71,17 @@ class Labeller:
         got = self._labels.get(key)
         if got is None:
             got = self._labels[key] = self.index.lookup(TRANSPORTS[proto], port)
-            self._assigned[proto, port] = got.status == "assigned"
         return got
 
     def assigned(self, proto: I64, port: I64) -> B:
         """Whether each (transport code, port) is assigned (ports must be 0-65535)."""
-        got = self._assigned[proto, port]
-        missing = np.flatnonzero(got < 0)
-        if missing.size:
-            pairs = np.unique(proto[missing] * 65536 + port[missing])
-            for pair in pairs.tolist():
-                self.label(pair >> 16, pair & 0xFFFF)
-            got = self._assigned[proto, port]
-        return got > 0
+        table = self._assigned
+        if table is None:
+            # One table for all transports: a look-up per distinct port would cost ~10 us
+            # each, and real traffic brings thousands of distinct ephemeral ports.
+            table = self._assigned = np.stack([self.index.assigned_table(t) for t in TRANSPORTS])
+        out: B = table[proto, port]
+        return out
 
 
 @dataclass(slots=True)

@@ -133,6 +133,36 @@ def _load(path: Path) -> ParsedRegistry | Compiled:
     return parsed
 
 
+def masks_path(sha256: str) -> Path:
+    """Where the per-port masks of a registry file with this sha256 live."""
+    return compiled_dir() / f"{sha256}.v{FORMAT_VERSION}.masks"
+
+
+def load_masks(sha256: str) -> bytes | None:
+    """The stored port masks of a registry (see ``store_masks``), or None."""
+    if not sha256:
+        return None
+    try:
+        blob = masks_path(sha256).read_bytes()
+    except OSError:
+        return None
+    # A damaged file is ignored (and rewritten): the bits follow their own digest.
+    digest, bits = blob[:32], blob[32:]
+    if len(bits) != MASKS_BYTES or hashlib.sha256(bits).digest() != digest:
+        return None
+    return bits
+
+
+def store_masks(sha256: str, blob: bytes) -> None:
+    """Keep a registry's port masks: per transport, covered and named ports as bits."""
+    if sha256 and len(blob) == MASKS_BYTES:
+        _write_atomic(masks_path(sha256), hashlib.sha256(blob).digest() + blob)
+
+
+#: Two bitmaps (covered, named) of 65,536 ports for each of the four transports.
+MASKS_BYTES = 4 * 2 * 65536 // 8
+
+
 def load_parsed(path: Path) -> ParsedRegistry:
     """Parse a registry file, or load its compiled copy if one matches its sha256."""
     got = _load(path)

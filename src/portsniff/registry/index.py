@@ -99,6 +99,7 @@ class _Source:
     __slots__ = (
         "_cols",
         "_made",
+        "_masks",
         "_ranges",
         "_records",
         "_segments",
@@ -121,6 +122,7 @@ class _Source:
         self._records = records
         self._cols = columns
         self._made: dict[int, ServiceRecord] = {}
+        self._masks: npt.NDArray[np.bool_] | None = None
         self._single: dict[str, dict[int, list[int]]] | None = None
         self._ranges: dict[str, list[tuple[int, int, int]]] = {}
         self._segments: dict[str, tuple[list[int], list[tuple[int, ...]]]] = {}
@@ -196,6 +198,49 @@ class _Source:
         got = self._segments[transport] = (bounds, members)
         return got
 
+    def all_masks(self) -> npt.NDArray[np.bool_]:
+        """``port_masks`` of every transport, shape (4, 2, 65536): kept beside the compiled
+        registry (keyed by its sha256), so they are computed once per registry file."""
+        import numpy as np
+
+        from portsniff.registry import cache
+
+        if self._masks is not None:
+            return self._masks
+        blob = cache.load_masks(self.source.sha256)
+        if blob is not None:
+            bits = np.unpackbits(np.frombuffer(blob, np.uint8))
+            got = bits.astype(np.bool_).reshape(len(TRANSPORTS), 2, 65536)
+        else:
+            got = np.stack([np.stack(self.port_masks(t)) for t in TRANSPORTS])
+            cache.store_masks(self.source.sha256, np.packbits(got).tobytes())
+        self._masks = got
+        return got
+
+    def port_masks(self, transport: str) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Per port: whether a record covers it, and whether one of those names a service."""
+        import numpy as np
+
+        single = self._single if self._single is not None else self._build()
+        names = self._cols[0] if self._cols is not None else [r.service_name for r in self.records]
+        ports = single[transport]
+        covered = np.zeros(65536, np.bool_)
+        named = np.zeros(65536, np.bool_)
+        covered[list(ports)] = True
+        named[[p for p, idx in ports.items() if any(names[i] for i in idx)]] = True
+        # Ranges: +1 at the start, -1 after the end, summed up.
+        cover_d = np.zeros(65537, np.int32)
+        named_d = np.zeros(65537, np.int32)
+        for lo, hi, i in self._ranges[transport]:
+            cover_d[lo] += 1
+            cover_d[hi + 1] -= 1
+            if names[i]:
+                named_d[lo] += 1
+                named_d[hi + 1] -= 1
+        covered |= np.cumsum(cover_d[:65536]) > 0
+        named |= np.cumsum(named_d[:65536]) > 0
+        return covered, named
+
     def covering(self, transport: str, port: int) -> tuple[ServiceRecord, ...]:
         single = self._single if self._single is not None else self._build()
         hits = list(single[transport].get(port, ()))
@@ -231,6 +276,7 @@ class RegistryIndex:
         self.updated: str | None = self._ranked[0].source.updated
         self._names: dict[str, list[tuple[int, ServiceRecord]]] | None = None
         self._tables: dict[str, tuple[list[PortLabel], npt.NDArray[np.int32]]] = {}
+        self._assigned: dict[str, npt.NDArray[np.bool_]] = {}
 
     @classmethod
     def build(cls, parsed: Sequence[ParsedRegistry]) -> RegistryIndex:
@@ -331,6 +377,27 @@ class RegistryIndex:
             source=source,
             records=records,
         )
+
+    def assigned_table(self, transport: str) -> npt.NDArray[np.bool_]:
+        """Whether each of the 65,536 ports is assigned on ``transport`` (as ``lookup``
+        says: the winning source names a service for it); built with numpy, once."""
+        self._check(transport, 0)
+        got = self._assigned.get(transport)
+        if got is not None:
+            return got
+        import numpy as np
+
+        out = np.zeros(65536, np.bool_)
+        decided = np.zeros(65536, np.bool_)
+        t = TRANSPORTS.index(transport)
+        for src in self._ranked:
+            masks = src.all_masks()
+            covered, named = masks[t, 0], masks[t, 1]
+            take = covered & ~decided
+            out[take] = named[take]
+            decided |= covered
+        self._assigned[transport] = out
+        return out
 
     def label_table(self, transport: str) -> tuple[list[PortLabel], npt.NDArray[np.int32]]:
         """Labels and a 65,536-entry array mapping each port to its label's index.
