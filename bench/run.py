@@ -26,13 +26,59 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# Runs a command and prints "seconds max_rss_kib" (ru_maxrss of its only child).
+# Runs a command and prints "seconds peak_kib rc". The peak is the largest sum, over the
+# samples (every 20 ms), of the proportional set size (PSS: shared pages split between the
+# processes sharing them) of the command and all its descendants: with worker processes,
+# the memory of the whole run, not of its biggest process. At least ru_maxrss of the
+# biggest process, for runs too short to sample.
 _WRAP = r"""
-import resource, subprocess, sys, time
+import os, resource, subprocess, sys, time
+
+def tree(root):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, ()))
+    return out
+
+def pss(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+import threading
+peak = 0
+done = threading.Event()
+
+def sample(pid):
+    global peak
+    while not done.wait(0.02):
+        peak = max(peak, sum(pss(p) for p in tree(pid)))
+
 t = time.perf_counter()
-rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+sampler = threading.Thread(target=sample, args=(proc.pid,), daemon=True)
+sampler.start()
+rc = proc.wait()  # the timing does not wait for the sampler
 dt = time.perf_counter() - t
-print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
+done.set()
+sampler.join()
+print(dt, max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), rc)
 """
 
 _DPKT_LOOP = r"""
@@ -152,18 +198,13 @@ def commands(
     """The commands to time, and notes on peers left out."""
     w = str(workload)
     ps = [sys.executable, "-m", "portsniff"]
+    summary = [*ps, "summary", w, "--format", "json", "-o", os.devnull]
     out = [
-        Command(
-            "portsniff summary --format json",
-            [*ps, "summary", w, "--format", "json", "-o", os.devnull],
-            packets,
-        ),
-        Command(
-            "portsniff summary --workers 2",
-            [*ps, "summary", w, "--format", "json", "-o", os.devnull, "--workers", "2"],
-            packets,
-        ),
+        Command("portsniff summary --format json", summary, packets),
+        Command("portsniff summary --workers 1", [*summary, "--workers", "1"], packets),
+        Command("portsniff summary --workers 2", [*summary, "--workers", "2"], packets),
         Command("portsniff annotate (text)", [*ps, "annotate", w], packets),
+        Command("portsniff annotate --workers 1", [*ps, "annotate", w, "--workers", "1"], packets),
         Command(
             "portsniff annotate --format jsonl", [*ps, "annotate", w, "--format", "jsonl"], packets
         ),
@@ -216,7 +257,10 @@ def commands(
 
 
 def run(cmds: list[Command], repeat: int, env: dict[str, str]) -> None:
-    """Each command once per round, rounds ``repeat`` times (A B C A B C ...)."""
+    """Each command once per round, rounds ``repeat`` times (A B C A B C ...), after one
+    untimed round (page cache, Python's bytecode cache)."""
+    for c in cmds:
+        subprocess.run(c.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(repeat):
         for c in cmds:
             res = subprocess.run(
@@ -231,6 +275,43 @@ def run(cmds: list[Command], repeat: int, env: dict[str, str]) -> None:
                 c.failed += 1
             c.times.append(float(seconds))
             c.rss_kib.append(int(rss))
+
+
+def targets(by: dict[str, Command]) -> list[str]:
+    """The issue's targets against this run's figures (met or not)."""
+    tcpdump = by.get("tcpdump -nn -r")
+    tshark = by.get("tshark -q -z conv,tcp -z conv,udp")
+    rows: list[tuple[str, str, bool]] = []
+
+    def ratio(name: str, peer: Command | None, limit: float, what: str) -> None:
+        c = by.get(name)
+        if c and c.times and peer and peer.times:
+            r = c.median / peer.median
+            rows.append((f"`{name}` <= {limit}x {what}", f"{r:.3f}x", r <= limit))
+
+    ratio("portsniff summary --format json", tshark, 0.05, "tshark conv")
+    ratio("portsniff summary --format json", tcpdump, 0.3, "tcpdump")
+    ratio("portsniff annotate (text)", tcpdump, 0.45, "tcpdump")
+    ratio("portsniff annotate --format jsonl", tcpdump, 1.0, "tcpdump")
+    one, two = by.get("portsniff summary --workers 1"), by.get("portsniff summary --workers 2")
+    if one and two and one.times and two.times:
+        speed_up = one.median / two.median
+        rows.append(
+            ("`summary --workers 2` >= 1.7x one worker", f"{speed_up:.2f}x", speed_up >= 1.7)
+        )
+    lookup = by.get("portsniff registry lookup 80/tcp")
+    if lookup and lookup.times:
+        rows.append(("registry lookup <= 0.25 s", f"{lookup.median:.3f} s", lookup.median <= 0.25))
+    for name in ("portsniff summary --format json", "portsniff annotate (text)"):
+        c = by.get(name)
+        if c and c.rss_kib:
+            mib = max(c.rss_kib) / 1024
+            rows.append((f"`{name}` peak memory <= 150 MiB", f"{mib:.0f} MiB", mib <= 150))
+    if not rows:
+        return []
+    out = ["", "| target (issue 5) | this run | met |", "|---|---:|:---:|"]
+    out += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in rows]
+    return out
 
 
 def report(
@@ -261,7 +342,7 @@ def report(
         "OPENBLAS_NUM_THREADS=1",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
         "",
-        "| command | median s | packets/s | vs tcpdump | vs tshark conv | peak RSS MiB |",
+        "| command | median s | packets/s | vs tcpdump | vs tshark conv | peak memory MiB |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for c in cmds:
@@ -273,13 +354,7 @@ def report(
             f"| `{c.name}`{failed} | {c.median:.3f} | {rate} | {vs_td} | {vs_ts} | "
             f"{max(c.rss_kib) / 1024:.0f} |"
         )
-    one = by.get("portsniff summary --format json")
-    two = by.get("portsniff summary --workers 2")
-    if one and two and two.median > 0:
-        lines += [
-            "",
-            f"`summary --workers 2` speed-up over one worker: {one.median / two.median:.2f}x",
-        ]
+    lines += targets(by)
     if notes:
         lines += ["", "Left out: " + "; ".join(notes)]
     return "\n".join(lines) + "\n"
@@ -295,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args(argv)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    # As on a user's machine, Python keeps compiled bytecode (an editable install has
+    # none until the first run): otherwise every run recompiles portsniff's modules.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="portsniff-bench-") as tmp:
         scripts = Path(tmp)
         workload = args.workload

@@ -72,6 +72,50 @@ def vector_choice(args: argparse.Namespace) -> bool | None:
     return None if choice == "auto" else choice == "vector"
 
 
+class _Writing:
+    """A batch writer as a stage consumer (it flushes: the stage's process ends hard)."""
+
+    def __init__(self, writer: Any, out: TextIO) -> None:
+        self.writer, self.out = writer, out
+
+    def add(self, lb: Any) -> None:
+        self.writer.write_batch(lb)
+
+    def finish(self) -> None:
+        self.out.flush()
+
+
+def _has_fd(stream: TextIO) -> bool:
+    # Another process can write to a file descriptor, not to an in-memory stream.
+    try:
+        stream.fileno()
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+        return False
+    return True
+
+
+def write_batches(run_: Any, writer: Any, out: TextIO) -> None:
+    """Write every labelled batch of ``run_``: formatted in a process of its own while
+    this one labels, when there are CPUs to spare and input worth it."""
+    from portsniff.annotate import stage
+
+    child = None
+    if run_.workers > 1 and run_.big_input() and _has_fd(out):
+        out.flush()  # the child inherits the stream: nothing may be pending in it
+        child = stage.start(lambda: _Writing(writer, out), run_.annotator.labels)
+    if child is None:
+        for lb in run_.batches():
+            writer.write_batch(lb)
+        return
+    try:
+        for lb in run_.batches():
+            child.add(lb)
+        child.finish()
+    except BaseException:
+        child.abort()
+        raise
+
+
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.annotate.pipeline import AnnotateRun
     from portsniff.caveat import CAVEAT
@@ -128,8 +172,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     else FastJsonlWriter(out, fields, color)
                 )
                 fast.begin(StreamMeta(caveat=CAVEAT, registry=registry, files=list(args.files)))
-                for lb in run_.batches():
-                    fast.write_batch(lb)
+                write_batches(run_, fast, out)
                 writer = fast
             else:
                 writer.begin(StreamMeta(caveat=CAVEAT, registry=registry, files=list(args.files)))

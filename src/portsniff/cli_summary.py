@@ -89,23 +89,57 @@ def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tup
         workers=resolve_workers(getattr(args, "workers", 1)),
         progress=bar.advance if bar is not None else None,
     )
+    meta = stream_meta_registry(index)
     with bar if bar is not None else contextlib.nullcontext():
         if run.vector:
-            from portsniff.summary_vector import VectorSummaryBuilder
-
-            vbuilder = VectorSummaryBuilder(CAVEAT, stream_meta_registry(index))
-            for lb in run.batches():
-                vbuilder.add_batch(lb)
-            builder: SummaryBuilder = vbuilder
+            summary = _vector_summary(run, meta)
         else:
-            builder = SummaryBuilder(CAVEAT, stream_meta_registry(index))
+            builder = SummaryBuilder(CAVEAT, meta)
             for record in run.records():
                 builder.add(record)
+            summary = builder.finish()
     for f in run.files:
-        builder.add_file(f.as_dict(), f.linktypes)
-    summary = builder.finish()
+        summary.add_file(f.as_dict(), f.linktypes)
     summary.problems.update(run.counts.problems)
     return summary, run.damaged
+
+
+class _Summarising:
+    """The vectorised summary builder as a stage consumer."""
+
+    def __init__(self, meta: list[dict[str, Any]]) -> None:
+        from portsniff.caveat import CAVEAT
+        from portsniff.summary_vector import VectorSummaryBuilder
+
+        self.builder = VectorSummaryBuilder(CAVEAT, meta)
+
+    def add(self, lb: Any) -> None:
+        self.builder.add_batch(lb)
+
+    def finish(self) -> Any:
+        return self.builder.finish()
+
+
+def _vector_summary(run: Any, meta: list[dict[str, Any]]) -> Any:
+    """The summary of ``run``'s batches: built in a process of its own while this one
+    labels, when there are CPUs to spare and input worth it."""
+    from portsniff.annotate import stage
+
+    child = (
+        stage.start(lambda: _Summarising(meta), run.annotator.labels) if run.big_input() else None
+    )
+    if child is None:
+        consumer = _Summarising(meta)
+        for lb in run.batches():
+            consumer.add(lb)
+        return consumer.finish()
+    try:
+        for lb in run.batches():
+            child.add(lb)
+        return child.finish()
+    except BaseException:
+        child.abort()
+        raise
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

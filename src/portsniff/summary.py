@@ -208,6 +208,11 @@ class Summary:
         self.problems.update(o.problems)
         return self
 
+    def add_file(self, report: dict[str, Any], linktypes: Counter[int]) -> None:
+        """Note one input file (its report and the link types it held)."""
+        self.files.append(report)
+        self.linktypes.update(linktypes)
+
     def add_dnssd(self, d: DnssdLabel) -> None:
         """Count one packet's mention of a DNS-SD service type (and its instances)."""
         row = self.dnssd.get(d.type.lower())
@@ -334,8 +339,7 @@ class SummaryBuilder:
         self._collect(self.flow_table.drain())
 
     def add_file(self, report: dict[str, Any], linktypes: Counter[int]) -> None:
-        self.summary.files.append(report)
-        self.summary.linktypes.update(linktypes)
+        self.summary.add_file(report, linktypes)
 
     def _collect(self, flows: Any) -> None:
         s = self.summary

@@ -71,3 +71,62 @@ def test_guess_skips_to_a_record_boundary(tmp_path: Path) -> None:
     starts = [parallel.decode_unit(units[0]).next_start]
     res = parallel.decode_unit(units[1])
     assert res.start == starts[0]  # the guess found the exact boundary
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl"])
+def test_cli_annotate_workers_give_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """Decoding workers plus a writing process (to a file and to a real stdout) write
+    exactly what one process writes."""
+    from portsniff.annotate import stage
+    from portsniff.cli import main
+
+    path = str(workload(tmp_path, 8_000, 11))
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 60_000)
+    started = []
+    real_start = stage.start
+    monkeypatch.setattr(stage, "start", lambda *a: started.append(1) or real_start(*a))
+    outs = {}
+    for workers in ("1", "2", "auto"):
+        out = tmp_path / f"out-{workers}"
+        assert main(["annotate", path, "--format", fmt, "--workers", workers, "-o", str(out)]) == 0
+        outs[workers] = out.read_bytes()
+    assert outs["1"] == outs["2"] == outs["auto"]
+    from portsniff.cli import resolve_workers
+
+    expected = (1 + (resolve_workers(0) > 1)) if stage.available() else 0  # "2", "auto"
+    assert len(started) == expected
+    assert outs["1"].count(b"\n") > 8_000
+    capfd.readouterr()
+    assert main(["annotate", path, "--format", fmt, "--workers", "2"]) == 0
+    assert capfd.readouterr().out.encode() == outs["1"]
+
+
+def test_cli_summary_workers_give_the_same_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portsniff.cli import main
+
+    path = str(workload(tmp_path, 8_000, 12))
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 60_000)
+    docs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"summary-{workers}.json"
+        assert (
+            main(["summary", path, "--format", "json", "--workers", workers, "-o", str(out)]) == 0
+        )
+        docs.append(json.loads(out.read_text()))
+    assert docs[0] == docs[1]
+    assert docs[0]["capture"]["packets"] == 8_000
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "many"])
+def test_cli_workers_must_be_a_count_or_auto(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from portsniff.cli import main
+
+    for command in ("annotate", "summary"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, str(CAPTURES / "ics-bacnet-enip.pcap"), "--workers", bad])
+        assert exc.value.code == 2
+        assert "--workers" in capsys.readouterr().err

@@ -35,3 +35,5 @@ def test_bench_quick(tmp_path: Path) -> None:
     assert "| `portsniff annotate (text)` |" in text
     assert "failed" not in text  # every portsniff command exited 0
     assert "- machine:" in text and "- versions:" in text
+    assert "| target (issue 5) | this run | met |" in text
+    assert "| registry lookup <= 0.25 s |" in text

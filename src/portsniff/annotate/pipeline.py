@@ -252,6 +252,11 @@ class AnnotateRun:
                 report.problems.extend(reader.problems)
                 report.section_comments.extend(reader.section_comments)
 
+    def big_input(self) -> bool:
+        """True when some input would be read by worker processes (big, classic pcap):
+        then a run is long enough for more processes to pay off."""
+        return self.workers > 1 and any(self._parallel_ok(p) for p in self.paths)
+
     def _parallel_ok(self, path: str) -> bool:
         import os
 

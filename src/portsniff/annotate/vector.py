@@ -146,6 +146,17 @@ class LabelledBatch:
             {i - a: v for i, v in self.records.items() if a <= i < b},
         )
 
+    def state(self) -> tuple[Any, ...]:
+        """Everything but the labeller, to send to another process (``from_state``)."""
+        return (self.file, *(getattr(self, name) for name in _COLUMNS), self.vlan, self.records)
+
+    @classmethod
+    def from_state(cls, state: tuple[Any, ...], labels: Labeller) -> LabelledBatch:
+        """The batch ``state()`` described, labelled by ``labels``."""
+        *cols, vlan, records = state
+        named: dict[str, Any] = dict(zip(("file", *_COLUMNS), cols, strict=True))
+        return cls(**named, labels=labels, vlan=vlan, records=records)
+
     def record(self, i: int) -> PacketRecord:
         """Row ``i`` as a PacketRecord."""
         got = self.records.get(i)
