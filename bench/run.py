@@ -26,11 +26,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# Runs a command and prints "seconds peak_kib rc". The peak is the largest sum, over the
-# samples (every 20 ms), of the proportional set size (PSS: shared pages split between the
-# processes sharing them) of the command and all its descendants: with worker processes,
-# the memory of the whole run, not of its biggest process. At least ru_maxrss of the
-# biggest process, for runs too short to sample.
+# Runs a command and prints "seconds peak_kib rc". With "sample", the peak is the largest
+# sum, over samples every 20 ms, of the proportional set size (PSS: shared pages split
+# between the processes sharing them) of the command and all its descendants: with worker
+# processes, the memory of the whole run, not of its biggest process. Sampling costs CPU,
+# so timed runs do not sample ("time": ru_maxrss of the biggest process).
 _WRAP = r"""
 import os, resource, subprocess, sys, time
 
@@ -70,14 +70,17 @@ def sample(pid):
     while not done.wait(0.02):
         peak = max(peak, sum(pss(p) for p in tree(pid)))
 
+sampling = sys.argv[1] == "sample"
 t = time.perf_counter()
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 sampler = threading.Thread(target=sample, args=(proc.pid,), daemon=True)
-sampler.start()
+if sampling:
+    sampler.start()
 rc = proc.wait()  # the timing does not wait for the sampler
 dt = time.perf_counter() - t
 done.set()
-sampler.join()
+if sampling:
+    sampler.join()
 print(dt, max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), rc)
 """
 
@@ -149,7 +152,13 @@ class Command:
     packets: int
     times: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
+    tree_kib: int = 0  # peak PSS of the command and its descendants (one sampled run)
     failed: int = 0
+
+    @property
+    def peak_mib(self) -> float:
+        """Peak memory: the sampled whole-tree PSS, or the biggest process if larger."""
+        return max([self.tree_kib, *self.rss_kib]) / 1024
 
     @property
     def median(self) -> float:
@@ -258,13 +267,21 @@ def commands(
 
 def run(cmds: list[Command], repeat: int, env: dict[str, str]) -> None:
     """Each command once per round, rounds ``repeat`` times (A B C A B C ...), after one
-    untimed round (page cache, Python's bytecode cache)."""
+    untimed round that warms the page cache and Python's bytecode cache and samples each
+    command's memory (all its processes)."""
     for c in cmds:
-        subprocess.run(c.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        res = subprocess.run(
+            [sys.executable, "-c", _WRAP, "sample", *c.argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        c.tree_kib = int(res.stdout.split()[1])
     for _ in range(repeat):
         for c in cmds:
             res = subprocess.run(
-                [sys.executable, "-c", _WRAP, *c.argv],
+                [sys.executable, "-c", _WRAP, "time", *c.argv],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -305,7 +322,7 @@ def targets(by: dict[str, Command]) -> list[str]:
     for name in ("portsniff summary --format json", "portsniff annotate (text)"):
         c = by.get(name)
         if c and c.rss_kib:
-            mib = max(c.rss_kib) / 1024
+            mib = c.peak_mib
             rows.append((f"`{name}` peak memory <= 150 MiB", f"{mib:.0f} MiB", mib <= 150))
     if not rows:
         return []
@@ -338,8 +355,10 @@ def report(
         )
         + f"{workload.stat().st_size / 1e6:.1f} MB), file in page cache",
         f"- registry: {os.environ.get('PORTSNIFF_REGISTRY') or 'default (cache/system/bundled)'}",
-        f"- rounds: {args.repeat} (commands alternate A B C ... A B C ...; medians shown); "
-        "OPENBLAS_NUM_THREADS=1",
+        f"- rounds: {args.repeat} (commands alternate A B C ... A B C ...; medians shown) "
+        "after one untimed round; OPENBLAS_NUM_THREADS=1; Python bytecode cached",
+        "- peak memory: the largest sum of PSS over the command's processes (sampled every "
+        "20 ms in the untimed round), or the biggest process's peak RSS if larger",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
         "",
         "| command | median s | packets/s | vs tcpdump | vs tshark conv | peak memory MiB |",
@@ -352,7 +371,7 @@ def report(
         failed = f" ({c.failed} failed)" if c.failed else ""
         lines.append(
             f"| `{c.name}`{failed} | {c.median:.3f} | {rate} | {vs_td} | {vs_ts} | "
-            f"{max(c.rss_kib) / 1024:.0f} |"
+            f"{c.peak_mib:.0f} |"
         )
     lines += targets(by)
     if notes:

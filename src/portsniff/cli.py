@@ -97,14 +97,15 @@ def workers_arg(text: str) -> int:
 
 
 def add_workers_arg(p: argparse.ArgumentParser, what: str) -> None:
-    """``--workers N|auto`` (default auto), as annotate and summary take it."""
+    """``--workers N|auto`` (default 1), as annotate and summary take it."""
     p.add_argument(
         "--workers",
         type=workers_arg,
-        default=0,
+        default=1,
         metavar="N",
-        help=f"processes reading and decoding big classic pcap files while this one {what} "
-        "(default auto: one per CPU; 1 reads in this process; the output is the same)",
+        help="for big classic pcap files, N processes read and decode and one more "
+        f"{what} while this one labels (default 1: everything in this process; auto: one "
+        "per CPU; each process takes memory; the output is the same)",
     )
 
 

@@ -33,7 +33,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         annotator_help="labelling path: vector (columnar, a block at a time), reference (packet by "
         "packet), or auto (vector with the fast engine and no -c; the output is the same)",
     )
-    add_workers_arg(p, "labels and writes")
+    add_workers_arg(p, "writes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument(
         "--write-pcapng",
