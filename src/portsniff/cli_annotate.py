@@ -97,10 +97,10 @@ def _has_fd(stream: TextIO) -> bool:
 def write_batches(run_: Any, writer: Any, out: TextIO) -> None:
     """Write every labelled batch of ``run_``: formatted in a process of its own while
     this one labels, when there are CPUs to spare and input worth it."""
-    from portsniff.annotate import stage
-
     child = None
     if run_.workers > 1 and run_.big_input() and _has_fd(out):
+        from portsniff.annotate import stage
+
         out.flush()  # the child inherits the stream: nothing may be pending in it
         child = stage.start(lambda: _Writing(writer, out), run_.annotator.labels)
     if child is None:

@@ -123,11 +123,11 @@ class _Summarising:
 def _vector_summary(run: Any, meta: list[dict[str, Any]]) -> Any:
     """The summary of ``run``'s batches: built in a process of its own while this one
     labels, when there are CPUs to spare and input worth it."""
-    from portsniff.annotate import stage
+    child = None
+    if run.big_input():
+        from portsniff.annotate import stage
 
-    child = (
-        stage.start(lambda: _Summarising(meta), run.annotator.labels) if run.big_input() else None
-    )
+        child = stage.start(lambda: _Summarising(meta), run.annotator.labels)
     if child is None:
         consumer = _Summarising(meta)
         for lb in run.batches():

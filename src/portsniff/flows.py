@@ -49,8 +49,8 @@ class FlowRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            for f in fields(self)
+            name: list(v) if isinstance(v := getattr(self, name), tuple) else v
+            for name in FLOW_FIELDS
         }
 
 

@@ -28,6 +28,7 @@ from portsniff.annotate.vector import (
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow
 from portsniff.summary import ServiceRow, SummaryBuilder, Timeline
+from portsniff.timestamps import seconds, seconds_array
 
 #: Summary transport key per proto code (non-IP rows are "non_ip" whatever their code).
 _TKEYS = tuple(
@@ -62,7 +63,7 @@ class VectorSummaryBuilder(SummaryBuilder):
             return
         fast = self._flows_fast_ok(lb)
         # Margin of a second: records' own ts may round differently from the block's.
-        lo_bound = int(lb.ts_ns.min()) / 1e9 - 1.0
+        lo_bound = seconds(int(lb.ts_ns.min())) - 1.0
         if not fast:
             self.slow_blocks += 1
             for record in lb.iter_records():
@@ -75,8 +76,8 @@ class VectorSummaryBuilder(SummaryBuilder):
         s.packets += n
         s.bytes += int(wirelen.sum())
         s.truncated += int(np.count_nonzero(lb.caplen < wirelen))
-        lo = float(int(ts_ns.min()) / 1e9)
-        hi = float(int(ts_ns.max()) / 1e9)
+        lo = seconds(int(ts_ns.min()))
+        hi = seconds(int(ts_ns.max()))
         s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
         s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
         for rec in lb.records.values():
@@ -142,7 +143,7 @@ class VectorSummaryBuilder(SummaryBuilder):
             at[list(lb.vlan)] = True
             vlan[np.unique(inv[at[rows]])] = True
         # Timelines: bytes per (service, second).
-        sec = np.floor(ts_ns / 1e9).astype(np.int64)
+        sec = np.floor(seconds_array(ts_ns)).astype(np.int64)
         base = int(sec.min())
         span = int(sec.max()) - base + 1
         tkey = inv.astype(np.int64) * span + (sec - base)
@@ -168,7 +169,7 @@ class VectorSummaryBuilder(SummaryBuilder):
                 )
             row.packets += int(packets[j])
             row.bytes += round(nbytes[j])
-            f, la = int(first[j]) / 1e9, int(last[j]) / 1e9
+            f, la = seconds(int(first[j])), seconds(int(last[j]))
             row.first_seen = f if row.first_seen is None else min(row.first_seen, f)
             row.last_seen = la if row.last_seen is None else max(row.last_seen, la)
             if lab.unauthorized_use:
@@ -186,8 +187,8 @@ class VectorSummaryBuilder(SummaryBuilder):
         live = table._live
         if len(live) + len(lb) > table.max_flows:
             return False
-        hi = int(lb.ts_ns.max()) / 1e9
-        lo = int(lb.ts_ns.min()) / 1e9
+        hi = seconds(int(lb.ts_ns.max()))
+        lo = seconds(int(lb.ts_ns.min()))
         if hi - lo > table.idle_timeout:
             return False
         if live and hi - self._oldest_bound() > table.idle_timeout:
@@ -381,7 +382,9 @@ class VectorSummaryBuilder(SummaryBuilder):
                 rec = lb.records.get(i)
                 src, dst = self._ends(lb, i)
                 orig, resp = (dst, src) if side_src else (src, dst)
-                obj = _Flow(PROTOS[int(lb.proto[i])], orig, resp, int(lb.ts_ns[i]) / 1e9, None, "")
+                obj = _Flow(
+                    PROTOS[int(lb.proto[i])], orig, resp, seconds(int(lb.ts_ns[i])), None, ""
+                )
                 if rec is not None:
                     obj.service, obj.service_port = rec.service, rec.service_port
                     obj.status, obj.port_class = rec.status, rec.port_class
@@ -434,8 +437,8 @@ class VectorSummaryBuilder(SummaryBuilder):
         np.maximum.at(tmax, seg, ts)
         for obj, t0, t1, opk, oby, ofl, rpk, rby, rfl in zip(
             objs,
-            (tmin / 1e9).tolist(),
-            (tmax / 1e9).tolist(),
+            seconds_array(tmin).tolist(),
+            seconds_array(tmax).tolist(),
             pk[0::2].tolist(),
             by[0::2].tolist(),
             fl[0::2].tolist(),

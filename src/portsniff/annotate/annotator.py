@@ -16,6 +16,7 @@ from portsniff.annotate.side import FlowSides, decide
 from portsniff.decode.batch import DecodedBatch
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
+from portsniff.timestamps import seconds
 
 if TYPE_CHECKING:
     from portsniff.registry.index import RegistryIndex
@@ -228,7 +229,7 @@ class Annotator:
             counts.add_problem(problem)
         if row.src_ip is None:
             counts.non_ip += 1
-        ts = row.ts_ns / 1e9
+        ts = seconds(row.ts_ns)
         label: PortLabel | None = None
         side: str | None = None
         basis: str | None = None

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from portsniff.capture.block import RawBlock
 from portsniff.decode.batch import DecodedBatch
+from portsniff.timestamps import seconds
 
 CHUNK_BYTES = 16 << 20
 _CHAIN = 16  # record headers that must look right for a guessed start
@@ -206,8 +207,8 @@ def _add_block(
     n = len(block)
     result.packets += n
     result.bytes += int(block.wirelen.sum())
-    ts0 = float(block.ts_ns[0]) / 1e9
-    ts1 = float(block.ts_ns[-1]) / 1e9
+    ts0 = seconds(int(block.ts_ns[0]))
+    ts1 = seconds(int(block.ts_ns[-1]))
     result.first_ts = ts0 if result.first_ts is None else min(result.first_ts, ts0)
     result.last_ts = ts1 if result.last_ts is None else max(result.last_ts, ts1)
     lt, cnt = np.unique(block.linktype, return_counts=True)

@@ -15,6 +15,7 @@ from portsniff.annotate.annotator import AnnotateCounts, Annotator
 from portsniff.annotate.records import PacketRecord
 from portsniff.capture.block import CaptureDamage, Interface, RawBlock
 from portsniff.decode.batch import DecodedBatch
+from portsniff.timestamps import seconds
 
 if TYPE_CHECKING:
     from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
@@ -223,8 +224,8 @@ class AnnotateRun:
                             continue
                         report.packets += n
                         report.bytes += int(block.wirelen.sum())
-                        ts0 = float(block.ts_ns[0]) / 1e9
-                        ts1 = float(block.ts_ns[-1]) / 1e9
+                        ts0 = seconds(int(block.ts_ns[0]))
+                        ts1 = seconds(int(block.ts_ns[-1]))
                         report.first_ts = (
                             ts0 if report.first_ts is None else min(report.first_ts, ts0)
                         )

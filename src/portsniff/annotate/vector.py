@@ -35,6 +35,7 @@ from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, 
 from portsniff.decode.batch import PROTO_CODE, DecodedBatch
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
+from portsniff.timestamps import seconds, seconds_array
 
 if TYPE_CHECKING:
     from portsniff.registry.index import RegistryIndex
@@ -193,12 +194,26 @@ class LabelledBatch:
             self.side.tolist(),
             self.basis.tolist(),
             self.ambiguous.tolist(),
+            seconds_array(self.ts_ns).tolist(),
             strict=True,
         )
         file = self.file
-        for i, (frame, ts_ns, wl, cl, src, dst, proto, sp, dp, fl, side, basis, amb) in enumerate(
-            columns
-        ):
+        for i, (
+            frame,
+            ts_ns,
+            wl,
+            cl,
+            src,
+            dst,
+            proto,
+            sp,
+            dp,
+            fl,
+            side,
+            basis,
+            amb,
+            ts,
+        ) in enumerate(columns):
             got = records.get(i)
             if got is not None:
                 yield got
@@ -207,7 +222,7 @@ class LabelledBatch:
             yield PacketRecord(
                 frame=frame,
                 file=file,
-                ts=ts_ns / 1e9,
+                ts=ts,
                 len=wl,
                 caplen=cl,
                 src_ip=src,
@@ -724,7 +739,7 @@ class VectorAnnotator:
             counts.add_problem(problem)
         if row.src_ip is None:
             counts.non_ip += 1
-        ts = row.ts_ns / 1e9
+        ts = seconds(row.ts_ns)
         label: PortLabel | None = None
         side = SIDE_NONE
         basis = -1
@@ -879,7 +894,7 @@ class VectorAnnotator:
         state = self._flows
         known_list = [state.get(k) for k in keys]
         known = np.array([-1 if kv is None else kv[0] for kv in known_list], np.int64)
-        tsf = ts_ns / 1e9
+        tsf = seconds_array(ts_ns)
         if self._fast_ok(known, flow, order, tsf, nflows, keys):
             code, last_call = self._decide_fast(order, flow, known, cand, syn, pure, synack)
             # New state: each flow's last call, flows in order of their last call (the

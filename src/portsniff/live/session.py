@@ -32,6 +32,7 @@ from portsniff.live.backend import (
     find_tool,
     tool_command,
 )
+from portsniff.timestamps import seconds
 
 if TYPE_CHECKING:
     from portsniff.annotate.pipeline import PcapngOut
@@ -357,8 +358,8 @@ class LiveSession:
                     n = len(block)
                     report.packets += n
                     report.bytes += int(block.wirelen.sum())
-                    ts0 = float(block.ts_ns[0]) / 1e9
-                    ts1 = float(block.ts_ns[-1]) / 1e9
+                    ts0 = seconds(int(block.ts_ns[0]))
+                    ts1 = seconds(int(block.ts_ns[-1]))
                     report.first_ts = ts0 if report.first_ts is None else report.first_ts
                     report.last_ts = ts1
                     report.linktypes[int(block.linktype[0])] += n

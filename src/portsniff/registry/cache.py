@@ -173,6 +173,19 @@ def load_parsed(path: Path) -> ParsedRegistry:
     return ParsedRegistry(records=records, source=source, caveat=caveat)
 
 
+def load_compiled(path: Path) -> Compiled:
+    """A registry file as (source, caveat, the 12 columns), via the cache: records are
+    made only when look-ups need them (a cached registry opens in milliseconds)."""
+    return _as_columns(_load(Path(path)))
+
+
+def _as_columns(got: ParsedRegistry | Compiled) -> Compiled:
+    if isinstance(got, ParsedRegistry):
+        cols = [[getattr(r, f) for r in got.records] for f in FIELDS]
+        return got.source, got.caveat, cols
+    return got
+
+
 def load_index(paths: Sequence[Path]) -> RegistryIndex:
     """An index over the registry files ``paths`` (precedence order), via the cache.
 
@@ -184,11 +197,4 @@ def load_index(paths: Sequence[Path]) -> RegistryIndex:
     got = [_load(Path(p)) for p in paths]
     if all(isinstance(g, ParsedRegistry) for g in got):
         return RegistryIndex.build([g for g in got if isinstance(g, ParsedRegistry)])
-    sources: list[Compiled] = []
-    for g in got:
-        if isinstance(g, ParsedRegistry):
-            cols = [[getattr(r, f) for r in g.records] for f in FIELDS]
-            sources.append((g.source, g.caveat, cols))
-        else:
-            sources.append(g)
-    return RegistryIndex.from_columns(sources)
+    return RegistryIndex.from_columns([_as_columns(g) for g in got])

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from portsniff.errors import RegistryError
+from portsniff.registry.record import ParsedRegistry
 
 if TYPE_CHECKING:
+    from portsniff.registry.cache import Compiled
     from portsniff.registry.index import RegistryIndex
-    from portsniff.registry.record import ParsedRegistry
 
 #: Where Debian/Ubuntu (wireshark-common, tshark), Fedora and Homebrew put Wireshark's
 #: copy of the registry, then the classic services(5) file. Overridable with
@@ -141,17 +142,58 @@ def load_explicit(name: str) -> ParsedRegistry:
         raise RegistryError(f"{name}: cannot read: {exc.strerror or exc}") from exc
 
 
-def _load_optional(path: Path, problems: list[SourceProblem]) -> ParsedRegistry | None:
-    from portsniff.registry.cache import load_parsed
+def _load_optional(path: Path, problems: list[SourceProblem]) -> Compiled | None:
+    from portsniff.registry.cache import load_compiled
 
     try:
-        return load_parsed(path)
+        return load_compiled(path)
     except RegistryError as exc:
         # The error names the file already; the problem keeps the path apart.
         problems.append(SourceProblem(str(path), str(exc).removeprefix(f"{path}: ")))
     except OSError as exc:
         problems.append(SourceProblem(str(path), f"cannot read: {exc.strerror or exc}"))
     return None
+
+
+def _explicit_columns(name: str) -> Compiled:
+    from portsniff.registry.cache import _as_columns
+
+    return _as_columns(load_explicit(name))
+
+
+def load_source_columns(
+    files: Sequence[str] | None, problems: list[SourceProblem] | None = None
+) -> list[Compiled]:
+    """The sources as (source, caveat, the 12 columns), first preferred (see the module
+    docstring). Skipped files are appended to ``problems`` when a list is given."""
+    if files:
+        return [_explicit_columns(name) for name in files]
+    found: list[SourceProblem] = []
+    loaded: list[Compiled] = []
+    layered: list[Path] = []
+    cached = cached_registry_file()
+    if cached is not None:
+        layered.append(cached)
+    layered.extend(system_service_files())
+    for path in layered:
+        result = _load_optional(path, found)
+        if result is not None and result[0].records:
+            loaded.append(result)
+        elif result is not None:
+            found.append(SourceProblem(str(path), "holds no registry records"))
+    with bundled_excerpt() as path:
+        bundled = _load_optional(path, found)
+    if bundled is not None:
+        loaded.append(bundled)
+    if problems is not None:
+        problems.extend(found)
+    if not loaded:
+        detail = "; ".join(str(p) for p in found) or "none of them exists"
+        raise RegistryError(
+            f"no usable registry: tried the cache, the system's copies and the bundled "
+            f"excerpt ({detail}); give one with --registry FILE"
+        )
+    return loaded
 
 
 def load_sources(
@@ -161,34 +203,16 @@ def load_sources(
 
     Skipped files are appended to ``problems`` when a list is given.
     """
-    if files:
-        return [load_explicit(name) for name in files]
-    found: list[SourceProblem] = []
-    parsed: list[ParsedRegistry] = []
-    layered: list[Path] = []
-    cached = cached_registry_file()
-    if cached is not None:
-        layered.append(cached)
-    layered.extend(system_service_files())
-    for path in layered:
-        result = _load_optional(path, found)
-        if result is not None and result.records:
-            parsed.append(result)
-        elif result is not None:
-            found.append(SourceProblem(str(path), "holds no registry records"))
-    with bundled_excerpt() as path:
-        bundled = _load_optional(path, found)
-    if bundled is not None:
-        parsed.append(bundled)
-    if problems is not None:
-        problems.extend(found)
-    if not parsed:
-        detail = "; ".join(str(p) for p in found) or "none of them exists"
-        raise RegistryError(
-            f"no usable registry: tried the cache, the system's copies and the bundled "
-            f"excerpt ({detail}); give one with --registry FILE"
+    from portsniff.registry.record import ServiceRecord
+
+    return [
+        ParsedRegistry(
+            records=tuple(ServiceRecord(*row) for row in zip(*cols, strict=True)),
+            source=source,
+            caveat=caveat,
         )
-    return parsed
+        for source, caveat, cols in load_source_columns(files, problems)
+    ]
 
 
 def open_registry(
@@ -204,7 +228,7 @@ def open_registry(
     from portsniff.registry.index import RegistryIndex
 
     found: list[SourceProblem] = []
-    index = RegistryIndex.build(load_sources(files, found))
+    index = RegistryIndex.from_columns(load_source_columns(files, found))
     _SKIPPED[index] = tuple(found)
     if problems is not None:
         problems.extend(found)

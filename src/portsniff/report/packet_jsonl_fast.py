@@ -28,6 +28,7 @@ from portsniff.annotate.vector import (
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_jsonl import JsonlWriter
+from portsniff.timestamps import repr_texts
 
 # Placeholders, in the order of the per-row values.
 _SLOTS = ("frame", "ts", "len", "caplen", "src_ip", "dst_ip", "src_port", "dst_port", "vlan")
@@ -135,10 +136,10 @@ class BatchJsonl:
         head, mid = self._heads(lb)
         row_tails = np.array(tails, dtype=object)[inverse].tolist()
         out = [
-            f'{head}{f}{mid}{t!r},"len":{w},"caplen":{k}{tail}'
+            f'{head}{f}{mid}{t},"len":{w},"caplen":{k}{tail}'
             for f, t, w, k, tail in zip(
                 lb.frame.tolist(),
-                (lb.ts_ns / 1e9).tolist(),
+                repr_texts(lb.ts_ns),
                 lb.wirelen.tolist(),
                 lb.caplen.tolist(),
                 row_tails,

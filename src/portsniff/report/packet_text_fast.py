@@ -19,6 +19,7 @@ from portsniff.annotate.records import PacketRecord
 from portsniff.annotate.vector import SIDE_DST, SIDE_SRC, LabelledBatch, _group, address_text
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_text import TextWriter, label_text, packet_line
+from portsniff.timestamps import seconds_array
 
 
 def _label_record(proto: str, label: object, ambiguous: bool) -> PacketRecord:
@@ -81,7 +82,7 @@ class BatchText:
     def _stamps(self, lb: LabelledBatch) -> tuple[list[bytes], list[str], list[int], list[int]]:
         """Each row's ``HH:MM:SS.micros `` as bytes, and the parts they are made of."""
         n = len(lb)
-        ts = lb.ts_ns / 1e9
+        ts = seconds_array(lb.ts_ns)
         whole = np.floor(ts)
         micros = np.round((ts - whole) * 1e6).astype(np.int64)
         whole_i = whole.astype(np.int64)

@@ -1,0 +1,114 @@
+"""Capture timestamps (integer nanoseconds) as the seconds every record and report shows.
+
+``ts_ns / 1e9`` rounds twice once the nanosecond count passes 2**53 (it is rounded to a
+double before the division): the microsecond timestamp 1700000000.000186 came out as
+1700000000.0001862. Here a timestamp in whole microseconds is divided as microseconds
+(exact as a double until the year 2255, so one rounding: the nearest double), and its
+``repr`` is then the capture's own digits. Other timestamps are divided as they are while
+exact (2**53 ns: 104 days), else as whole seconds plus the fraction (off by at most one
+unit in the last place). The scalar and the numpy forms do the same IEEE operations, so
+they agree bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+NS = 1_000_000_000
+
+
+_EXACT = 2**53
+
+
+def seconds(ts_ns: int) -> float:
+    """Seconds since the epoch of an integer nanosecond timestamp."""
+    n = int(ts_ns)
+    if n % 1000 == 0 and -_EXACT < n // 1000 < _EXACT:
+        return (n // 1000) / 1e6
+    if -_EXACT < n < _EXACT:
+        return n / 1e9
+    sec, frac = divmod(n, NS)
+    return sec + frac / 1e9
+
+
+def seconds_array(ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``seconds`` of every element (the same doubles)."""
+    import numpy as np
+
+    n = ts_ns.astype(np.int64, copy=False)
+    micro = n // 1000
+    out: npt.NDArray[np.float64] = micro / 1e6
+    other = (micro * 1000 != n) | (micro <= -_EXACT) | (micro >= _EXACT)
+    if other.any():
+        small = other & (n > -_EXACT) & (n < _EXACT)
+        out[small] = n[small] / 1e9
+        big = other & ~small
+        if big.any():
+            sec, frac = np.divmod(n[big], NS)
+            out[big] = sec.astype(np.float64) + frac / 1e9
+    return out
+
+
+#: Below this a float's repr uses an exponent; at and above 2**32 its spacing reaches a
+#: microsecond, so six decimals may no longer be the shortest repr.
+_REPR_LOW, _REPR_HIGH = 100_000, 2**32 * NS
+
+
+def repr_texts(ts_ns: npt.NDArray[np.int64]) -> list[str]:
+    """``repr(seconds(t))`` of every element, vectorised where the text is known: a whole
+    microsecond count gives its six decimals without trailing zeros (the shortest text
+    that reads back as that double, as ``repr`` writes it); other rows call ``repr``."""
+    import numpy as np
+
+    ts = ts_ns.astype(np.int64, copy=False)
+    n = int(ts.shape[0])
+    if n == 0:
+        return []
+    simple = (ts % 1000 == 0) & (ts >= _REPR_LOW) & (ts < _REPR_HIGH)
+    if not simple.all():
+        mixed = [repr(x) for x in seconds_array(ts).tolist()]
+        rows = np.flatnonzero(simple)
+        if rows.size:
+            fast = repr_texts(ts[rows])
+            for i, text in zip(rows.tolist(), fast, strict=True):
+                mixed[i] = text
+        return mixed
+    sec, micro = np.divmod(ts // 1000, 1_000_000)
+    width = 10  # seconds below 2**32 have at most 10 digits
+    mat = np.zeros((n, width + 7), np.uint32)
+    digits = sec.copy()
+    for col in range(width - 1, -1, -1):
+        mat[:, col] = digits % 10 + ord("0")
+        digits //= 10
+    mat[:, width] = ord(".")
+    frac = micro.copy()
+    for col in range(width + 6, width, -1):
+        mat[:, col] = frac % 10 + ord("0")
+        frac //= 10
+    # Trailing zeros of the fraction go (one decimal stays): NULs end a numpy str.
+    keep = np.full(n, 6, np.int64)
+    m = micro.copy()
+    for _ in range(5):
+        zero = (m % 10 == 0) & (keep > 1)
+        keep -= zero
+        m = np.where(zero, m // 10, m)
+    cols = np.arange(width + 7)
+    mat[cols[None, :] > (width + keep)[:, None]] = 0
+    # Leading zeros of the seconds go too: rows are grouped by their number of digits.
+    lead = np.ones(n, np.int64)
+    for k in range(1, width):
+        lead += sec >= 10**k
+    out: list[str] = [""] * n
+    for size in np.unique(lead).tolist():
+        rows = np.flatnonzero(lead == size)
+        part = np.ascontiguousarray(mat[rows, width - size :])
+        texts = part.view(f"U{size + 7}").reshape(-1).tolist()
+        if rows.size == n:
+            return list(texts)
+        for i, text in zip(rows.tolist(), texts, strict=True):
+            out[i] = text
+    return out
