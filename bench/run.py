@@ -265,33 +265,32 @@ def commands(
     return out, notes
 
 
+def _wrapped(mode: str, c: Command, env: dict[str, str]) -> tuple[float, int, int]:
+    """Run ``c`` under _WRAP: (seconds, peak KiB, exit status)."""
+    res = subprocess.run(
+        [sys.executable, "-c", _WRAP, mode, *c.argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    seconds, peak, rc = res.stdout.split()
+    return float(seconds), int(peak), int(rc)
+
+
 def run(cmds: list[Command], repeat: int, env: dict[str, str]) -> None:
     """Each command once per round, rounds ``repeat`` times (A B C A B C ...), after one
     untimed round that warms the page cache and Python's bytecode cache and samples each
     command's memory (all its processes)."""
     for c in cmds:
-        res = subprocess.run(
-            [sys.executable, "-c", _WRAP, "sample", *c.argv],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        c.tree_kib = int(res.stdout.split()[1])
+        c.tree_kib = _wrapped("sample", c, env)[1]
     for _ in range(repeat):
         for c in cmds:
-            res = subprocess.run(
-                [sys.executable, "-c", _WRAP, "time", *c.argv],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
-            seconds, rss, rc = res.stdout.split()
-            if int(rc) not in (0,):
+            seconds, rss, rc = _wrapped("time", c, env)
+            if rc != 0:
                 c.failed += 1
-            c.times.append(float(seconds))
-            c.rss_kib.append(int(rss))
+            c.times.append(seconds)
+            c.rss_kib.append(rss)
 
 
 def targets(by: dict[str, Command]) -> list[str]:
