@@ -293,7 +293,7 @@ def run(cmds: list[Command], repeat: int, env: dict[str, str]) -> None:
             c.rss_kib.append(rss)
 
 
-def targets(by: dict[str, Command]) -> list[str]:
+def targets(by: dict[str, Command], scaled: list[Command], args: argparse.Namespace) -> list[str]:
     """The issue's targets against this run's figures (met or not)."""
     tcpdump = by.get("tcpdump -nn -r")
     tshark = by.get("tshark -q -z conv,tcp -z conv,udp")
@@ -323,11 +323,70 @@ def targets(by: dict[str, Command]) -> list[str]:
         if c and c.rss_kib:
             mib = c.peak_mib
             rows.append((f"`{name}` peak memory <= 150 MiB", f"{mib:.0f} MiB", mib <= 150))
+    factor = (args.scale_packets or 0) / args.packets if args.packets else 0
+    for b in scaled:
+        c = by[b.name]
+        if factor and c.times:
+            ratio = b.times[0] / c.median
+            limit = 1.05 * factor
+            rows.append(
+                (
+                    f"`{b.name}` time grows linearly: {factor:g}x packets <= {limit:g}x time",
+                    f"{ratio:.2f}x",
+                    ratio <= limit,
+                )
+            )
+        rows.append(
+            (
+                f"`{b.name}` peak memory <= 150 MiB on the {factor:g}x capture",
+                f"{b.peak_mib:.0f} MiB",
+                b.peak_mib <= 150,
+            )
+        )
     if not rows:
         return []
     out = ["", "| target (issue 5) | this run | met |", "|---|---:|:---:|"]
     out += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in rows]
     return out
+
+
+#: The commands whose growth with file size ``--scale`` measures.
+SCALED = ("portsniff summary --format json", "portsniff annotate (text)")
+
+
+def scale(cmds: list[Command], workload: Path, big: Path, env: dict[str, str]) -> list[Command]:
+    """The SCALED commands run once on ``big`` (timed, then sampled for memory)."""
+    out = []
+    for c in cmds:
+        if c.name in SCALED:
+            argv = [str(big) if a == str(workload) else a for a in c.argv]
+            b = Command(c.name, argv, 0)
+            seconds, rss, rc = _wrapped("time", b, env)
+            b.times.append(seconds)
+            b.rss_kib.append(rss)
+            b.failed += rc != 0
+            b.tree_kib = _wrapped("sample", b, env)[1]
+            out.append(b)
+    return out
+
+
+def scale_lines(cmds: list[Command], scaled: list[Command], args: argparse.Namespace) -> list[str]:
+    """The --scale section: time on the big capture over the median on the workload."""
+    by = {c.name: c for c in cmds}
+    factor = (args.scale_packets or 0) / args.packets if args.packets else 0
+    lines = [
+        "",
+        f"## Growth: `{args.scale}`"
+        + (f" ({args.scale_packets} packets, {factor:g}x)" if args.scale_packets else ""),
+        "",
+        "| command | seconds | / workload median | peak memory MiB |",
+        "|---|---:|---:|---:|",
+    ]
+    for b in scaled:
+        ratio = b.times[0] / by[b.name].median
+        failed = f" ({b.failed} failed)" if b.failed else ""
+        lines.append(f"| `{b.name}`{failed} | {b.times[0]:.2f} | {ratio:.2f} | {b.peak_mib:.0f} |")
+    return lines
 
 
 def report(
@@ -336,6 +395,7 @@ def report(
     args: argparse.Namespace,
     workload: Path,
     versions: dict[str, str],
+    scaled: list[Command] | None = None,
 ) -> str:
     """RESULTS.md text."""
     by = {c.name: c for c in cmds}
@@ -372,7 +432,9 @@ def report(
             f"| `{c.name}`{failed} | {c.median:.3f} | {rate} | {vs_td} | {vs_ts} | "
             f"{c.peak_mib:.0f} |"
         )
-    lines += targets(by)
+    lines += targets(by, scaled or [], args)
+    if scaled:
+        lines += scale_lines(cmds, scaled, args)
     if notes:
         lines += ["", "Left out: " + "; ".join(notes)]
     return "\n".join(lines) + "\n"
@@ -386,6 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="leave out the slowest peers (pyshark)")
     ap.add_argument("--workload", type=Path, help="use this capture instead of generating one")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument(
+        "--scale",
+        type=Path,
+        metavar="BIG",
+        help="also run summary and annotate once on this bigger capture (e.g. 10x the "
+        "packets): time ratio to the workload and peak memory (growth with file size)",
+    )
+    ap.add_argument("--scale-packets", type=int, help="packets in --scale (for the ratio)")
     args = ap.parse_args(argv)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     # As on a user's machine, Python keeps compiled bytecode (an editable install has
@@ -421,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         cmds, notes = commands(workload, args.packets, args.quick, scripts, versions)
         run(cmds, args.repeat, env)
-        text = report(cmds, notes, args, workload, versions)
+        scaled = scale(cmds, workload, args.scale, env) if args.scale else []
+        text = report(cmds, notes, args, workload, versions, scaled)
     args.out.write_text(text)
     print(text)
     return 0

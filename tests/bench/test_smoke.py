@@ -13,6 +13,13 @@ from tests.conftest import ROOT
 def test_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     env = dict(os.environ, PORTSNIFF_CACHE_DIR=str(tmp_path / "cache"))
+    big = tmp_path / "big.pcap"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gen_workload.py"), "--packets", "4000"]
+        + ["--out", str(big)],
+        check=True,
+        timeout=60,
+    )
     subprocess.run(
         [
             sys.executable,
@@ -22,6 +29,10 @@ def test_bench_quick(tmp_path: Path) -> None:
             "--repeat",
             "1",
             "--quick",
+            "--scale",
+            str(big),
+            "--scale-packets",
+            "4000",
             "--out",
             str(out),
         ],
@@ -37,3 +48,4 @@ def test_bench_quick(tmp_path: Path) -> None:
     assert "- machine:" in text and "- versions:" in text
     assert "| target (issue 5) | this run | met |" in text
     assert "| registry lookup <= 0.25 s |" in text
+    assert "## Growth:" in text and "time grows linearly: 2x packets <= 2.1x time" in text
