@@ -329,7 +329,7 @@ class VectorSummaryBuilder(SummaryBuilder):
             kget(b) or self._key(b, lb, r) for b, r in zip(numeric, fr_l, strict=True)
         ]
         lget = live.get
-        known = [lget(k) for k in keys]
+        known = list(map(lget, keys))
         closing = FIN | RST
         live_closed = np.array(
             [o is not None and bool((o.flags_orig | o.flags_resp) & closing) for o in known],

@@ -15,8 +15,14 @@ def test_bench_quick(tmp_path: Path) -> None:
     env = dict(os.environ, PORTSNIFF_CACHE_DIR=str(tmp_path / "cache"))
     big = tmp_path / "big.pcap"
     subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gen_workload.py"), "--packets", "4000"]
-        + ["--out", str(big)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gen_workload.py"),
+            "--packets",
+            "4000",
+            "--out",
+            str(big),
+        ],
         check=True,
         timeout=60,
     )

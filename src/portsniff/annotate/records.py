@@ -24,7 +24,7 @@ class EndpointLabel:
     tunnel: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _ENDPOINT_FIELDS}
 
     def brief(self) -> str:
         """``ntp/123``, ``udp/50000`` or ``icmp``: the service name and number together."""
@@ -91,12 +91,18 @@ class PacketRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """The packet's output fields, JSON-ready."""
-        return {name: _jsonable(getattr(self, name)) for name in PACKET_FIELDS}
+        out = {name: getattr(self, name) for name in PACKET_FIELDS}
+        # Only these hold tuples or labels; every other field is a JSON scalar.
+        for name in _NESTED_FIELDS:
+            out[name] = _jsonable(out[name])
+        return out
 
 
 PACKET_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(PacketRecord) if f.name not in ("ts_ns", "problem", "tcp_flags")
 )
+_NESTED_FIELDS = ("aliases", "dnssd", "inner", "quoted", "vlan")
+_ENDPOINT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EndpointLabel))
 
 
 def label_fields(label: PortLabel | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -892,7 +893,7 @@ class VectorAnnotator:
         cand = cand_a.astype(np.int64) | (basis << 1) | (amb.astype(np.int64) << 4)
         nflows = len(keys)
         state = self._flows
-        known_list = [state.get(k) for k in keys]
+        known_list = list(map(state.get, keys))
         known = np.array([-1 if kv is None else kv[0] for kv in known_list], np.int64)
         tsf = seconds_array(ts_ns)
         if self._fast_ok(known, flow, order, tsf, nflows, keys):
@@ -901,13 +902,12 @@ class VectorAnnotator:
             # calls are distinct, so any sort gives that order).
             by_last = np.argsort(last_call)
             ev_last = order[last_call[by_last]]
-            move = state.move_to_end
-            for f, c, t in zip(
-                by_last.tolist(), code[ev_last].tolist(), tsf[ev_last].tolist(), strict=True
-            ):
-                k = keys[f]
-                state[k] = (c, t)
-                move(k)
+            # Taking the block's flows out and putting them back in that order is the
+            # same as assigning and moving each to the end, with the loops in C.
+            touched = list(map(keys.__getitem__, by_last.tolist()))
+            deque(map(state.pop, touched, repeat(None)), maxlen=0)
+            values = zip(code[ev_last].tolist(), tsf[ev_last].tolist(), strict=True)
+            state.update(zip(touched, values, strict=True))
             self._min_last = min(self._min_last, float(tsf.min()))
         else:
             self.slow_blocks += 1

@@ -9,6 +9,8 @@ problems) also have their full ``Decoded`` in ``details``.
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +23,17 @@ PROTO_CODE: dict[str, int] = {name: i for i, name in enumerate(PROTOS)}
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 U8 = npt.NDArray[np.uint8]
+
+
+def _packed(text: str) -> tuple[int, bytes]:
+    """An address's version and its 16-byte column value (IPv4 zero-padded)."""
+    try:
+        if ":" in text:
+            return 6, socket.inet_pton(socket.AF_INET6, text)
+        return 4, socket.inet_pton(socket.AF_INET, text) + bytes(12)
+    except OSError:  # a spelling inet_pton refuses (zone ids): ipaddress decides
+        a = ipaddress.ip_address(text)
+        return a.version, a.packed.ljust(16, b"\0")
 
 
 @dataclass(slots=True)
@@ -69,20 +82,46 @@ class DecodedBatch:
 
     def set_decoded(self, i: int, d: Decoded) -> None:
         """Fill row ``i`` from a per-packet ``Decoded`` (engines and the fallback path)."""
-        self.linktype[i] = d.linktype
-        self.proto[i] = PROTO_CODE[d.proto]
-        self.ip_proto[i] = -1 if d.ip_proto is None else d.ip_proto
-        self.src_port[i] = -1 if d.src_port is None else d.src_port
-        self.dst_port[i] = -1 if d.dst_port is None else d.dst_port
-        self.tcp_flags[i] = -1 if d.tcp_flags is None else d.tcp_flags
-        if d.src_ip is not None and d.dst_ip is not None:
-            src = ipaddress.ip_address(d.src_ip)
-            dst = ipaddress.ip_address(d.dst_ip)
-            self.ip_version[i] = src.version
-            self.src_addr[i] = src.packed.ljust(16, b"\0")
-            self.dst_addr[i] = dst.packed.ljust(16, b"\0")
-        if d.vlan or d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
-            self.details[i] = d
+        self.set_decoded_rows([i], [d])
+
+    def set_decoded_rows(self, rows: Sequence[int], decoded: Sequence[Decoded]) -> None:
+        """Fill ``rows`` from their ``Decoded`` (column by column: one numpy assignment
+        per column, not per row and column)."""
+        if not rows:
+            return
+        at = np.asarray(rows, np.int64)
+        self.linktype[at] = [d.linktype for d in decoded]
+        self.proto[at] = [PROTO_CODE[d.proto] for d in decoded]
+        self.ip_proto[at] = [-1 if d.ip_proto is None else d.ip_proto for d in decoded]
+        self.src_port[at] = [-1 if d.src_port is None else d.src_port for d in decoded]
+        self.dst_port[at] = [-1 if d.dst_port is None else d.dst_port for d in decoded]
+        self.tcp_flags[at] = [-1 if d.tcp_flags is None else d.tcp_flags for d in decoded]
+        ip_rows: list[int] = []
+        versions: list[int] = []
+        srcs: list[bytes] = []
+        dsts: list[bytes] = []
+        for i, d in zip(rows, decoded, strict=True):
+            if d.src_ip is not None and d.dst_ip is not None:
+                version, src = _packed(d.src_ip)
+                dst = _packed(d.dst_ip)[1]
+                ip_rows.append(i)
+                versions.append(version)
+                srcs.append(src)
+                dsts.append(dst)
+            if (
+                d.vlan
+                or d.fragment
+                or d.inner
+                or d.quoted
+                or d.dnssd
+                or d.dnssd_instances
+                or d.problem
+            ):
+                self.details[i] = d
+        if ip_rows:
+            self.ip_version[ip_rows] = versions
+            self.src_addr[ip_rows] = np.frombuffer(b"".join(srcs), "V16")
+            self.dst_addr[ip_rows] = np.frombuffer(b"".join(dsts), "V16")
 
     def ip_str(self, i: int, which: str) -> str | None:
         """``src`` or ``dst`` address of packet ``i`` as text, or None when not IP."""

@@ -36,10 +36,17 @@ def _fallback(block: RawBlock, batch: DecodedBatch, rows: npt.NDArray[np.int64])
     # Imported late: most blocks of typical traffic need the reference for few rows.
     from portsniff.decode.reference import decode_packet
 
-    linktype = block.linktype
-    wirelen = block.wirelen
-    for i in rows.tolist():
-        batch.set_decoded(i, decode_packet(int(linktype[i]), block.packet(i), int(wirelen[i])))
+    at = rows.tolist()
+    linktypes = block.linktype[rows].tolist()
+    wirelens = block.wirelen[rows].tolist()
+    packet = block.packet
+    batch.set_decoded_rows(
+        at,
+        [
+            decode_packet(lt, packet(i), wl)
+            for i, lt, wl in zip(at, linktypes, wirelens, strict=True)
+        ],
+    )
 
 
 def reference_batch(block: RawBlock) -> DecodedBatch:

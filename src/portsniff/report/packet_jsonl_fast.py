@@ -36,8 +36,8 @@ _MARK = "\ue000{}\ue001"  # private-use characters: never in a record's own text
 _TS_MARK = "\ue002"
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+#: JsonlWriter's encoding (json.dumps with these options), made once.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class BatchJsonl:
@@ -223,4 +223,6 @@ class FastJsonlWriter(JsonlWriter):
             part = lb if len(lb) <= _SLICE else lb.slice(a, a + _SLICE)
             lines = self._json.lines(part)
             if lines:
-                self.stream.write("\n".join(lines) + "\n")
+                # Two writes: joining the newline on would copy the whole text again.
+                self.stream.write("\n".join(lines))
+                self.stream.write("\n")
