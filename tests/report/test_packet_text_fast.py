@@ -55,3 +55,28 @@ def test_workload_and_writer(index: RegistryIndex, tmp_path: Path) -> None:
             for r in lb.iter_records():
                 sw.write(r)
     assert fast.getvalue() == slow.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF8", "latin-1"])
+def test_writes_bytes_under_a_utf8_stream(
+    index: RegistryIndex, tmp_path: Path, encoding: str
+) -> None:
+    """Under a UTF-8 text stream the lines go to its byte buffer (in order with text
+    written before and after); other encodings take the text path. Same bytes."""
+    path = workload(tmp_path, 3_000, 6)
+    vec = VectorAnnotator(index)
+    raw = io.BytesIO()
+    fast = io.TextIOWrapper(raw, encoding=encoding, newline="")
+    slow = io.StringIO()
+    fw, sw = FastTextWriter(fast), TextWriter(slow)
+    fast.write("# before\n")
+    slow.write("# before\n")
+    for batch in decoded(path, 1 << 15):
+        for lb in vec.feed(batch):
+            fw.write_batch(lb)
+            for r in lb.iter_records():
+                sw.write(r)
+    fast.write("# after\n")
+    slow.write("# after\n")
+    fast.flush()
+    assert raw.getvalue() == slow.getvalue().encode(encoding)

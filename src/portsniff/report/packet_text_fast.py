@@ -8,9 +8,11 @@ ambiguous), and a block's lines are joined and written with one call.
 
 from __future__ import annotations
 
+import codecs
+import os
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -285,9 +287,31 @@ class FastTextWriter(TextWriter):
             for record in lb.iter_records():
                 self.write(record)
             return
+        raw = _utf8_buffer(self.stream)
         # In slices, so that the lines of a big block never all exist at once.
         for a in range(0, len(lb), _SLICE):
             part = lb if len(lb) <= _SLICE else lb.slice(a, a + _SLICE)
+            if raw is not None:
+                # The lines are UTF-8 bytes already: no decoding and encoding again.
+                raw.write(b"".join(self._text._parts(part)))
+                continue
             text = self._text.text(part)
             if text:
                 self.stream.write(text)
+
+
+def _utf8_buffer(stream: TextIO) -> BinaryIO | None:
+    """The byte stream under ``stream`` when writing there is the same as writing text
+    (UTF-8, no newline translation), its pending text flushed first; else None."""
+    buffer = getattr(stream, "buffer", None)
+    encoding = getattr(stream, "encoding", None)
+    if buffer is None or not isinstance(encoding, str) or os.linesep != "\n":
+        return None
+    if codecs.lookup(encoding).name != "utf-8" or getattr(stream, "errors", "strict") not in (
+        "strict",
+        "surrogateescape",
+    ):
+        return None
+    stream.flush()
+    raw: BinaryIO = buffer
+    return raw
