@@ -262,7 +262,63 @@ def commands(
         )
     elif not quick:
         notes.append("pyshark: not installed or no tshark")
+    if not quick:
+        out += engine_commands(workload, scripts, versions, notes)
     return out, notes
+
+
+#: Packets the slow engines and their libraries' own loops are timed on.
+ENGINE_PACKETS = {"scapy": 5_000, "pyshark": 2_000}
+
+_SCAPY_DISSECT_LOOP = r"""
+import sys
+from scapy.all import PcapReader  # every layer loaded: Ethernet, IP, TCP, ...
+n = 0
+for pkt in PcapReader(sys.argv[1]):
+    pkt.summary()  # every layer dissected
+    n += 1
+print(n)
+"""
+
+
+def head_of(workload: Path, packets: int, out: Path) -> Path:
+    """The first ``packets`` records of a classic pcap ``workload``, written to ``out``."""
+    import struct
+
+    data = workload.read_bytes()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    pos = 24
+    for _ in range(packets):
+        if pos + 16 > len(data):
+            break
+        (caplen,) = struct.unpack_from(endian + "I", data, pos + 8)
+        pos += 16 + caplen
+    out.write_bytes(data[:pos])
+    return out
+
+
+def engine_commands(
+    workload: Path, scripts: Path, versions: dict[str, str], notes: list[str]
+) -> list[Command]:
+    """The scapy and pyshark engines beside a plain loop over their library's own reader,
+    on the first packets of the workload."""
+    peers = {
+        "scapy": ("scapy PcapReader dissecting loop", "scapy_dissect.py", _SCAPY_DISSECT_LOOP),
+        "pyshark": ("pyshark FileCapture", "pyshark_loop.py", _PYSHARK_LOOP),
+    }
+    out: list[Command] = []
+    for engine, (peer, script, code) in peers.items():
+        if not versions.get(engine) or (engine == "pyshark" and not shutil.which("tshark")):
+            notes.append(f"{engine}: not installed (no {engine} engine figures)")
+            continue
+        n = ENGINE_PACKETS[engine]
+        part = str(head_of(workload, n, scripts / f"head-{n}.pcap"))
+        (scripts / script).write_text(code)
+        mine = [sys.executable, "-m", "portsniff", "annotate", part, "--engine", engine]
+        theirs = [sys.executable, str(scripts / script), part, str(n)]
+        out.append(Command(f"portsniff annotate --engine {engine} ({n} packets)", mine, n))
+        out.append(Command(f"{peer} ({n} packets)", theirs, n))
+    return out
 
 
 def _wrapped(mode: str, c: Command, env: dict[str, str]) -> tuple[float, int, int]:
@@ -323,6 +379,18 @@ def targets(by: dict[str, Command], scaled: list[Command], args: argparse.Namesp
         if c and c.rss_kib:
             mib = c.peak_mib
             rows.append((f"`{name}` peak memory <= 150 MiB", f"{mib:.0f} MiB", mib <= 150))
+    for engine, peer in (
+        ("scapy", "scapy PcapReader dissecting loop"),
+        ("pyshark", "pyshark FileCapture"),
+    ):
+        n = ENGINE_PACKETS[engine]
+        mine = by.get(f"portsniff annotate --engine {engine} ({n} packets)")
+        theirs = by.get(f"{peer} ({n} packets)")
+        if mine and theirs and mine.times and theirs.times:
+            r = mine.median / theirs.median
+            rows.append(
+                (f"{engine} engine no slower than `{peer}`", f"{r:.2f}x its time", r <= 1.0)
+            )
     factor = (args.scale_packets or 0) / args.packets if args.packets else 0
     for b in scaled:
         c = by[b.name]

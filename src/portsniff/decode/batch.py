@@ -81,8 +81,20 @@ class DecodedBatch:
         )
 
     def set_decoded(self, i: int, d: Decoded) -> None:
-        """Fill row ``i`` from a per-packet ``Decoded`` (engines and the fallback path)."""
-        self.set_decoded_rows([i], [d])
+        """Fill row ``i`` from a per-packet ``Decoded`` (engines decoding one by one)."""
+        self.linktype[i] = d.linktype
+        self.proto[i] = PROTO_CODE[d.proto]
+        self.ip_proto[i] = -1 if d.ip_proto is None else d.ip_proto
+        self.src_port[i] = -1 if d.src_port is None else d.src_port
+        self.dst_port[i] = -1 if d.dst_port is None else d.dst_port
+        self.tcp_flags[i] = -1 if d.tcp_flags is None else d.tcp_flags
+        if d.src_ip is not None and d.dst_ip is not None:
+            version, src = _packed(d.src_ip)
+            self.ip_version[i] = version
+            self.src_addr[i] = src
+            self.dst_addr[i] = _packed(d.dst_ip)[1]
+        if d.vlan or d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
+            self.details[i] = d
 
     def set_decoded_rows(self, rows: Sequence[int], decoded: Sequence[Decoded]) -> None:
         """Fill ``rows`` from their ``Decoded`` (column by column: one numpy assignment
