@@ -95,3 +95,34 @@ def test_timeline_wider_than_a_block(index: RegistryIndex, tmp_path: Path) -> No
     assert canon(a) == canon(b)
     widths = {r.timeline.width for r in b.services.values()}
     assert max(widths) > 1.0
+
+
+def test_summary_consumer_takes_blocks_together(
+    index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary command's consumer joins blocks of one file (never of two) up to
+    SUMMARY_ROWS rows: the same summary as block by block."""
+    from portsniff import cli_summary
+
+    paths = [workload(tmp_path, 4_000, 5), *capture_files()[:3]]
+    batches = labelled(index, paths, 1 << 14)
+    ref, _, _ = both(batches)
+    monkeypatch.setattr(cli_summary, "SUMMARY_ROWS", 700)
+    joined: list[int] = []
+    real = VectorSummaryBuilder.add_batch
+
+    def spy(self: VectorSummaryBuilder, lb: LabelledBatch) -> None:
+        joined.append(len(lb))
+        assert len({r.file for r in lb.records.values()} | {lb.file}) == 1
+        real(self, lb)
+
+    monkeypatch.setattr(VectorSummaryBuilder, "add_batch", spy)
+    consumer = cli_summary._Summarising([])
+    consumer.builder = VectorSummaryBuilder("caveat", [])
+    for lb in batches:
+        consumer.add(lb)
+    got = consumer.finish()
+    assert canon(got) == canon(ref)
+    assert [f.uid for f in got.flows] == [f.uid for f in ref.flows]
+    assert sum(joined) == sum(len(lb) for lb in batches)
+    assert len(joined) < len(batches)  # blocks were joined

@@ -104,19 +104,41 @@ def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tup
     return summary, run.damaged
 
 
+#: Rows the summary takes at a time: its per-flow work is per block, so blocks bigger
+#: than the reader's cost less per packet (the rows of a few blocks are little memory).
+SUMMARY_ROWS = 1 << 16
+
+
 class _Summarising:
-    """The vectorised summary builder as a stage consumer."""
+    """The vectorised summary builder as a stage consumer; it takes batches of one file
+    together up to SUMMARY_ROWS rows (the summary is the same whatever the blocks)."""
 
     def __init__(self, meta: list[dict[str, Any]]) -> None:
         from portsniff.caveat import CAVEAT
         from portsniff.summary_vector import VectorSummaryBuilder
 
         self.builder = VectorSummaryBuilder(CAVEAT, meta)
+        self._held: list[Any] = []
+        self._rows = 0
 
     def add(self, lb: Any) -> None:
-        self.builder.add_batch(lb)
+        if self._held and lb.file != self._held[0].file:
+            self._flush()
+        self._held.append(lb)
+        self._rows += len(lb)
+        if self._rows >= SUMMARY_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        from portsniff.annotate.vector import LabelledBatch
+
+        if self._held:
+            self.builder.add_batch(LabelledBatch.concat(self._held))
+        self._held = []
+        self._rows = 0
 
     def finish(self) -> Any:
+        self._flush()
         return self.builder.finish()
 
 

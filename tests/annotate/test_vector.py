@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from portsniff.annotate import vector as vector_module
 from portsniff.annotate.annotator import Annotator
 from portsniff.annotate.records import PacketRecord
 from portsniff.annotate.side import FlowSides
-from portsniff.annotate.vector import VectorAnnotator
+from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
 from portsniff.capture.reader import open_capture
 from portsniff.decode.batch import PROTO_CODE, DecodedBatch
 from portsniff.decode.fast import FastEngine
@@ -275,3 +276,18 @@ def test_fragment_window_gives_up_in_order(
             a, b, ref, vec = both(index, batches)
             assert_same(a, b, ref, vec)
             assert [r.frame for r in b] == list(range(1, len(items) + 1))
+
+
+def test_concat_of_slices_is_the_batch(index: RegistryIndex) -> None:
+    """Slices of a batch joined again give its records (VLAN tags and special rows
+    renumbered with them)."""
+    vec = VectorAnnotator(index)
+    for path in capture_files():
+        batches = [lb for b in decoded(path, 8 << 20) for lb in vec.feed(b)]
+        batches.extend(vec.finish())
+        for lb in batches:
+            n = len(lb)
+            cuts = [0, n // 3, n // 3, n // 2 + 1, n]
+            parts = [lb.slice(a, b) for a, b in pairwise(cuts)]
+            joined = LabelledBatch.concat([p for p in parts if len(p)] or [lb])
+            assert list(joined.iter_records()) == list(lb.iter_records()), path.name

@@ -167,3 +167,90 @@ def test_any_valid_pcap_reads_back(
     assert [(r[0], r[3], r[2]) for r in rows] == [
         (s * 1_000_000_000 + f * 1000, d, w) for s, f, d, w in packets
     ]
+
+
+# -- the lane walk ---------------------------------------------------------------------
+
+
+def _scan_both(data: bytes, eof: bool) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """(lanes, sequential) scans of a whole buffer: starts, stop position, need, damage
+    (small lanes, so that short buffers have many)."""
+    from portsniff.capture import pcap
+
+    parser = pcap.PcapParser(data[:24], "t.pcap")
+    buf = bytearray(data)
+    out = []
+    for lanes in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(pcap, "LANES_MIN_BYTES", 1024 if lanes else 1 << 62)
+            mp.setattr(pcap, "LANE_BYTES", 256)
+            mp.setattr(pcap, "LANE_WINDOW", 128)
+            mp.setattr(pcap, "LANES_MIN_ACTIVE", 3)
+            scan = parser.scan(buf, 24, len(buf), eof, 1)
+        starts = [] if scan.block is None else scan.block.offset.tolist()
+        out.append((starts, scan.pos, scan.need, scan.damage))
+    return out[0], out[1]
+
+
+def _records(draw: st.DrawFn) -> bytes:
+    """Records of many sizes; in a messy stream, with damage or junk now and then."""
+    messy = draw(st.booleans())
+    parts = []
+    sec = 1_700_000_000
+    for _ in range(draw(st.integers(0, 150))):
+        size = draw(st.sampled_from([0, 4, 14, 60, 90, 200, 300]))
+        data = draw(st.binary(min_size=size, max_size=size))
+        if messy:
+            sec += draw(st.sampled_from([0, 0, 1, 7200]))
+            frac = draw(st.sampled_from([0, 5, 999_999, 1_000_000]))
+            wire = max(size + draw(st.sampled_from([0, 0, 10, -1])), 0)
+            junk = draw(st.sampled_from([b"", b"", b"", b"\x00" * 3, b"\xff" * 20]))
+        else:
+            sec += draw(st.sampled_from([0, 0, 1]))
+            frac, wire, junk = 5, size, b""
+        parts.append(struct.pack("<IIII", sec, frac, size, wire) + data + junk)
+    return b"".join(parts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.composite(_records)(), st.booleans())
+def test_lane_walk_finds_exactly_the_sequential_records(body: bytes, eof: bool) -> None:
+    header = struct.pack("<IHHiIII", MAGIC_USEC, 2, 4, 0, 0, 0, 1)
+    lanes, sequential = _scan_both(header + body, eof)
+    assert lanes == sequential
+
+
+@pytest.mark.parametrize(
+    ("endian", "magic"),
+    [("<", MAGIC_USEC), (">", MAGIC_USEC), ("<", MAGIC_NSEC), (">", MAGIC_KUZNETZOV)],
+)
+def test_lane_walk_on_a_clean_capture_uses_lanes(
+    monkeypatch: pytest.MonkeyPatch, endian: str, magic: int
+) -> None:
+    """Many small records: the lanes confirm each other and every record is found."""
+    from portsniff.capture import pcap
+
+    packets = [(1_700_000_000 + i // 100, i, bytes([i % 256]) * (i % 70), 70) for i in range(3000)]
+    data = build_pcap(packets, endian=endian, magic=magic)
+    calls = []
+    real = pcap.PcapParser._lanes
+
+    def spy(self: pcap.PcapParser, buf: bytearray, pos: int, end: int) -> object:
+        got = real(self, buf, pos, end)
+        calls.append(len(got[0]))
+        return got
+
+    monkeypatch.setattr(pcap.PcapParser, "_lanes", spy)
+    lanes, sequential = _scan_both(data, True)
+    assert lanes == sequential
+    assert len(lanes[0]) == 3000
+    assert calls and calls[0] > 2500  # nearly all found by the lanes
+
+
+def test_a_late_guess_that_chains_on_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read 4 bytes late, (fraction, caplen, wirelen, packet bytes) chains like a header
+    (equal caplen and wirelen, big first packet bytes); clocks tell them apart."""
+    packets = [(1_700_000_000, 60, b"\xff" * 60, 60) for _ in range(2000)]
+    lanes, sequential = _scan_both(build_pcap(packets), True)
+    assert lanes == sequential
+    assert len(lanes[0]) == 2000

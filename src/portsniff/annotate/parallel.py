@@ -169,7 +169,7 @@ def decode_unit(unit: Unit, reuse: bytearray | None = None) -> UnitResult:
                         # Records from the unit's end on belong to the next unit.
                         result.next_start = int(starts[keep])
                         parser.problems = before
-                        kept = (block.offset[:keep] - hdr).tolist()
+                        kept = block.offset[:keep] - hdr
                         block = parser._block(buf, kept, frame) if keep else None
                         done = True
                     if block is not None and len(block):

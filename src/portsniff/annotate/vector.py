@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -147,6 +147,22 @@ class LabelledBatch:
             {i - a: v for i, v in self.vlan.items() if a <= i < b},
             {i - a: v for i, v in self.records.items() if a <= i < b},
         )
+
+    @classmethod
+    def concat(cls, batches: Sequence[LabelledBatch]) -> LabelledBatch:
+        """The rows of ``batches`` (of one file, labelled alike) as one batch, in order."""
+        first = batches[0]
+        if len(batches) == 1:
+            return first
+        cols = {name: np.concatenate([getattr(b, name) for b in batches]) for name in _COLUMNS}
+        vlan: dict[int, tuple[int, ...]] = {}
+        records: dict[int, PacketRecord] = {}
+        at = 0
+        for b in batches:
+            vlan.update((i + at, v) for i, v in b.vlan.items())
+            records.update((i + at, r) for i, r in b.records.items())
+            at += len(b)
+        return cls(file=first.file, labels=first.labels, vlan=vlan, records=records, **cols)
 
     def state(self) -> tuple[Any, ...]:
         """Everything but the labeller, to send to another process (``from_state``)."""

@@ -1,8 +1,13 @@
 """Classic libpcap files: the global header and the record walk.
 
 The walk over record headers is sequential (each record's length says where the next one
-starts), so it is a tight loop that only reads the caplen; the other fields are then
-gathered for the whole block at once with numpy.
+starts). A big buffer is cut into lanes whose starts are guessed (the first offset in a
+small window from which a few record headers look right); numpy walks all lanes in step,
+and a lane counts only when the lane before it, itself confirmed, lands exactly on its
+start. From the first lane that is not confirmed, and for the last lane, a tight Python
+loop walks on: it alone decides where and why the walk stops, so the records found are
+exactly the sequential walk's whatever the guesses were. The other header fields are then
+gathered for the whole block at once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from portsniff.capture.block import Interface, RawBlock
 from portsniff.errors import CaptureError
@@ -33,6 +39,18 @@ GLOBAL_HEADER_LEN = 24
 MAX_PACKET = 262_144
 #: Hard limit whatever the header says: anything larger is a corrupt length field.
 MAX_PACKET_HARD = 1 << 24
+
+#: The lane walk (module docstring): used on at least LANES_MIN_BYTES of buffer, with
+#: lanes of about LANE_BYTES whose starts are guessed in LANE_WINDOW bytes, a start being
+#: plausible when LANE_CHAIN record headers from it look right (no more than
+#: LANE_GAP_SECONDS between their timestamps); the walk in step goes on while at least
+#: LANES_MIN_ACTIVE lanes are walking.
+LANES_MIN_BYTES = 4 << 20
+LANES_MIN_ACTIVE = 16
+LANE_BYTES = 64 << 10
+LANE_WINDOW = 2048
+LANE_CHAIN = 4
+LANE_GAP_SECONDS = 3600
 
 
 @dataclass(slots=True)
@@ -90,6 +108,9 @@ class PcapParser:
         hdr = self.hdr_len
         limit = self.max_caplen
         caplen_at = self._caplen_at
+        lanes: npt.NDArray[np.int64] | None = None
+        if end - pos >= LANES_MIN_BYTES:
+            lanes, pos = self._lanes(buf, pos, end)
         starts: list[int] = []
         append = starts.append
         need = 0
@@ -116,11 +137,140 @@ class PcapParser:
                 need = hdr + caplen
                 if eof:
                     damage = f"record claims {caplen} bytes but only {end - pos - hdr} remain"
-        block = self._block(buf, starts, first_frame) if starts else None
+        at = np.array(starts, dtype=np.int64)
+        if lanes is not None and lanes.size:
+            at = np.concatenate([lanes, at])
+        block = self._block(buf, at, first_frame) if at.size else None
         return Scan(block, pos, need, damage)
 
-    def _block(self, buf: bytearray, starts: list[int], first_frame: int) -> RawBlock:
-        at = np.array(starts, dtype=np.int64)
+    def _lanes(self, buf: bytearray, pos: int, end: int) -> tuple[npt.NDArray[np.int64], int]:
+        """Record starts from ``pos`` walked in lanes (module docstring): the starts of
+        every confirmed lane, and where the sequential walk goes on."""
+        hdr = self.hdr_len
+        u32 = self._u32
+        limit = self.max_caplen
+        # Lane boundaries are guessed in windows at every LANE_BYTES, leaving the last
+        # lane (the buffer's tail, where the walk may stop) to the sequential loop.
+        targets = np.arange(pos + LANE_BYTES, end - LANE_BYTES, LANE_BYTES, dtype=np.int64)
+        if targets.size == 0:
+            return np.zeros(0, np.int64), pos
+        guesses = self._guess_starts(buf, targets, end)
+        if guesses.size < LANES_MIN_ACTIVE:
+            return np.zeros(0, np.int64), pos
+        begin = np.concatenate([[pos], guesses[:-1]]).astype(np.int64)
+        stop = guesses
+        # Element p: the caplen of a record header at p (an overlapping, unaligned view).
+        caplen = np.ndarray((end - 11,), u32, buf, offset=8, strides=(1,))
+        cur = begin
+        steps: list[npt.NDArray[np.int64]] = []
+        # A step costs the same for any number of lanes: when few are left walking, the
+        # sequential loop is cheaper (it goes on from the first lane not finished).
+        while np.count_nonzero(cur < stop) >= (LANES_MIN_ACTIVE if steps else 1):
+            for _ in range(8):
+                steps.append(cur)
+                # A lane past its stop reads there (a valid index); its steps from then
+                # on are ignored.
+                cur = cur + caplen[np.minimum(cur, stop)]
+                cur += hdr
+        if not steps:
+            return np.zeros(0, np.int64), pos
+        walked = np.stack(steps, axis=1)  # (lane, step)
+        inside = walked < stop[:, None]
+        caps = caplen[np.where(inside, walked, stop[:, None])]
+        bad = inside & (caps > limit)
+        lanes_bad = bad.any(axis=1)
+        landed = np.any(walked == stop[:, None], axis=1) | (cur == stop)
+        # The few lanes still walking finish one record at a time.
+        tails: dict[int, list[int]] = {}
+        for j in np.flatnonzero((cur < stop) & ~lanes_bad).tolist():
+            p, lim, tail = int(cur[j]), int(stop[j]), []
+            while p < lim:
+                tail.append(p)
+                (c,) = self._caplen_at(buf, p)
+                if c > limit:
+                    lanes_bad[j] = True
+                    break
+                p += hdr + c
+            tails[j] = tail
+            cur[j] = p
+            landed[j] = p == lim
+        ok = landed & ~lanes_bad
+        good = len(ok) if ok.all() else int(np.argmin(ok))
+
+        def records(a: int, b: int) -> list[npt.NDArray[np.int64]]:
+            """The records of lanes a to b (exclusive), in order."""
+            pieces = []
+            for j in sorted(t for t in tails if a <= t < b):
+                pieces.append(walked[a : j + 1][inside[a : j + 1]])
+                pieces.append(np.array(tails[j], np.int64))
+                a = j + 1
+            pieces.append(walked[a:b][inside[a:b]])
+            return pieces
+
+        found = records(0, good)
+        if good == len(ok):
+            return np.concatenate(found).astype(np.int64, copy=False), int(stop[-1])
+        # The first lane not confirmed still walked from a record: its records before the
+        # first too long one count, and the sequential loop goes on from that one, else
+        # from where the lane went past its stop.
+        mine = np.concatenate(records(good, good + 1))
+        if lanes_bad[good]:
+            b = int(np.argmax(caplen[mine] > limit))
+            found.append(mine[:b])
+            nxt = int(mine[b])
+        else:
+            found.append(mine)
+            past = np.flatnonzero(~inside[good])
+            nxt = int(cur[good]) if good in tails or not past.size else int(walked[good, past[0]])
+        return np.concatenate(found).astype(np.int64, copy=False), nxt
+
+    def _guess_starts(
+        self, buf: bytearray, targets: npt.NDArray[np.int64], end: int
+    ) -> npt.NDArray[np.int64]:
+        """Per target, the first offset in the LANE_WINDOW bytes from it where
+        ``LANE_CHAIN`` record headers in a row look right (targets with none are left
+        out). A wrong guess costs time, never records: the walk confirms every lane."""
+        hdr = self.hdr_len
+        u32 = self._u32
+        frac_max = 1_000_000_000 if self.nano else 1_000_000
+        limit = self.max_caplen
+        k = int(targets.size)
+        width = LANE_WINDOW
+        first = int(targets[0])
+        step = LANE_BYTES
+
+        def window(field: int) -> npt.NDArray[np.uint32]:
+            # (target, offset in window) -> the header word ``field`` of a record there.
+            return np.ndarray((k, width), u32, buf, offset=first + 4 * field, strides=(step, 1))
+
+        plausible = (window(2) <= limit) & (window(1) < frac_max) & (window(2) <= window(3))
+        cand = np.flatnonzero(plausible)
+        at = targets[cand // width] + cand % width
+        whole = np.ndarray((end - 15,), "V16", buf, strides=(1,))
+        keep = np.ones(at.size, np.bool_)
+        q = at
+        sec = None
+        for _ in range(LANE_CHAIN):
+            fields = whole[q].view(u32).reshape(-1, 4).astype(np.int64)
+            keep &= (
+                (fields[:, 2] <= limit)
+                & (fields[:, 1] < frac_max)
+                & (fields[:, 2] <= fields[:, 3])
+                & (fields[:, 3] <= MAX_PACKET_HARD)
+            )
+            # Neighbours' clocks agree: a start guessed 4 bytes late reads (fraction,
+            # caplen, wirelen, packet bytes) as a header that chains on just as well.
+            if sec is not None:
+                keep &= np.abs(fields[:, 0] - sec) <= LANE_GAP_SECONDS
+            sec = fields[:, 0]
+            q = np.minimum(q + hdr + fields[:, 2], end - 16)
+        keep &= q < end - 16
+        row = cand[keep] // width
+        # The first plausible offset of each target's window.
+        _, first_of = np.unique(row, return_index=True)
+        return at[keep][first_of].astype(np.int64)
+
+    def _block(self, buf: bytearray, at: npt.NDArray[np.int64], first_frame: int) -> RawBlock:
         # A view whose element ``p`` is the 16 bytes at byte ``p`` (overlapping): the
         # record headers are one gather (one memory access each), with no index matrix.
         heads = np.ndarray(shape=(max(len(buf) - 15, 0),), dtype="V16", buffer=buf, strides=(1,))
@@ -128,7 +278,7 @@ class PcapParser:
         sec, frac, caplen, wirelen = fields[:, 0], fields[:, 1], fields[:, 2], fields[:, 3]
         # sec < 2**32 and frac < 2**32 keep this well inside int64.
         ts_ns = sec * 1_000_000_000 + (frac if self.nano else frac * 1000)
-        n = len(starts)
+        n = len(at)
         bad_frac = int(np.count_nonzero(frac >= (1_000_000_000 if self.nano else 1_000_000)))
         if bad_frac:
             # Kept as written (the excess carries into the seconds), as tcpdump shows it.
