@@ -341,6 +341,10 @@ def run(cmds: list[Command], repeat: int, env: dict[str, str]) -> None:
     for c in cmds:
         c.tree_kib = _wrapped("sample", c, env)[1]
     for _ in range(repeat):
+        # The first command of a round, right after the last one (a peer), ran ~17 %
+        # slower than the same command later in the round: a round starts with an
+        # untimed run of it.
+        _wrapped("time", cmds[0], env)
         for c in cmds:
             seconds, rss, rc = _wrapped("time", c, env)
             if rc != 0:
@@ -493,7 +497,8 @@ def report(
         + f"{workload.stat().st_size / 1e6:.1f} MB), file in page cache",
         f"- registry: {os.environ.get('PORTSNIFF_REGISTRY') or 'default (cache/system/bundled)'}",
         f"- rounds: {args.repeat} (commands alternate A B C ... A B C ...; medians shown) "
-        "after one untimed round; OPENBLAS_NUM_THREADS=1; Python bytecode cached",
+        "after one untimed round, each round after an untimed run of its first command; "
+        "OPENBLAS_NUM_THREADS=1; Python bytecode cached",
         "- peak memory: the largest sum of PSS over the command's processes (sampled every "
         "20 ms in the untimed round), or the biggest process's peak RSS if larger",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),

@@ -105,7 +105,8 @@ def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tup
 
 
 #: Rows the summary takes at a time: its per-flow work is per block, so blocks bigger
-#: than the reader's cost less per packet (the rows of a few blocks are little memory).
+#: than the reader's cost less per packet (0.70 -> 0.50 s per 1M packets). Its temporaries
+#: grow with the rows: 64k rows add ~20 MiB at peak; 128k rows went past 150 MiB.
 SUMMARY_ROWS = 1 << 16
 
 
