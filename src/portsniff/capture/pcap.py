@@ -163,8 +163,8 @@ class PcapParser:
         caplen = np.ndarray((end - 11,), u32, buf, offset=8, strides=(1,))
         cur = begin
         steps: list[npt.NDArray[np.int64]] = []
-        # A step costs the same for any number of lanes: when few are left walking, the
-        # sequential loop is cheaper (it goes on from the first lane not finished).
+        # A step costs the same for any number of lanes: when few are left walking, they
+        # finish one record at a time (below).
         while np.count_nonzero(cur < stop) >= (LANES_MIN_ACTIVE if steps else 1):
             for _ in range(8):
                 steps.append(cur)
@@ -172,8 +172,6 @@ class PcapParser:
                 # on are ignored.
                 cur = cur + caplen[np.minimum(cur, stop)]
                 cur += hdr
-        if not steps:
-            return np.zeros(0, np.int64), pos
         walked = np.stack(steps, axis=1)  # (lane, step)
         inside = walked < stop[:, None]
         caps = caplen[np.where(inside, walked, stop[:, None])]

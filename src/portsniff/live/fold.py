@@ -8,10 +8,7 @@ The summary is the same: it does not depend on where blocks are cut.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from portsniff.annotate.vector import LabelledBatch
@@ -20,31 +17,12 @@ if TYPE_CHECKING:
 #: Labelled packets held before they are folded into the summary.
 FOLD_PACKETS = 100_000
 
-_SKIP = {"file", "labels", "vlan", "records"}
-
 
 def concat_batches(batches: list[LabelledBatch]) -> LabelledBatch:
     """One LabelledBatch holding the rows of ``batches`` (same file), in order."""
     from portsniff.annotate.vector import LabelledBatch
 
-    if len(batches) == 1:
-        return batches[0]
-    first = batches[0]
-    columns: dict[str, Any] = {
-        f.name: np.concatenate([getattr(b, f.name) for b in batches])
-        for f in dataclasses.fields(LabelledBatch)
-        if f.name not in _SKIP
-    }
-    vlan: dict[int, tuple[int, ...]] = {}
-    records: dict[int, Any] = {}
-    at = 0
-    for b in batches:
-        vlan.update((at + i, v) for i, v in b.vlan.items())
-        records.update((at + i, r) for i, r in b.records.items())
-        at += len(b)
-    return LabelledBatch(
-        file=first.file, labels=first.labels, vlan=vlan, records=records, **columns
-    )
+    return LabelledBatch.concat(batches)
 
 
 class FoldedSummary:
