@@ -64,7 +64,7 @@ def _scapy() -> SimpleNamespace:
             conf.logLevel = 40
             from scapy.contrib.geneve import GENEVE
             from scapy.contrib.mpls import MPLS
-            from scapy.fields import ShortField
+            from scapy.fields import BitField, ShortField
             from scapy.layers.dns import DNS
             from scapy.layers.dot11 import Dot11, Dot11QoS, RadioTap
             from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -97,6 +97,7 @@ def _scapy() -> SimpleNamespace:
             ) from None
         _SCAPY = SimpleNamespace(
             short=ShortField("value", 0),
+            version=BitField("version", 0, 4),
             GENEVE=GENEVE,
             MPLS=MPLS,
             DNS=DNS,
@@ -148,6 +149,16 @@ def _u16(s: SimpleNamespace, data: bytes, off: int) -> int:
     """A big-endian 16-bit field read by scapy's ``ShortField`` (PPP's own protocol
     field would take a single odd byte as a compressed protocol, which these are not)."""
     return int(s.short.getfield(None, data[off : off + 2])[1])
+
+
+def _ip_version(s: SimpleNamespace, data: bytes, off: int) -> int:
+    """The IP version nibble at ``off``, read by a scapy ``BitField`` as ``IP`` reads it.
+
+    Not ``_hdr(IP, ...)``: IPv6 bytes dissected as IPv4 take a traffic-class nibble for
+    the IHL, and scapy then dissects up to 40 bytes of made-up options (half the
+    engine's time on a mixed capture).
+    """
+    return int(s.version.getfield(None, data[off : off + 1])[1])
 
 
 def _text(addr: str) -> str:
@@ -323,7 +334,7 @@ def _mpls(s: SimpleNamespace, data: bytes, off: int, vlan: list[int]) -> _Net:
             if off >= len(data):
                 return _Net("other", off, tuple(vlan), "truncated MPLS payload")
             # MPLS does not say what it carries: guess by the IP version nibble.
-            version = _hdr(s.IP, data, off, 20).version
+            version = _ip_version(s, data, off)
             if version == 4:
                 return _Net("ip", off, tuple(vlan))
             if version == 6:
@@ -452,7 +463,7 @@ class _IPHeader:
 def _parse_ip(s: SimpleNamespace, pkt: bytes, kind: str) -> _IPHeader | str:
     if not pkt:
         return "truncated IPv6 header" if kind == "ipv6" else "truncated IP header"
-    version = int(_hdr(s.IP, pkt, 0, 20).version)
+    version = _ip_version(s, pkt, 0)
     if kind == "ipv6" and version != 6:
         return f"bad IPv6 version {version}"
     if version == 4:
