@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portsniff.timestamps import repr_texts, seconds, seconds_array
+from portsniff.timestamps import repr_parts, repr_texts, seconds, seconds_array
 
 MICROS = st.integers(-(2**53) + 1, 2**53 - 1).map(lambda us: us * 1000)
 ANY_NS = st.integers(0, 2**63 - 1)
@@ -72,3 +72,17 @@ def test_texts_at_the_edges() -> None:
     ]
     assert repr_texts(np.array(values, np.int64)) == [repr(seconds(v)) for v in values]
     assert repr_texts(np.zeros(0, np.int64)) == []
+
+
+@given(st.lists(st.one_of(MICROS, ANY_NS, st.integers(-(10**6), 10**6)), max_size=50))
+def test_repr_parts_are_repr_where_they_say_so(values: list[int]) -> None:
+    arr = np.array(values, np.int64)
+    parts = repr_parts(arr)
+    simple = [v % 1000 == 0 and 100_000 <= v < 2**32 * 10**9 for v in values]
+    if not all(simple):
+        assert parts is None
+        return
+    assert parts is not None
+    sec, frac, width = (p.tolist() for p in parts)
+    texts = [f"{s}.{f:0{w}d}" for s, f, w in zip(sec, frac, width, strict=True)]
+    assert texts == [repr(seconds(v)) for v in values]

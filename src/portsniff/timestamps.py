@@ -58,6 +58,37 @@ def seconds_array(ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
 _REPR_LOW, _REPR_HIGH = 100_000, 2**32 * NS
 
 
+def repr_parts(
+    ts_ns: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """``repr(seconds(t))`` of every element as numbers: whole seconds, the decimals
+    (without trailing zeros; one stays), and how many decimals, so that the text is
+    ``f"{sec}.{frac:0{width}d}"``; None unless every element is a whole number of
+    microseconds in the range where that is repr's text."""
+    import numpy as np
+
+    ts = ts_ns.astype(np.int64, copy=False)
+    if not bool(((ts % 1000 == 0) & (ts >= _REPR_LOW) & (ts < _REPR_HIGH)).all()):
+        return None
+    return _repr_parts(ts)
+
+
+def _repr_parts(
+    ts: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    import numpy as np
+
+    sec, micro = np.divmod(ts // 1000, 1_000_000)
+    # Trailing zeros of the fraction go (one decimal stays): the shortest text.
+    keep = np.full(ts.shape, 6, np.int64)
+    frac = micro.copy()
+    for _ in range(5):
+        zero = (frac % 10 == 0) & (keep > 1)
+        keep -= zero
+        frac = np.where(zero, frac // 10, frac)
+    return sec, frac, keep
+
+
 def repr_texts(ts_ns: npt.NDArray[np.int64]) -> list[str]:
     """``repr(seconds(t))`` of every element, vectorised where the text is known: a whole
     microsecond count gives its six decimals without trailing zeros (the shortest text
@@ -77,7 +108,7 @@ def repr_texts(ts_ns: npt.NDArray[np.int64]) -> list[str]:
             for i, text in zip(rows.tolist(), fast, strict=True):
                 mixed[i] = text
         return mixed
-    sec, micro = np.divmod(ts // 1000, 1_000_000)
+    sec, frac, keep = _repr_parts(ts)
     width = 10  # seconds below 2**32 have at most 10 digits
     mat = np.zeros((n, width + 7), np.uint32)
     digits = sec.copy()
@@ -85,17 +116,11 @@ def repr_texts(ts_ns: npt.NDArray[np.int64]) -> list[str]:
         mat[:, col] = digits % 10 + ord("0")
         digits //= 10
     mat[:, width] = ord(".")
-    frac = micro.copy()
+    # The fraction's kept digits, left-aligned (NULs after them end a numpy str).
+    frac = frac * 10 ** (6 - keep)
     for col in range(width + 6, width, -1):
         mat[:, col] = frac % 10 + ord("0")
         frac //= 10
-    # Trailing zeros of the fraction go (one decimal stays): NULs end a numpy str.
-    keep = np.full(n, 6, np.int64)
-    m = micro.copy()
-    for _ in range(5):
-        zero = (m % 10 == 0) & (keep > 1)
-        keep -= zero
-        m = np.where(zero, m // 10, m)
     cols = np.arange(width + 7)
     mat[cols[None, :] > (width + keep)[:, None]] = 0
     # Leading zeros of the seconds go too: rows are grouped by their number of digits.

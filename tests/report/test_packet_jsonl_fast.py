@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,33 @@ def test_shared_captures(index: RegistryIndex, shared_captures: Path) -> None:
 
 def test_workload(index: RegistryIndex, tmp_path: Path) -> None:
     assert check(index, [workload(tmp_path, 5_000, 8)]) == 5_000
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_bytes_under_a_utf8_stream_and_nanosecond_stamps(
+    index: RegistryIndex, tmp_path: Path, encoding: str
+) -> None:
+    """Under a UTF-8 text stream the lines go to its byte buffer, in order with text
+    written around them; other encodings take the text path. Stamps that are not whole
+    microseconds (every other row here) are written by repr. Same bytes as JsonlWriter."""
+    path = workload(tmp_path, 3_000, 6)
+    vec = VectorAnnotator(index)
+    raw = io.BytesIO()
+    fast = io.TextIOWrapper(raw, encoding=encoding, newline="")
+    slow = io.StringIO()
+    fw, sw = FastJsonlWriter(fast), JsonlWriter(slow)
+    fast.write("# before\n")
+    slow.write("# before\n")
+    for k, batch in enumerate(decoded(path, 1 << 15)):
+        for lb in vec.feed(batch):
+            if k % 2:
+                lb.ts_ns[::2] += 123
+            fw.write_batch(lb)
+            for r in lb.iter_records():
+                sw.write(r)
+    fast.write("# after\n")
+    slow.write("# after\n")
+    fast.flush()
+    assert raw.getvalue() == slow.getvalue().encode(encoding)
+    # The stamps moved by 123 ns are there, with more than six decimals.
+    assert re.search(rb'"ts":\d+\.\d{7,},"len"', raw.getvalue())

@@ -28,7 +28,8 @@ from portsniff.annotate.vector import (
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_jsonl import JsonlWriter
-from portsniff.timestamps import repr_texts
+from portsniff.report.rowtext import Part, decimal_rows, utf8_buffer
+from portsniff.timestamps import repr_parts, repr_texts
 
 # Placeholders, in the order of the per-row values.
 _SLOTS = ("frame", "ts", "len", "caplen", "src_ip", "dst_ip", "src_port", "dst_port", "vlan")
@@ -45,8 +46,8 @@ class BatchJsonl:
 
     def __init__(self) -> None:
         self._templates: dict[tuple[str, int, int, int, int, bool], str] = {}
-        self._tails: dict[tuple[str, bytes], str] = {}
-        self._head: dict[str, tuple[str, str]] = {}
+        self._tails: dict[str, dict[bytes, bytes]] = {}  # one file's at a time
+        self._head: dict[str, tuple[bytes, bytes]] = {}
 
     def _template(self, lb: LabelledBatch, key: tuple[str, int, int, int, int, bool]) -> str:
         got = self._templates.get(key)
@@ -83,12 +84,17 @@ class BatchJsonl:
         return got
 
     def lines(self, lb: LabelledBatch) -> list[str]:
-        """One line per row (without newlines).
+        """One line per row (without newlines)."""
+        return b"".join(self.parts(lb)).decode().split("\n")[:-1]
 
-        Rows are grouped by everything but their frame number and timestamp (the label,
-        addresses, ports, lengths, VLAN tag); a group's text after the timestamp is made
-        once and kept by key (groups recur from block to block: flows), so a row costs
-        one short f-string.
+    def parts(self, lb: LabelledBatch) -> list[bytes]:
+        """Each row's line as UTF-8 in two parts (joined: the lines, each ending in a
+        newline).
+
+        Rows are grouped by everything but their frame number, timestamp and lengths
+        (the label, addresses, ports, VLAN tag); a group's text after those is made
+        once and kept by key (groups recur from block to block: flows). The text before
+        it is numbers in a fixed frame, laid out for the whole block by numpy.
         """
         n = len(lb)
         if n == 0:
@@ -124,47 +130,60 @@ class BatchJsonl:
         )
         _, first, inverse = _group(*keys)
         key_bytes = np.stack([k[first] for k in keys], axis=1).view("V56").reshape(-1).tolist()
-        cache = self._tails
-        file_key = lb.file
-        tails = [cache.get((file_key, k)) for k in key_bytes]
-        miss = [j for j, t in enumerate(tails) if t is None]
+        cache = self._tails.get(lb.file)
+        if cache is None:
+            self._tails.clear()  # another file: its rows have other tails
+            cache = self._tails[lb.file] = {}
+        tails = list(map(cache.get, key_bytes))
+        miss = [j for j, t in enumerate(tails) if t is None] if None in tails else []
         if miss:
             if len(cache) + len(miss) > 200_000:
                 cache.clear()
             for j, t in zip(miss, self._group_tails(lb, first[miss], combo), strict=True):
-                tails[j] = cache[(file_key, key_bytes[j])] = t
-        head, mid = self._heads(lb)
-        row_tails = np.array(tails, dtype=object)[inverse].tolist()
-        out = [
-            f'{head}{f}{mid}{t},"len":{w},"caplen":{k}{tail}'
-            for f, t, w, k, tail in zip(
-                lb.frame.tolist(),
-                repr_texts(lb.ts_ns),
-                lb.wirelen.tolist(),
-                lb.caplen.tolist(),
-                row_tails,
-                strict=True,
-            )
-        ]
+                tails[j] = cache[key_bytes[j]] = t
+        out: list[bytes] = [b""] * (2 * n)
+        out[0::2] = self._fronts(lb)
+        out[1::2] = np.array(tails, dtype=object)[inverse].tolist()
         for i in odd:
             rec = lb.records.get(i)
-            out[i] = _dumps({"type": "packet", **(rec or lb.record(i)).as_dict()})
+            out[2 * i] = b""
+            out[2 * i + 1] = (
+                _dumps({"type": "packet", **(rec or lb.record(i)).as_dict()}) + "\n"
+            ).encode()
         return out
 
-    def _heads(self, lb: LabelledBatch) -> tuple[str, str]:
+    def _fronts(self, lb: LabelledBatch) -> list[bytes]:
+        """Each row's text up to its group's text: frame, file, ts, len and caplen."""
+        n = len(lb)
+        head, mid = self._heads(lb)
+        lengths: list[Part] = [b',"len":', lb.wirelen, b',"caplen":', lb.caplen]
+        stamps = repr_parts(lb.ts_ns)
+        if stamps is not None:
+            sec, frac, width = stamps
+            return decimal_rows([head, lb.frame, mid, sec, b".", (frac, width), *lengths], n)
+        # Not whole microseconds (nanosecond captures): repr() writes the stamps.
+        before = decimal_rows([head, lb.frame, mid], n)
+        after = decimal_rows(lengths, n)
+        return [
+            b"".join((a, t.encode(), c))
+            for a, t, c in zip(before, repr_texts(lb.ts_ns), after, strict=True)
+        ]
+
+    def _heads(self, lb: LabelledBatch) -> tuple[bytes, bytes]:
         """The text before a row's frame number, and between it and the timestamp."""
         got = self._head.get(lb.file)
         if got is None:
             got = self._head[lb.file] = (
-                '{"type":"packet","frame":',
-                f',"file":{_dumps(lb.file)},"ts":',
+                b'{"type":"packet","frame":',
+                f',"file":{_dumps(lb.file)},"ts":'.encode(),
             )
         return got
 
     def _group_tails(
         self, lb: LabelledBatch, first: npt.NDArray[np.int64], combo: npt.NDArray[np.int64]
-    ) -> list[str]:
-        """Each group's text after the timestamp, from its first row."""
+    ) -> list[bytes]:
+        """Each group's text after the lengths, from its first row (UTF-8, with the
+        line's newline)."""
         # Address texts need no JSON escaping (digits, hex letters, dots and colons).
         srcs = address_texts(lb.ip_version[first], lb.src_addr[first])
         dsts = address_texts(lb.ip_version[first], lb.dst_addr[first])
@@ -197,9 +216,9 @@ class BatchJsonl:
                 "null" if dp < 0 else dp,
                 _dumps(list(tags)) if tags else "[]",
             )
-            lead = "".join(self._heads(lb)) + _TS_MARK + ',"len":,"caplen":'
+            lead = b"".join(self._heads(lb)).decode() + _TS_MARK + ',"len":,"caplen":'
             assert line.startswith(lead)  # the record's fields come in JsonlWriter's order
-            out.append(line[len(lead) :])
+            out.append(line[len(lead) :].encode() + b"\n")
         return out
 
 
@@ -219,10 +238,11 @@ class FastJsonlWriter(JsonlWriter):
             for record in lb.iter_records():
                 self.write(record)
             return
+        raw = utf8_buffer(self.stream)
         for a in range(0, len(lb), _SLICE):
             part = lb if len(lb) <= _SLICE else lb.slice(a, a + _SLICE)
-            lines = self._json.lines(part)
-            if lines:
-                # Two writes: joining the newline on would copy the whole text again.
-                self.stream.write("\n".join(lines))
-                self.stream.write("\n")
+            data = b"".join(self._json.parts(part))
+            if raw is not None:
+                raw.write(data)  # UTF-8 already: no decoding and encoding again
+            elif data:
+                self.stream.write(data.decode())

@@ -8,11 +8,9 @@ ambiguous), and a block's lines are joined and written with one call.
 
 from __future__ import annotations
 
-import codecs
-import os
 import time
 from collections.abc import Sequence
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +19,7 @@ from portsniff.annotate.records import PacketRecord
 from portsniff.annotate.vector import SIDE_DST, SIDE_SRC, LabelledBatch, _group, address_text
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_text import TextWriter, label_text, packet_line
+from portsniff.report.rowtext import utf8_buffer
 from portsniff.timestamps import seconds_array
 
 
@@ -287,7 +286,7 @@ class FastTextWriter(TextWriter):
             for record in lb.iter_records():
                 self.write(record)
             return
-        raw = _utf8_buffer(self.stream)
+        raw = utf8_buffer(self.stream)
         # In slices, so that the lines of a big block never all exist at once.
         for a in range(0, len(lb), _SLICE):
             part = lb if len(lb) <= _SLICE else lb.slice(a, a + _SLICE)
@@ -298,20 +297,3 @@ class FastTextWriter(TextWriter):
             text = self._text.text(part)
             if text:
                 self.stream.write(text)
-
-
-def _utf8_buffer(stream: TextIO) -> BinaryIO | None:
-    """The byte stream under ``stream`` when writing there is the same as writing text
-    (UTF-8, no newline translation), its pending text flushed first; else None."""
-    buffer = getattr(stream, "buffer", None)
-    encoding = getattr(stream, "encoding", None)
-    if buffer is None or not isinstance(encoding, str) or os.linesep != "\n":
-        return None
-    if codecs.lookup(encoding).name != "utf-8" or getattr(stream, "errors", "strict") not in (
-        "strict",
-        "surrogateescape",
-    ):
-        return None
-    stream.flush()
-    raw: BinaryIO = buffer
-    return raw
