@@ -257,10 +257,19 @@ def test_truncated_headers_are_left_to_the_reference() -> None:
 
 def test_dns_label_scan_spans_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("portsniff.decode.vector.SCAN_CHUNK", 50)
-    payloads = [b"x_" * 15, b"\x04_" + b"x" * 70, b"x" * 68 + b"\x04_", b"", b"x\x04", b"_x" * 30]
+    payloads = [
+        b"x_" * 15,
+        b"\x04_tcp" + b"x" * 70,
+        b"x" * 68 + b"\x04_UDP",
+        b"",
+        b"x\x04",
+        b"_x" * 30,
+        b"\x04_" + b"x" * 70,  # not a protocol label: vectorised
+        b"x" * 68 + b"\x04_ud",  # cut short by the segment's end
+    ]
     frames = [raw(ETH / V4 / UDP(sport=53, dport=9) / p) for p in payloads]
     _, done = _vectorised(block_from_packets(frames))
-    assert done.tolist() == [True, False, False, True, True, True]
+    assert done.tolist() == [True, False, False, True, True, True, True, True]
 
 
 def test_block_from_packets_layout() -> None:

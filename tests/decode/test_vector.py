@@ -1,4 +1,4 @@
-"""The byte-pair search of the vectorised kernels against a plain per-row search."""
+"""The DNS label search of the vectorised kernels against a plain per-row search."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ from portsniff.decode import vector
 
 
 def _naive(data: bytes, spans: list[tuple[int, int]]) -> list[bool]:
-    return [b"\x04_" in data[a:b] for a, b in spans]
+    return [any(x in data[a:b].lower() for x in (b"\x04_tcp", b"\x04_udp")) for a, b in spans]
 
 
 @st.composite
 def _layout(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
-    # Bytes drawn mostly from the pair's own alphabet so that matches are common.
-    data = draw(st.binary(max_size=300).map(lambda b: bytes(b"\x04_1"[x % 3] for x in b)))
+    # Bytes drawn from the labels' own alphabet, and whole labels, so that matches are
+    # common (and cut short, and split across rows).
+    pieces = st.one_of(
+        st.sampled_from([b"\x04_tcp", b"\x04_UdP", b"\x04_tc", b"\x04_", b"_udp"]),
+        st.binary(max_size=6).map(lambda b: bytes(b"\x04_tcpuUDP1"[x % 10] for x in b)),
+    )
+    data = draw(st.lists(pieces, max_size=60).map(b"".join))
     spans = []
     pos = 0
     for gap, length in draw(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 40)))):
@@ -29,7 +34,7 @@ def _layout(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
 
 @settings(max_examples=150, deadline=None)
 @given(layout=_layout(), chunk=st.sampled_from([1, 7, 50, 1 << 22]))
-def test_has_pair_is_a_per_row_search(
+def test_has_match_is_a_per_row_search(
     layout: tuple[bytes, list[tuple[int, int]]], chunk: int
 ) -> None:
     data, spans = layout
@@ -39,16 +44,16 @@ def test_has_pair_is_a_per_row_search(
         start = np.array([a for a, _ in spans], np.int64)
         stop = np.array([b for _, b in spans], np.int64)
         buf = np.frombuffer(data, np.uint8)
-        got = vector.has_pair(buf, start, stop, 4, ord("_"))
+        got = vector.has_match(buf, start, stop, vector.PROTO_LABEL)
     finally:
         vector.SCAN_CHUNK = saved
     assert got.tolist() == _naive(data, spans)
 
 
-def test_has_pair_rows_out_of_order() -> None:
-    data = b"ab\x04_cd\x04_"
-    spans = [(6, 8), (0, 4), (2, 4), (3, 8), (0, 3)]
+def test_has_match_rows_out_of_order() -> None:
+    data = b"ab\x04_udpcd\x04_TCP"
+    spans = [(11, 16), (0, 7), (2, 7), (3, 16), (0, 6), (9, 16)]
     buf = np.frombuffer(data, np.uint8)
     start = np.array([a for a, _ in spans], np.int64)
     stop = np.array([b for _, b in spans], np.int64)
-    assert vector.has_pair(buf, start, stop, 4, ord("_")).tolist() == _naive(data, spans)
+    assert vector.has_match(buf, start, stop, vector.PROTO_LABEL).tolist() == _naive(data, spans)

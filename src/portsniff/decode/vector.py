@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import repeat
+from operator import is_not
 
 import numpy as np
 import numpy.typing as npt
@@ -76,7 +78,8 @@ DNS_PORTS = {
     IPPROTO_UDP: np.array(sorted(dnssd.DNS_PORTS_UDP), np.int32),
     IPPROTO_TCP: np.array(sorted(dnssd.DNS_PORTS_TCP), np.int32),
 }
-UNDERSCORE = ord("_")
+#: A DNS label "_tcp" or "_udp" as bytes (dnssd.PROTO_LABELS, compared in any case).
+PROTO_LABEL = re.compile(rb"\x04_(?:[tT][cC][pP]|[uU][dD][pP])")
 
 
 def _port_table(ports: npt.NDArray[np.int32]) -> Mask:
@@ -230,19 +233,19 @@ def link_layer(buf: U8, offset: I64, caplen: I64, linktype: I32) -> Layer3:
     return _concat(parts)
 
 
-def has_pair(buf: U8, start: I64, stop: I64, first: int, second: int) -> Mask:
-    """Whether bytes ``first``, ``second`` follow each other in ``buf[start[i]:stop[i]]``.
+def has_match(buf: U8, start: I64, stop: I64, pattern: re.Pattern[bytes]) -> Mask:
+    """Whether ``pattern`` matches inside ``buf[start[i]:stop[i]]``.
 
     The search is the regex engine's (C, over the buffer itself: no index arrays). A run
     of rows whose segments follow each other with gaps no longer than the segments is
     searched at once, ``SCAN_CHUNK`` bytes at a time, the matches going to their rows;
-    other rows are searched one call each.
+    other rows are searched one call each. A match never overlaps another that could
+    start inside it, because ``pattern``'s first byte occurs nowhere else in its matches.
     """
     n = int(start.size)
     found = np.zeros(n, np.bool_)
     if not n:
         return found
-    pattern = re.compile(re.escape(bytes((first, second))))
     seg = stop - start
     linked = np.zeros(n, np.bool_)
     linked[1:] = (
@@ -254,15 +257,12 @@ def has_pair(buf: U8, start: I64, stop: I64, first: int, second: int) -> Mask:
     heads = np.flatnonzero(~linked)
     tails = np.append(heads[1:], n)
     alone = heads[tails - heads == 1]
-    search = pattern.search
     data = buf.data  # what the regex engine reads (no copy)
-    found[alone] = [
-        search(data, a, b) is not None
-        for a, b in zip(start[alone].tolist(), stop[alone].tolist(), strict=True)
-    ]
-    for a, b in zip(heads.tolist(), tails.tolist(), strict=True):
-        if b - a == 1:
-            continue
+    # One search per row alone, the loop in C (map): no Python frame per row.
+    hits = map(pattern.search, repeat(data), start[alone].tolist(), stop[alone].tolist())
+    found[alone] = list(map(is_not, hits, repeat(None)))
+    runs = tails - heads > 1
+    for a, b in zip(heads[runs].tolist(), tails[runs].tolist(), strict=True):
         i = a
         while i < b:
             # Rows i..j-1: as many as end within SCAN_CHUNK bytes of row i's start (one at least).
@@ -270,9 +270,9 @@ def has_pair(buf: U8, start: I64, stop: I64, first: int, second: int) -> Mask:
             j = max(j, i + 1)
             for m in pattern.finditer(data, int(start[i]), int(stop[j - 1])):
                 at = m.start()
-                # The row whose segment starts at or before the match; the pair must fit in it.
+                # The row whose segment starts at or before the match; the match must fit.
                 k = i + int(np.searchsorted(start[i:j], at, side="right")) - 1
-                if k >= i and at + 2 <= stop[k]:
+                if k >= i and m.end() <= stop[k]:
                     found[k] = True
             i = j
     return found
@@ -332,13 +332,13 @@ def _transport(
     keep[udp & (IS_UDP_TUNNEL_PORT[sport + 1] | IS_UDP_TUNNEL_PORT[dport + 1])] = False
     u = np.flatnonzero(keep & udp)
     keep[u[_teredo_exact(buf, l4[u], seg[u])]] = False
-    # A DNS-SD service type needs a label "_tcp" or "_udp" in the DNS message (which
-    # lies within the segment), so the bytes 04 "_": without them the reference finds
-    # no names and leaves no details.
+    # A DNS-SD service type needs a label "_tcp" or "_udp" (any case) in the DNS message
+    # (which lies within the segment), so those bytes after a length byte 4: without
+    # them the reference finds no names and leaves no details.
     for number, table in IS_DNS_PORT.items():
         d = np.flatnonzero(keep & (ip_proto == number) & (table[sport + 1] | table[dport + 1]))
         if d.size:
-            keep[d[has_pair(buf, l4[d], l4[d] + seg[d], 4, UNDERSCORE)]] = False
+            keep[d[has_match(buf, l4[d], l4[d] + seg[d], PROTO_LABEL)]] = False
     tcp = np.flatnonzero(keep & (ip_proto == IPPROTO_TCP))
     flags = np.full(rows.size, -1, np.int32)
     flags[tcp] = buf[l4[tcp] + 13]
