@@ -335,31 +335,32 @@ def _group(*keys: npt.NDArray[np.uint64]) -> tuple[I64, I64, I64]:
 
     Groups are numbered in order of their first row. A 64-bit mix of the keys is sorted
     (one key sorts faster than several); the groups are then checked against every key,
-    and a collision falls back to sorting all keys.
+    and a collision (of the mix without its low bits) falls back to sorting all keys.
     """
     n = int(keys[0].shape[0])
     if n == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    mix = np.zeros(n, np.uint64)
-    for j, k in enumerate(keys):
-        mix ^= (k + np.uint64(j + 1)) * np.uint64(0x9E3779B97F4A7C15)
-        mix ^= mix >> np.uint64(29)
-    order = np.argsort(mix, kind="stable").astype(np.int64)
-    ms = mix[order]
+    mix = _mix(keys)
+    # The row number goes in the mix's low bits: a plain sort of one array is a stable
+    # sort of the mix (faster than argsort), and the order comes out of it.
+    bits = max(1, (n - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    ms = np.sort((mix & ~low) | np.arange(n, dtype=np.uint64))
+    order = (ms & low).astype(np.int64)
+    ms >>= np.uint64(bits)
     change = np.ones(n, np.bool_)
     change[1:] = ms[1:] != ms[:-1]
-    gid_sorted = np.cumsum(change) - 1
-    first_sorted = np.flatnonzero(change)
-    rep = order[first_sorted[gid_sorted]]
-    if not all(bool(np.array_equal(k[order], k[rep])) for k in keys):
+    # Rows next to each other in a group must agree on every key.
+    same = ~change[1:]
+    if any(bool(np.any((ks[1:] != ks[:-1]) & same)) for ks in (k[order] for k in keys)):
         order = np.lexsort(keys[::-1]).astype(np.int64)
         change[:] = False
         change[0] = True
         for k in keys:
             ks = k[order]
             change[1:] |= ks[1:] != ks[:-1]
-        gid_sorted = np.cumsum(change) - 1
+    gid_sorted = np.cumsum(change) - 1
     ngroups = int(gid_sorted[-1]) + 1
     first = order[change]  # stable sorts: a group's first row comes first
     # Renumber groups by first appearance.
@@ -369,6 +370,15 @@ def _group(*keys: npt.NDArray[np.uint64]) -> tuple[I64, I64, I64]:
     inverse = np.empty(n, np.int64)
     inverse[order] = rank[gid_sorted]
     return order, first[by_first], inverse
+
+
+def _mix(keys: Sequence[npt.NDArray[np.uint64]]) -> npt.NDArray[np.uint64]:
+    """A 64-bit mix of each row's keys (equal keys, equal mix)."""
+    mix = np.zeros(keys[0].shape[0], np.uint64)
+    for j, k in enumerate(keys):
+        mix ^= (k + np.uint64(j + 1)) * np.uint64(0x9E3779B97F4A7C15)
+        mix ^= mix >> np.uint64(29)
+    return mix
 
 
 @dataclass(slots=True)
