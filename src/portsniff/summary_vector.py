@@ -296,24 +296,31 @@ class VectorSummaryBuilder(SummaryBuilder):
         live = self.flow_table._live
         self._ends_memo = {}
         n = int(rows.size)
-        ver = lb.ip_version[rows].astype(np.uint64)
+        # Blocks are big (SUMMARY_ROWS): temporaries go as soon as they are used, which
+        # keeps the peak near a third of keeping them all.
         s8 = lb.src_addr[rows].view(np.uint64).reshape(n, 2)
         d8 = lb.dst_addr[rows].view(np.uint64).reshape(n, 2)
         s_hi, s_lo, d_hi, d_lo = _be(s8[:, 0]), _be(s8[:, 1]), _be(d8[:, 0]), _be(d8[:, 1])
+        del s8, d8
         sport = lb.src_port[rows].astype(np.int64)
         dport = lb.dst_port[rows].astype(np.int64)
         s_lt = (s_hi < d_hi) | (
             (s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sport <= dport)))
         )
         same = (s_hi == d_hi) & (s_lo == d_lo) & (sport == dport)
-        proto = lb.proto[rows].astype(np.int64)
         a_port = np.where(s_lt, sport, dport) & 0x1FFFF
         b_port = np.where(s_lt, dport, sport) & 0x1FFFF
-        misc = ((proto << 48) | (ver.astype(np.int64) << 40) | (a_port << 18) | b_port).astype(
-            np.uint64
-        )
+        del sport, dport
+        misc = (
+            (lb.proto[rows].astype(np.int64) << 48)
+            | (lb.ip_version[rows].astype(np.int64) << 40)
+            | (a_port << 18)
+            | b_port
+        ).astype(np.uint64)
+        del a_port, b_port
         a_hi, a_lo = np.where(s_lt, s_hi, d_hi), np.where(s_lt, s_lo, d_lo)
         b_hi, b_lo = np.where(s_lt, d_hi, s_hi), np.where(s_lt, d_lo, s_lo)
+        del s_hi, s_lo, d_hi, d_lo
         # ``order`` has each flow's rows together, ascending (the flows' own order does
         # not matter below).
         order, first, flow = _group(misc, a_hi, a_lo, b_hi, b_lo)
@@ -323,6 +330,7 @@ class VectorSummaryBuilder(SummaryBuilder):
             .ravel()
             .tolist()
         )
+        del misc, a_hi, a_lo, b_hi, b_lo
         fr_l = rows[first].tolist()
         kget = self._keys.get
         keys: list[tuple[Any, ...]] = [
@@ -335,10 +343,13 @@ class VectorSummaryBuilder(SummaryBuilder):
             [o is not None and bool((o.flags_orig | o.flags_resp) & closing) for o in known],
             np.bool_,
         )
-        flags = np.where(proto == _TCP, np.maximum(lb.tcp_flags[rows], 0), 0).astype(np.int64)
+        flags = np.where(lb.proto[rows] == _TCP, np.maximum(lb.tcp_flags[rows], 0), 0).astype(
+            np.int64
+        )
         # Segments: in each flow's rows, a pure SYN splits when a FIN/RST came since the
         # previous SYN (or, for the first SYN, since the flow began).
         fs = flow[order]
+        del flow
         m = np.arange(n)
         fstart = np.ones(n, np.bool_)
         fstart[1:] = fs[1:] != fs[:-1]
@@ -346,18 +357,26 @@ class VectorSummaryBuilder(SummaryBuilder):
         fl_s = flags[order]
         syn_s = ((fl_s & SYN) > 0) & ((fl_s & ACK) == 0)
         clo_s = ((fl_s & (FIN | RST)) > 0).astype(np.int64)
+        del fl_s
         before = np.cumsum(clo_s) - clo_s  # closing rows before each position
+        del clo_s
         last_syn = np.maximum.accumulate(np.where(syn_s, m, -1))
+        del m
         prev_syn = np.concatenate([[-1], last_syn[:-1]])
+        del last_syn
         has_prev = prev_syn >= start_pos
         q = np.where(has_prev, prev_syn, start_pos)
+        del prev_syn, start_pos
         closed_since = before - before[q] > 0
+        del before, q
         split_s = syn_s & (closed_since | (~has_prev & live_closed[fs]))
+        del syn_s, closed_since, has_prev
         seg_start = fstart | split_s
         seg_s = np.cumsum(seg_start) - 1
         nseg = int(seg_s[-1]) + 1
         seg = np.empty(n, np.int64)
         seg[order] = seg_s
+        del seg_s
         seg_first = order[seg_start]  # first row (index into rows) of each segment
         # Per segment: which endpoint of the numeric key is orig, and its flow object.
         # (Python lists: indexing numpy arrays one element at a time is slow.)

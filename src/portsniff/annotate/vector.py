@@ -346,11 +346,14 @@ def _group(*keys: npt.NDArray[np.uint64]) -> tuple[I64, I64, I64]:
     # sort of the mix (faster than argsort), and the order comes out of it.
     bits = max(1, (n - 1).bit_length())
     low = np.uint64((1 << bits) - 1)
-    ms = np.sort((mix & ~low) | np.arange(n, dtype=np.uint64))
-    order = (ms & low).astype(np.int64)
-    ms >>= np.uint64(bits)
+    mix &= ~low
+    mix |= np.arange(n, dtype=np.uint64)
+    mix.sort()
+    order = (mix & low).astype(np.int64)
+    mix >>= np.uint64(bits)
     change = np.ones(n, np.bool_)
-    change[1:] = ms[1:] != ms[:-1]
+    change[1:] = mix[1:] != mix[:-1]
+    del mix
     # Rows next to each other in a group must agree on every key.
     same = ~change[1:]
     if any(bool(np.any((ks[1:] != ks[:-1]) & same)) for ks in (k[order] for k in keys)):
