@@ -248,3 +248,111 @@ def test_parse_options_only_raises_option_error(data: bytes, endian: str) -> Non
         return
     assert all(isinstance(code, int) and isinstance(v, bytes) for code, v in options)
     assert sum(4 + len(v) for _, v in options) <= len(data)
+
+
+# -- runs of enhanced packet blocks read at once equal the one-by-one scan ---------------
+
+
+@st.composite
+def _stream(draw: st.DrawFn) -> bytes:
+    """A pcapng stream: sections, interfaces of several resolutions, long runs of EPBs
+    (some with comments or other options, far-off or wrapped timestamps), other blocks,
+    and now and then a damaged block."""
+    e = draw(st.sampled_from(["<", ">"]))
+    out = [shb(e), idb(1, 0, e)]
+    nifaces = 1
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(
+            st.sampled_from(["run", "run", "run", "idb", "spb", "nrb", "shb", "opts", "damage"])
+        )
+        if kind == "run":
+            for _ in range(draw(st.integers(1, 40))):
+                ticks = draw(
+                    st.one_of(
+                        st.integers(T0 * 10**6, T0 * 10**6 + 10**9),
+                        st.integers(0, 2**64 - 1),
+                        st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**62]),
+                    )
+                )
+                data = draw(st.binary(max_size=24))
+                comments = tuple(draw(st.lists(st.sampled_from(["a", "bé", ""]), max_size=2)))
+                out.append(epb(draw(st.integers(0, nifaces - 1)), ticks, data, None, e, comments))
+        elif kind == "idb":
+            tsresol = draw(st.sampled_from([None, 6, 9, 0, 0x80 | 20, 0x80, 12]))
+            tsoffset = draw(st.sampled_from([None, 0, 10, -(10**6), 2**40]))
+            out.append(idb(113, 64, e, tsresol=tsresol, tsoffset=tsoffset))
+            nifaces += 1
+        elif kind == "spb":
+            out.append(spb(30, b"s" * draw(st.integers(0, 30)), e))
+        elif kind == "nrb":
+            out.append(block(NRB, opts([opt(1, b"\x0a\x00\x00\x01x\x00", e)], e), e))
+        elif kind == "shb":
+            e = draw(st.sampled_from(["<", ">"]))
+            out += [shb(e), idb(1, 0, e)]
+            nifaces = 1
+        elif kind == "opts":  # a flags option (code 2), and an unreadable option
+            head = struct.pack(e + "IIIII", 0, 0, 5, 4, 4) + b"abcd"
+            o = draw(
+                st.sampled_from(
+                    [opts([opt(2, struct.pack(e + "I", 1), e)], e), struct.pack(e + "HH", 1, 99)]
+                )
+            )
+            out.append(block(EPB, head + o, e))
+        else:
+            good = epb(0, 5, b"xyz", None, e)
+            bad = draw(
+                st.sampled_from(
+                    [
+                        good[:-4] + struct.pack(e + "I", 7),  # trailer mismatch
+                        epb(9, 5, b"q", None, e),  # unknown interface
+                        block(EPB, struct.pack(e + "IIIII", 0, 0, 0, 99, 99) + b"z" * 4, e),
+                        good[: draw(st.integers(1, len(good) - 1))],  # cut short
+                    ]
+                )
+            )
+            out.append(bad)
+    return b"".join(out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_stream(), st.sampled_from([8 << 20, 256, 1000]))
+def test_runs_of_packet_blocks_are_the_one_by_one_scan(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, block_bytes: int
+) -> None:
+    from portsniff.capture import pcapng
+
+    path = tmp_path_factory.mktemp("runs") / "r.pcapng"
+    path.write_bytes(data)
+    got = read(path, block_bytes)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pcapng, "EPB_RUNS", False)
+        want = read(path, block_bytes)
+    assert got[:3] == want[:3]
+    assert got[3].problems == want[3].problems
+    assert got[3].damage == want[3].damage
+
+
+def test_a_long_run_is_read_at_once(tmp_path: Path) -> None:
+    """A run's packets are exactly the packets (and the run path did read them)."""
+    from portsniff.capture import pcapng
+
+    packets = [bytes([k % 251]) * (k % 50) for k in range(3000)]
+    path = tmp_path / "long.pcapng"
+    path.write_bytes(
+        shb() + idb(1) + b"".join(epb(0, T0 * 10**6 + k, p) for k, p in enumerate(packets))
+    )
+    calls = []
+    real = pcapng.PcapngParser._epb_run
+
+    def spy(self: pcapng.PcapngParser, *args: object) -> object:
+        got = real(self, *args)  # type: ignore[arg-type]
+        calls.append(got is not None)
+        return got
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pcapng.PcapngParser, "_epb_run", spy)
+        rows, datas, _, reader = read(path)
+    assert datas == packets
+    assert [r[0] for r in rows] == [(T0 * 10**6 + k) * 1000 for k in range(3000)]
+    assert reader.damage is None
+    assert any(calls)
