@@ -33,7 +33,7 @@ from portsniff.annotate.annotator import (
     quoted_label,
 )
 from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
-from portsniff.decode.batch import PROTO_CODE, DecodedBatch
+from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
 from portsniff.timestamps import seconds, seconds_array
@@ -422,10 +422,7 @@ class _Events:
 
 
 def _packed(ip: str | None) -> tuple[int, bytes]:
-    if ip is None:
-        return 0, bytes(16)
-    a = ipaddress.ip_address(ip)
-    return a.version, a.packed.ljust(16, b"\0")
+    return (0, bytes(16)) if ip is None else packed_address(ip)
 
 
 @dataclass(slots=True)

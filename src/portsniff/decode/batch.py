@@ -25,7 +25,7 @@ I32 = npt.NDArray[np.int32]
 U8 = npt.NDArray[np.uint8]
 
 
-def _packed(text: str) -> tuple[int, bytes]:
+def packed_address(text: str) -> tuple[int, bytes]:
     """An address's version and its 16-byte column value (IPv4 zero-padded)."""
     try:
         if ":" in text:
@@ -89,10 +89,10 @@ class DecodedBatch:
         self.dst_port[i] = -1 if d.dst_port is None else d.dst_port
         self.tcp_flags[i] = -1 if d.tcp_flags is None else d.tcp_flags
         if d.src_ip is not None and d.dst_ip is not None:
-            version, src = _packed(d.src_ip)
+            version, src = packed_address(d.src_ip)
             self.ip_version[i] = version
             self.src_addr[i] = src
-            self.dst_addr[i] = _packed(d.dst_ip)[1]
+            self.dst_addr[i] = packed_address(d.dst_ip)[1]
         if d.vlan or d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
             self.details[i] = d
 
@@ -114,8 +114,8 @@ class DecodedBatch:
         dsts: list[bytes] = []
         for i, d in zip(rows, decoded, strict=True):
             if d.src_ip is not None and d.dst_ip is not None:
-                version, src = _packed(d.src_ip)
-                dst = _packed(d.dst_ip)[1]
+                version, src = packed_address(d.src_ip)
+                dst = packed_address(d.dst_ip)[1]
                 ip_rows.append(i)
                 versions.append(version)
                 srcs.append(src)
