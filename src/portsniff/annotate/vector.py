@@ -895,7 +895,11 @@ class VectorAnnotator:
         misc = ((proto << 48) | (a_ver << 40) | (b_ver << 32) | (a_port << 16) | b_port).astype(
             np.uint64
         )
-        _, first, flow = _group(misc, a_hi, a_lo, b_hi, b_lo)
+        # Grouped in call order: each flow's events come out in the order of the calls.
+        grouped, first_c, flow_c = _group(*(k[order] for k in (misc, a_hi, a_lo, b_hi, b_lo)))
+        first = order[first_c]
+        flow = np.empty(n, np.int64)
+        flow[order] = flow_c
         keys_arr = np.stack([misc, a_hi, a_lo, b_hi, b_lo], axis=1)[first]
         keys: list[bytes] = np.ascontiguousarray(keys_arr).view("V40").ravel().tolist()
         # The stateless rules per event (side.decide), as codes relative to endpoint A.
@@ -923,7 +927,9 @@ class VectorAnnotator:
         known = np.array([-1 if kv is None else kv[0] for kv in known_list], np.int64)
         tsf = seconds_array(ts_ns)
         if self._fast_ok(known, flow, order, tsf, nflows, keys):
-            code, last_call = self._decide_fast(order, flow, known, cand, syn, pure, synack)
+            code, last_call = self._decide_fast(
+                order, flow, grouped, known, cand, syn, pure, synack
+            )
             # New state: each flow's last call, flows in order of their last call (the
             # calls are distinct, so any sort gives that order).
             by_last = np.argsort(last_call)
@@ -985,13 +991,21 @@ class VectorAnnotator:
 
     @staticmethod
     def _decide_fast(
-        order: I64, flow: I64, known: I64, cand: I64, syn: B, pure: B, synack: B
+        order: I64,
+        flow: I64,
+        grouped: I64,
+        known: I64,
+        cand: I64,
+        syn: B,
+        pure: B,
+        synack: B,
     ) -> tuple[I64, I64]:
         """Decision code of every event, and each flow's last call (its rank in call
-        order)."""
+        order). ``grouped`` has the call ranks of each flow's events together, in call
+        order (the flows themselves in any order)."""
         n = len(flow)
         g = flow[order]
-        sorted_idx = np.argsort(g, kind="stable")
+        sorted_idx = grouped
         ev = order[sorted_idx]  # events grouped by flow, call order inside each flow
         gs = g[sorted_idx]
         start = np.ones(n, np.bool_)
@@ -1008,10 +1022,12 @@ class VectorAnnotator:
         code_s = np.where(valid, cand[ev[np.maximum(last_eff, 0)]], k)
         code = np.empty(n, np.int64)
         code[ev] = code_s
-        # A flow's last call ends its run (flows ascend, calls ascend inside each).
+        # A flow's last call ends its run (calls ascend inside each); by flow number.
         end = np.ones(n, np.bool_)
         end[:-1] = start[1:]
-        return code, sorted_idx[end]
+        last_call = np.empty(int(start.sum()), np.int64)
+        last_call[gs[end]] = sorted_idx[end]
+        return code, last_call
 
     def _decide_slow(
         self,
