@@ -108,50 +108,72 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
     return done
 
 
+#: Decoded of VLAN-tagged rows by their column values: a Decoded is immutable, and the
+#: packets of a flow repeat the same values (one look-up instead of a new record).
+_VLAN_DECODED: dict[tuple[int | bytes, ...], Decoded] = {}
+
+
 def _add_vlan_details(batch: DecodedBatch, rows: npt.NDArray[np.int64], vlan: I32) -> None:
     """Put the Decoded of ``rows`` (one VLAN tag each) in ``batch.details``.
 
     Addresses are written by the reference's own functions; columns are read as Python
-    lists once, so the per-row work is building the record.
+    lists once, so the per-row work is a look-up of the row's values.
     """
-
-    def ints(column: I32) -> list[int | None]:
-        return [None if v < 0 else v for v in column[rows].tolist()]
-
-    def addresses(column: npt.NDArray[np.void]) -> list[str | None]:
-        out: list[str | None] = []
-        for version, raw in zip(versions, column[rows].tolist(), strict=True):
-            out.append(
-                None if not version else ipv4_text(raw[:4]) if version == 4 else ipv6_text(raw)
-            )
-        return out
-
-    versions = batch.ip_version[rows].tolist()
+    cache = _VLAN_DECODED
+    details = batch.details
     columns = zip(
         rows.tolist(),
         batch.linktype[rows].tolist(),
-        addresses(batch.src_addr),
-        addresses(batch.dst_addr),
+        batch.ip_version[rows].tolist(),
+        batch.src_addr[rows].tolist(),
+        batch.dst_addr[rows].tolist(),
         batch.proto[rows].tolist(),
-        ints(batch.ip_proto),
-        ints(batch.src_port),
-        ints(batch.dst_port),
-        ints(batch.tcp_flags),
+        batch.ip_proto[rows].tolist(),
+        batch.src_port[rows].tolist(),
+        batch.dst_port[rows].tolist(),
+        batch.tcp_flags[rows].tolist(),
         vlan.tolist(),
         strict=True,
     )
-    for i, lt, src, dst, proto, ip_proto, sport, dport, flags, tag in columns:
-        batch.details[i] = Decoded(
-            linktype=lt,
-            src_ip=src,
-            dst_ip=dst,
-            proto=PROTOS[proto],
-            ip_proto=ip_proto,
-            src_port=sport,
-            dst_port=dport,
-            tcp_flags=flags,
-            vlan=(tag,),
-        )
+    for i, *values in columns:
+        key = tuple(values)
+        got = cache.get(key)
+        if got is None:
+            if len(cache) >= 100_000:
+                cache.clear()
+            got = cache[key] = _vlan_decoded(*values)
+        details[i] = got
+
+
+def _vlan_decoded(
+    lt: int,
+    version: int,
+    src: bytes,
+    dst: bytes,
+    proto: int,
+    ip_proto: int,
+    sport: int,
+    dport: int,
+    flags: int,
+    tag: int,
+) -> Decoded:
+    def text(raw: bytes) -> str | None:
+        return None if not version else ipv4_text(raw[:4]) if version == 4 else ipv6_text(raw)
+
+    def value(v: int) -> int | None:
+        return None if v < 0 else v
+
+    return Decoded(
+        linktype=lt,
+        src_ip=text(src),
+        dst_ip=text(dst),
+        proto=PROTOS[proto],
+        ip_proto=value(ip_proto),
+        src_port=value(sport),
+        dst_port=value(dport),
+        tcp_flags=value(flags),
+        vlan=(tag,),
+    )
 
 
 _COLUMNS = (
