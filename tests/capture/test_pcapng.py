@@ -315,15 +315,22 @@ def _stream(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=150, deadline=None)
-@given(_stream(), st.sampled_from([8 << 20, 256, 1000]))
+@given(_stream(), st.sampled_from([8 << 20, 256, 1000]), st.booleans())
 def test_runs_of_packet_blocks_are_the_one_by_one_scan(
-    tmp_path_factory: pytest.TempPathFactory, data: bytes, block_bytes: int
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, block_bytes: int, lanes: bool
 ) -> None:
-    from portsniff.capture import pcapng
+    """Runs (walked in lanes or not) read what the one-by-one scan reads."""
+    from portsniff.capture import pcap, pcapng
 
     path = tmp_path_factory.mktemp("runs") / "r.pcapng"
     path.write_bytes(data)
-    got = read(path, block_bytes)
+    with pytest.MonkeyPatch.context() as mp:
+        # Small lanes, so that small streams are walked in lanes too.
+        mp.setattr(pcap, "LANES_MIN_BYTES", 512 if lanes else 1 << 62)
+        mp.setattr(pcap, "LANE_BYTES", 128)
+        mp.setattr(pcap, "LANE_WINDOW", 64)
+        mp.setattr(pcap, "LANES_MIN_ACTIVE", 2)
+        got = read(path, block_bytes)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pcapng, "EPB_RUNS", False)
         want = read(path, block_bytes)
@@ -333,16 +340,23 @@ def test_runs_of_packet_blocks_are_the_one_by_one_scan(
 
 
 def test_a_long_run_is_read_at_once(tmp_path: Path) -> None:
-    """A run's packets are exactly the packets (and the run path did read them)."""
-    from portsniff.capture import pcapng
+    """A run's packets are exactly the packets (and runs and lanes did read them)."""
+    from portsniff.capture import pcap, pcapng
 
     packets = [bytes([k % 251]) * (k % 50) for k in range(3000)]
     path = tmp_path / "long.pcapng"
     path.write_bytes(
         shb() + idb(1) + b"".join(epb(0, T0 * 10**6 + k, p) for k, p in enumerate(packets))
     )
-    calls = []
+    calls: list[bool] = []
+    lanes: list[int] = []
     real = pcapng.PcapngParser._epb_run
+    real_lanes = pcapng.PcapngParser._lanes
+
+    def lane_spy(self: pcapng.PcapngParser, *args: object) -> object:
+        got = real_lanes(self, *args)  # type: ignore[arg-type]
+        lanes.append(len(got[0]))
+        return got
 
     def spy(self: pcapng.PcapngParser, *args: object) -> object:
         got = real(self, *args)  # type: ignore[arg-type]
@@ -351,8 +365,13 @@ def test_a_long_run_is_read_at_once(tmp_path: Path) -> None:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pcapng.PcapngParser, "_epb_run", spy)
+        mp.setattr(pcapng.PcapngParser, "_lanes", lane_spy)
+        mp.setattr(pcap, "LANES_MIN_BYTES", 4096)
+        mp.setattr(pcap, "LANE_BYTES", 1024)
+        mp.setattr(pcap, "LANES_MIN_ACTIVE", 4)
         rows, datas, _, reader = read(path)
     assert datas == packets
     assert [r[0] for r in rows] == [(T0 * 10**6 + k) * 1000 for k in range(3000)]
     assert reader.damage is None
     assert any(calls)
+    assert sum(lanes) > 2000  # most blocks were walked in lanes

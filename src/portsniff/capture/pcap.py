@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,9 +147,6 @@ class PcapParser:
     def _lanes(self, buf: bytearray, pos: int, end: int) -> tuple[npt.NDArray[np.int64], int]:
         """Record starts from ``pos`` walked in lanes (module docstring): the starts of
         every confirmed lane, and where the sequential walk goes on."""
-        hdr = self.hdr_len
-        u32 = self._u32
-        limit = self.max_caplen
         # Lane boundaries are guessed in windows at every LANE_BYTES, leaving the last
         # lane (the buffer's tail, where the walk may stop) to the sequential loop.
         targets = np.arange(pos + LANE_BYTES, end - LANE_BYTES, LANE_BYTES, dtype=np.int64)
@@ -157,70 +155,21 @@ class PcapParser:
         guesses = self._guess_starts(buf, targets, end)
         if guesses.size < LANES_MIN_ACTIVE:
             return np.zeros(0, np.int64), pos
-        begin = np.concatenate([[pos], guesses[:-1]]).astype(np.int64)
-        stop = guesses
+        hdr = self.hdr_len
+        limit = self.max_caplen
+        caplen_at = self._caplen_at
         # Element p: the caplen of a record header at p (an overlapping, unaligned view).
-        caplen = np.ndarray((end - 11,), u32, buf, offset=8, strides=(1,))
-        cur = begin
-        steps: list[npt.NDArray[np.int64]] = []
-        # A step costs the same for any number of lanes: when few are left walking, they
-        # finish one record at a time (below).
-        while np.count_nonzero(cur < stop) >= (LANES_MIN_ACTIVE if steps else 1):
-            for _ in range(8):
-                steps.append(cur)
-                # A lane past its stop reads there (a valid index); its steps from then
-                # on are ignored.
-                cur = cur + caplen[np.minimum(cur, stop)]
-                cur += hdr
-        walked = np.stack(steps, axis=1)  # (lane, step)
-        inside = walked < stop[:, None]
-        caps = caplen[np.where(inside, walked, stop[:, None])]
-        bad = inside & (caps > limit)
-        lanes_bad = bad.any(axis=1)
-        landed = np.any(walked == stop[:, None], axis=1) | (cur == stop)
-        # The few lanes still walking finish one record at a time.
-        tails: dict[int, list[int]] = {}
-        for j in np.flatnonzero((cur < stop) & ~lanes_bad).tolist():
-            p, lim, tail = int(cur[j]), int(stop[j]), []
-            while p < lim:
-                tail.append(p)
-                (c,) = self._caplen_at(buf, p)
-                if c > limit:
-                    lanes_bad[j] = True
-                    break
-                p += hdr + c
-            tails[j] = tail
-            cur[j] = p
-            landed[j] = p == lim
-        ok = landed & ~lanes_bad
-        good = len(ok) if ok.all() else int(np.argmin(ok))
+        caplen = np.ndarray((end - 11,), self._u32, buf, offset=8, strides=(1,))
 
-        def records(a: int, b: int) -> list[npt.NDArray[np.int64]]:
-            """The records of lanes a to b (exclusive), in order."""
-            pieces = []
-            for j in sorted(t for t in tails if a <= t < b):
-                pieces.append(walked[a : j + 1][inside[a : j + 1]])
-                pieces.append(np.array(tails[j], np.int64))
-                a = j + 1
-            pieces.append(walked[a:b][inside[a:b]])
-            return pieces
+        def bad(at: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+            too_long: npt.NDArray[np.bool_] = caplen[at] > limit
+            return too_long
 
-        found = records(0, good)
-        if good == len(ok):
-            return np.concatenate(found).astype(np.int64, copy=False), int(stop[-1])
-        # The first lane not confirmed still walked from a record: its records before the
-        # first too long one count, and the sequential loop goes on from that one, else
-        # from where the lane went past its stop.
-        mine = np.concatenate(records(good, good + 1))
-        if lanes_bad[good]:
-            b = int(np.argmax(caplen[mine] > limit))
-            found.append(mine[:b])
-            nxt = int(mine[b])
-        else:
-            found.append(mine)
-            past = np.flatnonzero(~inside[good])
-            nxt = int(cur[good]) if good in tails or not past.size else int(walked[good, past[0]])
-        return np.concatenate(found).astype(np.int64, copy=False), nxt
+        def step(p: int) -> int | None:
+            (c,) = caplen_at(buf, p)
+            return None if c > limit else p + hdr + c
+
+        return walk_lanes(pos, guesses, caplen, hdr, bad, step)
 
     def _guess_starts(
         self, buf: bytearray, targets: npt.NDArray[np.int64], end: int
@@ -299,3 +248,83 @@ class PcapParser:
             linktype=np.full(n, self.linktype, dtype=np.int32),
             interface=np.zeros(n, dtype=np.int32),
         )
+
+
+def walk_lanes(
+    pos: int,
+    guesses: npt.NDArray[np.int64],
+    length: npt.NDArray[np.uint32],
+    extra: int,
+    bad: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.bool_]],
+    step: Callable[[int], int | None],
+) -> tuple[npt.NDArray[np.int64], int]:
+    """The lane walk (module docstring) of records that chain by a length field: the
+    record at ``p`` is followed by the one at ``p + length[p] + extra``.
+
+    Lanes run from ``pos`` to the first guess and from each guess to the next; ``bad``
+    says which records end a walk (the sequential walk decides why), ``step`` is one
+    record's step in Python (None where ``bad``). Returns the starts of every confirmed
+    lane, and where the sequential walk goes on.
+    """
+    begin = np.concatenate([[pos], guesses[:-1]]).astype(np.int64)
+    stop = guesses
+    cur = begin
+    steps: list[npt.NDArray[np.int64]] = []
+    # A step costs the same for any number of lanes: when few are left walking, they
+    # finish one record at a time (below).
+    while np.count_nonzero(cur < stop) >= (LANES_MIN_ACTIVE if steps else 1):
+        for _ in range(8):
+            steps.append(cur)
+            # A lane past its stop reads there (a valid index); its steps from then
+            # on are ignored.
+            cur = cur + length[np.minimum(cur, stop)]
+            cur += extra
+    walked = np.stack(steps, axis=1)  # (lane, step)
+    inside = walked < stop[:, None]
+    lanes_bad: npt.NDArray[np.bool_] = np.any(
+        inside & bad(np.where(inside, walked, stop[:, None])), axis=1
+    )
+    landed = np.any(walked == stop[:, None], axis=1) | (cur == stop)
+    # The few lanes still walking finish one record at a time.
+    tails: dict[int, list[int]] = {}
+    for j in np.flatnonzero((cur < stop) & ~lanes_bad).tolist():
+        p: int | None = int(cur[j])
+        lim, tail = int(stop[j]), []
+        while p is not None and p < lim:
+            tail.append(p)
+            p = step(p)
+        if p is None:
+            lanes_bad[j] = True
+        else:
+            cur[j] = p
+            landed[j] = p == lim
+        tails[j] = tail
+    ok = landed & ~lanes_bad
+    good = len(ok) if ok.all() else int(np.argmin(ok))
+
+    def records(a: int, b: int) -> list[npt.NDArray[np.int64]]:
+        """The records of lanes a to b (exclusive), in order."""
+        pieces = []
+        for j in sorted(t for t in tails if a <= t < b):
+            pieces.append(walked[a : j + 1][inside[a : j + 1]])
+            pieces.append(np.array(tails[j], np.int64))
+            a = j + 1
+        pieces.append(walked[a:b][inside[a:b]])
+        return pieces
+
+    found = records(0, good)
+    if good == len(ok):
+        return np.concatenate(found).astype(np.int64, copy=False), int(stop[-1])
+    # The first lane not confirmed still walked from a record: its records before the
+    # first bad one count, and the sequential walk goes on from that one, else from
+    # where the lane went past its stop.
+    mine = np.concatenate(records(good, good + 1)).astype(np.int64, copy=False)
+    if lanes_bad[good]:
+        b = int(np.argmax(bad(mine)))
+        found.append(mine[:b])
+        nxt = int(mine[b])
+    else:
+        found.append(mine)
+        past = np.flatnonzero(~inside[good])
+        nxt = int(cur[good]) if good in tails or not past.size else int(walked[good, past[0]])
+    return np.concatenate(found).astype(np.int64, copy=False), nxt

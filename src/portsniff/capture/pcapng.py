@@ -14,6 +14,7 @@ from collections import Counter
 import numpy as np
 import numpy.typing as npt
 
+from portsniff.capture import pcap
 from portsniff.capture.block import Interface, RawBlock
 from portsniff.capture.pcap import Scan
 from portsniff.errors import CaptureError
@@ -372,9 +373,13 @@ class PcapngParser:
         counted as the sequential scan counts them.
         """
         head = self._head
+        u32 = np.dtype(self._endian + "u4")
+        lanes = None
+        p = pos
+        if end - pos >= pcap.LANES_MIN_BYTES:
+            lanes, p = self._lanes(buf, pos, end, u32)
         starts: list[int] = []
         append = starts.append
-        p = pos
         last = end - 8
         while p <= last:
             btype, length = head(buf, p)
@@ -383,10 +388,11 @@ class PcapngParser:
                 break
             append(p)
             p = q
-        if len(starts) < EPB_RUN_MIN:
-            return None
         at = np.array(starts, np.int64)
-        u32 = np.dtype(self._endian + "u4")
+        if lanes is not None and lanes.size:
+            at = np.concatenate([lanes, at])
+        if at.size < EPB_RUN_MIN:
+            return None
         # Element q of the view: the 28 bytes at q (overlapping): one gather per block.
         heads = np.ndarray((end - 27,), "V28", buf, strides=(1,))
         words = np.ndarray((end - 3,), u32, buf, strides=(1,))
@@ -398,8 +404,8 @@ class PcapngParser:
             cut = int(np.argmin(ok))
             if cut == 0:
                 return None
+            p = int(at[cut])
             at, f, length, iface, cap = at[:cut], f[:cut], length[:cut], iface[:cut], cap[:cut]
-            p = int(starts[cut])
         gi = np.array(self._section, np.int64)[iface]
         ticks = (f[:, 3] << 32) | f[:, 4]  # both words < 2**32: no sign trouble below 2**63
         stamps, clamped = self._stamps(ticks, f[:, 3], gi)
@@ -415,6 +421,74 @@ class PcapngParser:
             if k in clamped:
                 self.problems[CLAMPED] += 1
         return p, (at + 28, cap, f[:, 6], stamps, gi)
+
+    def _lanes(
+        self, buf: bytearray, pos: int, end: int, u32: np.dtype[np.uint32]
+    ) -> tuple[npt.NDArray[np.int64], int]:
+        """Packet block starts from ``pos`` walked in lanes (as pcap's records are, see
+        :mod:`portsniff.capture.pcap`): the starts of every confirmed lane, and where the
+        tight loop goes on. Only EPBs of a sane length are walked."""
+        targets = np.arange(
+            pos + pcap.LANE_BYTES, end - pcap.LANE_BYTES, pcap.LANE_BYTES, dtype=np.int64
+        )
+        none = np.zeros(0, np.int64)
+        if targets.size == 0:
+            return none, pos
+        guesses = self._guess_starts(buf, targets, end, u32)
+        if guesses.size < pcap.LANES_MIN_ACTIVE:
+            return none, pos
+        kind = np.ndarray((end - 3,), u32, buf, strides=(1,))
+        length = np.ndarray((end - 7,), u32, buf, offset=4, strides=(1,))
+        head = self._head
+
+        def bad(at: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+            size = length[at]
+            out: npt.NDArray[np.bool_] = (
+                (kind[at] != EPB) | (size < 32) | (size % 4 != 0) | (size > MAX_BLOCK)
+            )
+            return out
+
+        def step(p: int) -> int | None:
+            btype, size = head(buf, p)
+            if btype != EPB or size < 32 or size & 3 or size > MAX_BLOCK:
+                return None
+            return p + int(size)
+
+        return pcap.walk_lanes(pos, guesses, length, 0, bad, step)
+
+    def _guess_starts(
+        self, buf: bytearray, targets: npt.NDArray[np.int64], end: int, u32: np.dtype[np.uint32]
+    ) -> npt.NDArray[np.int64]:
+        """Per target, the first block-aligned offset in the LANE_WINDOW bytes from it
+        where LANE_CHAIN intact EPBs follow each other (targets with none are left out).
+        Intact: a sane length, the same length in the trailer, the packet inside."""
+        k = int(targets.size)
+        width = pcap.LANE_WINDOW // 4
+        first = int(targets[0])
+
+        def window(word: int) -> npt.NDArray[np.uint32]:
+            # (target, aligned offset in window) -> word ``word`` of a block there.
+            return np.ndarray(
+                (k, width), u32, buf, offset=first + 4 * word, strides=(pcap.LANE_BYTES, 4)
+            )
+
+        size = window(1).astype(np.int64)
+        plausible = (window(0) == EPB) & (size >= 32) & (size % 4 == 0) & (size <= MAX_BLOCK)
+        cand = np.flatnonzero(plausible)
+        at = targets[cand // width] + 4 * (cand % width)
+        words = np.ndarray((end - 3,), u32, buf, strides=(1,))
+        keep = np.ones(at.size, np.bool_)
+        q = at
+        for _ in range(pcap.LANE_CHAIN):
+            q = np.minimum(q, end - 28)
+            size = words[q + 4].astype(np.int64)
+            ok = (words[q] == EPB) & (size >= 32) & (size % 4 == 0) & (q + size <= end)
+            trailer = words[np.where(ok, q + size - 4, q)]
+            keep &= ok & (trailer == size) & (words[q + 20] <= size - 32)
+            q = q + np.where(ok, size, 0)
+        row = cand[keep] // width
+        _, first_of = np.unique(row, return_index=True)
+        return at[keep][first_of].astype(np.int64)
 
     def _stamps(
         self, ticks: npt.NDArray[np.int64], high: npt.NDArray[np.int64], gi: npt.NDArray[np.int64]
