@@ -262,9 +262,39 @@ def commands(
         )
     elif not quick:
         notes.append("pyshark: not installed or no tshark")
+    out += pcapng_commands(workload, packets, scripts, notes)
     if not quick:
         out += engine_commands(workload, scripts, versions, notes)
     return out, notes
+
+
+def pcapng_commands(workload: Path, packets: int, scripts: Path, notes: list[str]) -> list[Command]:
+    """The same packets as pcapng (Wireshark's and dumpcap's format, what most captures
+    are): portsniff and tcpdump read the copy that editcap writes."""
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        notes.append("editcap: not installed (no pcapng rows)")
+        return []
+    copy = scripts / "workload.pcapng"
+    done = subprocess.run(
+        [editcap, "-F", "pcapng", str(workload), str(copy)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        notes.append(f"editcap failed ({done.stderr.decode(errors='replace').strip()})")
+        return []
+    w = str(copy)
+    ps = [sys.executable, "-m", "portsniff"]
+    out = [
+        Command("portsniff annotate (text, pcapng copy)", [*ps, "annotate", w], packets),
+        Command(
+            "portsniff summary --format json (pcapng copy)",
+            [*ps, "summary", w, "--format", "json", "-o", os.devnull],
+            packets,
+        ),
+    ]
+    if shutil.which("tcpdump"):
+        out.append(Command("tcpdump -nn -r (pcapng copy)", ["tcpdump", "-nn", "-r", w], packets))
+    return out
 
 
 #: Packets the slow engines and their libraries' own loops are timed on.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,8 @@ def test_bench_quick(tmp_path: Path) -> None:
     assert "| target (issue 5) | this run | met |" in text
     assert "| registry lookup <= 0.25 s |" in text
     assert "## Growth:" in text and "time grows linearly: 2x packets <= 2.1x time" in text
+    if shutil.which("editcap"):  # the same packets as pcapng, read by portsniff and tcpdump
+        assert "| `portsniff annotate (text, pcapng copy)` |" in text
+        assert "| `portsniff summary --format json (pcapng copy)` |" in text
+    else:
+        assert "editcap: not installed" in text
