@@ -251,3 +251,25 @@ def test_damaged_port_masks_are_recomputed(official_xml: Path) -> None:
     again = cache.load_index([official_xml]).assigned_table("udp")
     assert again.tolist() == first.tolist()
     assert cache.load_masks(sha) is not None  # rewritten
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_lookup_is_the_same_once_the_covered_table_is_built(
+    transport: str, official_xml: Path, seed_excerpt: Path
+) -> None:
+    """With ``covered_table`` built, ports no source lists skip the sources: every port's
+    label is still what the sources say (a partial registry, and ranked sources)."""
+    from portsniff.registry.cache import load_index
+
+    services = parse_services(b"web 80/tcp\nx 5000/udp\n", "/etc/services")
+    for make in (
+        lambda: load_index([seed_excerpt]),
+        lambda: RegistryIndex.build([services, parsed(seed_excerpt), parsed(official_xml)]),
+    ):
+        plain, fast = make(), make()
+        covered = fast.covered_table(transport)
+        assert fast.covered_table(transport) is covered  # built once
+        assert not covered.all()
+        assert [fast.lookup(transport, p) for p in range(65536)] == [
+            plain.lookup(transport, p) for p in range(65536)
+        ]

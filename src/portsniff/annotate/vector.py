@@ -72,7 +72,9 @@ class Labeller:
         key = (proto, port)
         got = self._labels.get(key)
         if got is None:
-            got = self._labels[key] = self.index.lookup(TRANSPORTS[proto], port)
+            transport = TRANSPORTS[proto]
+            self.index.covered_table(transport)  # once: then unlisted ports cost little
+            got = self._labels[key] = self.index.lookup(transport, port)
         return got
 
     def assigned(self, proto: I64, port: I64) -> B:

@@ -277,6 +277,7 @@ class RegistryIndex:
         self._names: dict[str, list[tuple[int, ServiceRecord]]] | None = None
         self._tables: dict[str, tuple[list[PortLabel], npt.NDArray[np.int32]]] = {}
         self._assigned: dict[str, npt.NDArray[np.bool_]] = {}
+        self._covered: dict[str, npt.NDArray[np.bool_]] = {}
 
     @classmethod
     def build(cls, parsed: Sequence[ParsedRegistry]) -> RegistryIndex:
@@ -324,6 +325,10 @@ class RegistryIndex:
     def lookup(self, transport: str, port: int) -> PortLabel:
         """What the registry says about ``port`` on ``transport``."""
         self._check(transport, port)
+        covered = self._covered.get(transport)
+        if covered is not None and not covered[port]:
+            # No source lists the port (most ports of a scan): no source to ask.
+            return self._label(transport, port, (), None, self.complete)
         src, records = self._winner(transport, port)
         return self._label(transport, port, records, src.label if src else None, self.complete)
 
@@ -377,6 +382,22 @@ class RegistryIndex:
             source=source,
             records=records,
         )
+
+    def covered_table(self, transport: str) -> npt.NDArray[np.bool_]:
+        """Whether any source lists each of the 65,536 ports on ``transport``; built once,
+        after which ``lookup`` answers for the other ports without asking the sources."""
+        self._check(transport, 0)
+        got = self._covered.get(transport)
+        if got is not None:
+            return got
+        import numpy as np
+
+        out = np.zeros(65536, np.bool_)
+        t = TRANSPORTS.index(transport)
+        for src in self._ranked:
+            out |= src.all_masks()[t, 0]
+        self._covered[transport] = out
+        return out
 
     def assigned_table(self, transport: str) -> npt.NDArray[np.bool_]:
         """Whether each of the 65,536 ports is assigned on ``transport`` (as ``lookup``
