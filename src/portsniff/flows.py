@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from portsniff.annotate.records import PacketRecord
@@ -48,13 +49,13 @@ class FlowRecord:
     display_filter: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            name: list(v) if isinstance(v := getattr(self, name), tuple) else v
-            for name in FLOW_FIELDS
-        }
+        out = dict(zip(FLOW_FIELDS, _flow_values(self), strict=True))
+        out["vlan"] = list(self.vlan)  # the only tuple field: a JSON list
+        return out
 
 
 FLOW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FlowRecord))
+_flow_values = attrgetter(*FLOW_FIELDS)
 
 
 class _Flow:

@@ -11,7 +11,7 @@ reference's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from portsniff.annotate.vector import (
     LabelledBatch,
     _be,
     _group,
+    address_texts,
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow
@@ -332,12 +333,18 @@ class VectorSummaryBuilder(SummaryBuilder):
         )
         del misc, a_hi, a_lo, b_hi, b_lo
         fr_l = rows[first].tolist()
-        kget = self._keys.get
-        keys: list[tuple[Any, ...]] = [
-            kget(b) or self._key(b, lb, r) for b, r in zip(numeric, fr_l, strict=True)
-        ]
+        found = list(map(self._keys.get, numeric))
+        if None in found:
+            missing = [j for j, k in enumerate(found) if k is None]
+            self._prefill_ends(lb, [fr_l[j] for j in missing])
+            for j in missing:
+                found[j] = self._key(numeric[j], lb, fr_l[j])
+        keys = cast(list[tuple[Any, ...]], found)  # every key found or made
         lget = live.get
         known = list(map(lget, keys))
+        if None in known:
+            # New flows are made from their first row: its endpoints, for all at once.
+            self._prefill_ends(lb, [fr_l[f] for f, o in enumerate(known) if o is None])
         closing = FIN | RST
         live_closed = np.array(
             [o is not None and bool((o.flags_orig | o.flags_resp) & closing) for o in known],
@@ -482,6 +489,25 @@ class VectorSummaryBuilder(SummaryBuilder):
         last_row = rows[order[fend]]
         by_last = np.argsort(last_row)
         return [keys[f] for f in fs[fend][by_last].tolist()], last_row[by_last].tolist()
+
+    def _prefill_ends(self, lb: LabelledBatch, rows: list[int]) -> None:
+        """Remember the endpoints of ``rows`` (IP rows), their texts made for all at once."""
+        memo = self._ends_memo
+        todo = [i for i in rows if i not in memo]
+        if not todo:
+            return
+        at = np.array(todo, np.int64)
+        version = lb.ip_version[at]
+        for i, src, dst, sp, dp in zip(
+            todo,
+            address_texts(version, lb.src_addr[at]),
+            address_texts(version, lb.dst_addr[at]),
+            lb.src_port[at].tolist(),
+            lb.dst_port[at].tolist(),
+            strict=True,
+        ):
+            assert src is not None and dst is not None  # IP rows have addresses
+            memo[i] = ((src, None if sp < 0 else sp), (dst, None if dp < 0 else dp))
 
     def _ends(
         self, lb: LabelledBatch, i: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,3 +44,22 @@ def test_render_is_the_indented_document() -> None:
     render(summary, out, ReportOptions())
     expected = json.dumps(summary.to_dict(None), ensure_ascii=False, indent=1) + "\n"
     assert out.getvalue() == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_values, max_size=12), st.sampled_from([1, 2, 5]))
+def test_render_spills_to_the_stream_on_the_way(values: list[object], spill: int) -> None:
+    """The text goes to the stream piece by piece (every ``_SPILL`` pieces): the same
+    document as one ``json.dumps``."""
+    from portsniff.report import summary_json
+
+    class Doc:
+        def to_dict(self, top: int | None) -> object:
+            return {"flows": values, "n": len(values)}
+
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(summary_json, "_SPILL", spill)
+        render(Doc(), out, ReportOptions())  # type: ignore[arg-type]
+    expected = json.dumps({"flows": values, "n": len(values)}, ensure_ascii=False, indent=1)
+    assert out.getvalue() == expected + "\n"

@@ -52,8 +52,9 @@ def _flat_encoder(level: int) -> Callable[[object], str]:
     return got
 
 
-def _encode(obj: object, level: int, out: list[str]) -> None:
-    """Append ``obj`` as JSON indented by one space per level, starting at ``level``."""
+def _encode(obj: object, level: int, out: list[str], stream: TextIO | None = None) -> None:
+    """Append ``obj`` as JSON indented by one space per level, starting at ``level``
+    (with a ``stream``, the text so far goes there every _SPILL pieces)."""
     if not isinstance(obj, dict | list | tuple) or not obj:
         out.append(_scalar(obj))
         return
@@ -66,20 +67,36 @@ def _encode(obj: object, level: int, out: list[str]) -> None:
     if isinstance(obj, dict):
         out.append("{")
         sep = inner
+        run: dict[Any, Any] = {}  # scalar members in a row: encoded together, in C
         for k, v in obj.items():
+            t = type(v)
+            if t in _SCALARS or ((t is list or t is dict or t is tuple) and not v):
+                run[k] = v
+                continue
+            if run:
+                out.append(sep)
+                out.append(_flat_encoder(level)(run)[1:-1])
+                run = {}
+                sep = "," + inner
             out.append(sep)
             out.append(_key(k))
             out.append(": ")
-            _encode(v, level + 1, out)
+            _encode(v, level + 1, out, stream)
             sep = "," + inner
+        if run:
+            out.append(sep)
+            out.append(_flat_encoder(level)(run)[1:-1])
         out.append(close + "}")
     else:
         out.append("[")
         sep = inner
         for v in obj:
             out.append(sep)
-            _encode(v, level + 1, out)
+            _encode(v, level + 1, out, stream)
             sep = "," + inner
+            if stream is not None and len(out) >= _SPILL:
+                stream.write("".join(out))
+                out.clear()
         out.append(close + "]")
 
 
@@ -90,6 +107,14 @@ def dumps(obj: object) -> str:
     return "".join(out)
 
 
+#: Pieces of text held before they go to the stream (the document of a capture with
+#: many flows is tens of MB: it is never all in memory at once).
+_SPILL = 4096
+
+
 def render(summary: Summary, stream: TextIO, options: ReportOptions) -> None:
     """Write the summary document (indented by one space) and a final newline."""
-    stream.write(dumps(summary.to_dict(options.top)) + "\n")
+    out: list[str] = []
+    _encode(summary.to_dict(options.top), 0, out, stream)
+    out.append("\n")
+    stream.write("".join(out))
