@@ -409,3 +409,34 @@ def test_mutated_pcapng_gives_records_damage_or_capture_error(
     assert reader.packets == len(rows)
     if reader.damage is not None:
         assert 0 <= reader.damage.offset < len(raw)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 1000])
+def test_blocks_hold_at_most_block_rows_packets(
+    tmp_path: Path, rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A buffer of many small packets comes out as blocks of at most BLOCK_ROWS packets:
+    the same packets, frames and comments as whole blocks."""
+    from portsniff.capture import reader as reader_module
+
+    path = tmp_path / "two.pcapng"
+    path.write_bytes(two_sections())
+
+    def read_all() -> tuple[list[tuple[int, bytes, int]], dict[int, str], list[int]]:
+        packets, comments, sizes = [], {}, []
+        with open_capture(str(path)) as r:
+            for b in r.blocks():
+                sizes.append(len(b))
+                packets += [
+                    (b.first_frame + i, b.packet(i), int(b.ts_ns[i])) for i in range(len(b))
+                ]
+                comments.update({b.first_frame + k: v for k, v in b.comments.items()})
+        return packets, comments, sizes
+
+    whole = read_all()
+    monkeypatch.setattr(reader_module, "BLOCK_ROWS", rows)
+    split = read_all()
+    assert split[:2] == whole[:2]
+    assert [p[1] for p in split[0]] == EXPECTED_DATA
+    assert max(split[2]) <= rows
+    assert split[1]  # the sample has comments: they moved with their packets

@@ -126,6 +126,7 @@ def decode_unit(unit: Unit, reuse: bytearray | None = None) -> UnitResult:
     is a buffer to read into (its contents are overwritten)."""
     from portsniff.capture.bpf import compile_filter
     from portsniff.capture.pcap import GLOBAL_HEADER_LEN, PcapParser
+    from portsniff.capture.reader import BLOCK_ROWS
     from portsniff.decode.engines import open_engine
 
     with open(unit.path, "rb") as fh:
@@ -173,7 +174,8 @@ def decode_unit(unit: Unit, reuse: bytearray | None = None) -> UnitResult:
                         block = parser._block(buf, kept, frame) if keep else None
                         done = True
                     if block is not None and len(block):
-                        _add_block(result, block, engine, unit.bpf, compile_filter)
+                        for part in block.split(BLOCK_ROWS):
+                            _add_block(result, part, engine, unit.bpf, compile_filter)
                         frame += len(block)
                 if done:
                     break

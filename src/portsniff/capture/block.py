@@ -58,6 +58,30 @@ class RawBlock:
     def __len__(self) -> int:
         return int(self.offset.shape[0])
 
+    def split(self, rows: int) -> list[RawBlock]:
+        """This block as blocks of at most ``rows`` packets (views of the same bytes)."""
+        n = len(self)
+        if n <= rows:
+            return [self]
+        parts = []
+        for a in range(0, n, rows):
+            b = min(a + rows, n)
+            parts.append(
+                RawBlock(
+                    file=self.file,
+                    first_frame=self.first_frame + a,
+                    data=self.data,
+                    offset=self.offset[a:b],
+                    caplen=self.caplen[a:b],
+                    wirelen=self.wirelen[a:b],
+                    ts_ns=self.ts_ns[a:b],
+                    linktype=self.linktype[a:b],
+                    interface=self.interface[a:b],
+                    comments={k - a: v for k, v in self.comments.items() if a <= k < b},
+                )
+            )
+        return parts
+
     def packet(self, i: int) -> bytes:
         """The captured bytes of packet ``i`` (a copy)."""
         start = int(self.offset[i])

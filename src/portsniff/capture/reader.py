@@ -27,6 +27,10 @@ from portsniff.capture.pcapng import PcapngParser, shb_length
 from portsniff.errors import CaptureError
 
 STDIN_NAME = "<stdin>"
+#: Most packets in a block: what decodes, labels and reports hold per packet grows with
+#: a block's packets, and a buffer of small packets holds many (a 16 MiB buffer of
+#: 60-byte packets, 220k). The yardstick's blocks (34k packets) are never cut.
+BLOCK_ROWS = 48 << 10
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 #: magic -> compression name
@@ -343,9 +347,10 @@ class CaptureReader:
             self.bytes_read += consumed
             if scan.block is not None:
                 self.packets += len(scan.block)
-                yield scan.block
-                if self.closed:  # closed while the consumer held the block
-                    return
+                for block in scan.block.split(BLOCK_ROWS):
+                    yield block
+                    if self.closed:  # closed while the consumer held the block
+                        return
             if scan.damage is not None:
                 problem = scan.damage
                 if self._stream_error:

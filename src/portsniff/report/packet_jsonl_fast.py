@@ -28,17 +28,21 @@ from portsniff.annotate.vector import (
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_jsonl import JsonlWriter
-from portsniff.report.rowtext import Part, decimal_rows, utf8_buffer
+from portsniff.report.rowtext import TAIL_CACHE, Part, decimal_rows, utf8_buffer
 from portsniff.timestamps import repr_parts, repr_texts
 
 # Placeholders, in the order of the per-row values.
 _SLOTS = ("frame", "ts", "len", "caplen", "src_ip", "dst_ip", "src_port", "dst_port", "vlan")
+#: The label's fields, filled in per label.
+_LABEL_SLOTS = tuple(label_fields(None))
 _MARK = "\ue000{}\ue001"  # private-use characters: never in a record's own text
 _TS_MARK = "\ue002"
 
 
 #: JsonlWriter's encoding (json.dumps with these options), made once.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: Each label field's mark as it stands in a skeleton's text.
+_LABEL_MARKS = tuple((name, _dumps(_MARK.format(name))) for name in _LABEL_SLOTS)
 
 
 class BatchJsonl:
@@ -46,6 +50,7 @@ class BatchJsonl:
 
     def __init__(self) -> None:
         self._templates: dict[tuple[str, int, int, int, int, bool], str] = {}
+        self._skeletons: dict[tuple[str, int, int, int, bool], str] = {}
         self._tails: dict[str, dict[bytes, bytes]] = {}  # one file's at a time
         self._head: dict[str, tuple[bytes, bytes]] = {}
 
@@ -54,8 +59,31 @@ class BatchJsonl:
         if got is not None:
             return got
         file, proto, side, port, basis, amb = key
-        lab = lb.labels.label(proto, port) if side else None
-        marks: dict[str, Any] = {name: _MARK.format(name) for name in _SLOTS}
+        if len(self._templates) > TAIL_CACHE:
+            self._templates.clear()  # a scan: a label per port
+        text = self._skeleton(file, proto, side, basis, amb)
+        if side:
+            # The label's fields, each as json.dumps writes it inside the record.
+            values = label_fields(lb.labels.label(proto, port))
+            for name, mark in _LABEL_MARKS:
+                value = values[name]
+                if value is None:
+                    json_value = "null"
+                else:
+                    json_value = _dumps(list(value) if isinstance(value, tuple) else value)
+                    json_value = json_value.replace("%", "%%")
+                text = text.replace(mark, json_value)
+        got = self._templates[key] = text
+        return got
+
+    def _skeleton(self, file: str, proto: int, side: int, basis: int, amb: bool) -> str:
+        """A line template of every label on (transport, side, basis, ambiguous): the
+        record's JSON with ``%s`` for the row's values and marks for the label's."""
+        key = (file, proto, side, basis, amb)
+        got = self._skeletons.get(key)
+        if got is not None:
+            return got
+        marks: dict[str, Any] = {name: _MARK.format(name) for name in _SLOTS + _LABEL_SLOTS}
         rec = PacketRecord(
             frame=marks["frame"],
             file=file,
@@ -75,12 +103,12 @@ class BatchJsonl:
             quoted=None,
             fragment=False,
             vlan=marks["vlan"],
-            **label_fields(lab),
+            **({name: marks[name] for name in _LABEL_SLOTS} if side else label_fields(None)),
         )
         text = _dumps({"type": "packet", **rec.as_dict()}).replace("%", "%%")
         for name in _SLOTS:
             text = text.replace(_dumps(marks[name]), "%s")
-        got = self._templates[key] = text
+        got = self._skeletons[key] = text
         return got
 
     def lines(self, lb: LabelledBatch) -> list[str]:
@@ -137,7 +165,7 @@ class BatchJsonl:
         tails = list(map(cache.get, key_bytes))
         miss = [j for j, t in enumerate(tails) if t is None] if None in tails else []
         if miss:
-            if len(cache) + len(miss) > 200_000:
+            if len(cache) + len(miss) > TAIL_CACHE:
                 cache.clear()
             for j, t in zip(miss, self._group_tails(lb, first[miss], combo), strict=True):
                 tails[j] = cache[key_bytes[j]] = t

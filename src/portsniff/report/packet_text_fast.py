@@ -19,7 +19,7 @@ from portsniff.annotate.records import PacketRecord
 from portsniff.annotate.vector import SIDE_DST, SIDE_SRC, LabelledBatch, _group, address_text
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_text import TextWriter, label_text, packet_line
-from portsniff.report.rowtext import utf8_buffer
+from portsniff.report.rowtext import TAIL_CACHE, utf8_buffer
 from portsniff.timestamps import seconds_array
 
 
@@ -179,7 +179,7 @@ class BatchText:
         tails = [cache.get(k) for k in key_bytes]
         miss = [j for j, t in enumerate(tails) if t is None]
         if miss:
-            if len(cache) + len(miss) > 200_000:
+            if len(cache) + len(miss) > TAIL_CACHE:
                 cache.clear()
             made = self._tails(lb, first[miss], combo, vw)
             for j, t in zip(miss, made, strict=True):

@@ -18,6 +18,11 @@ import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
 
+#: Groups of rows (a flow's direction and label) whose text the packet writers keep:
+#: flows recur from block to block, and a capture of many short flows (a scan) brings a
+#: new group with nearly every packet, so the cache is emptied when it passes this.
+TAIL_CACHE = 1 << 16
+
 #: A part of every row: constant bytes, numbers (non-negative, in their own width), or
 #: numbers with the width to zero-pad them to (at least their own).
 Part = bytes | I64 | tuple[I64, I64]
