@@ -45,8 +45,26 @@ class FlowRecord:
     conn_state: str | None
     tunnel: str | None  # set for inner flows: the tunnel that carried them
     vlan: tuple[int, ...]
-    bpf: str
-    display_filter: str
+
+    # The filters are made from the fields when asked for, not kept: a capture of many
+    # flows keeps every FlowRecord, and the two texts were most of each one's memory.
+    @property
+    def bpf(self) -> str:
+        """A BPF selecting exactly this flow's packets (both directions)."""
+        return self._filters()[0]
+
+    @property
+    def display_filter(self) -> str:
+        """A Wireshark display filter selecting exactly this flow's packets."""
+        return self._filters()[1]
+
+    def _filters(self) -> tuple[str, str]:
+        return flow_filters(
+            self.proto,
+            (self.orig_ip, self.orig_port),
+            (self.resp_ip, self.resp_port),
+            bool(self.vlan),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(zip(FLOW_FIELDS, _flow_values(self), strict=True))
@@ -54,7 +72,7 @@ class FlowRecord:
         return out
 
 
-FLOW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FlowRecord))
+FLOW_FIELDS: tuple[str, ...] = (*(f.name for f in fields(FlowRecord)), "bpf", "display_filter")
 _flow_values = attrgetter(*FLOW_FIELDS)
 
 
@@ -267,7 +285,6 @@ class FlowTable:
 
     def _finish(self, key: tuple[Any, ...]) -> None:
         f = self._live.pop(key)
-        bpf, display = flow_filters(f.proto, f.orig, f.resp, bool(f.vlan))
         self._done.append(
             FlowRecord(
                 uid=f.uid,
@@ -293,8 +310,6 @@ class FlowTable:
                 ),
                 tunnel=f.tunnel,
                 vlan=f.vlan,
-                bpf=bpf,
-                display_filter=display,
             )
         )
 
