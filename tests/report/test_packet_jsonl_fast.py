@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from portsniff.annotate.vector import VectorAnnotator
+from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
 from portsniff.registry.index import RegistryIndex
 from portsniff.registry.sources import open_registry
 from portsniff.report.packet_jsonl import JsonlWriter
 from portsniff.report.packet_jsonl_fast import FastJsonlWriter
 from tests.annotate.test_vector import capture_files, decoded, workload
+from tests.report.stream_check import written
 
 
 @pytest.fixture(scope="module")
@@ -57,24 +58,14 @@ def test_bytes_under_a_utf8_stream_and_nanosecond_stamps(
     """Under a UTF-8 text stream the lines go to its byte buffer, in order with text
     written around them; other encodings take the text path. Stamps that are not whole
     microseconds (every other row here) are written by repr. Same bytes as JsonlWriter."""
-    path = workload(tmp_path, 3_000, 6)
-    vec = VectorAnnotator(index)
-    raw = io.BytesIO()
-    fast = io.TextIOWrapper(raw, encoding=encoding, newline="")
-    slow = io.StringIO()
-    fw, sw = FastJsonlWriter(fast), JsonlWriter(slow)
-    fast.write("# before\n")
-    slow.write("# before\n")
-    for k, batch in enumerate(decoded(path, 1 << 15)):
-        for lb in vec.feed(batch):
-            if k % 2:
-                lb.ts_ns[::2] += 123
-            fw.write_batch(lb)
-            for r in lb.iter_records():
-                sw.write(r)
-    fast.write("# after\n")
-    slow.write("# after\n")
-    fast.flush()
-    assert raw.getvalue() == slow.getvalue().encode(encoding)
+
+    def shift(k: int, lb: LabelledBatch) -> None:
+        if k % 2:
+            lb.ts_ns[::2] += 123
+
+    got, want = written(
+        index, workload(tmp_path, 3_000, 6), FastJsonlWriter, JsonlWriter, encoding, shift
+    )
+    assert got == want
     # The stamps moved by 123 ns are there, with more than six decimals.
-    assert re.search(rb'"ts":\d+\.\d{7,},"len"', raw.getvalue())
+    assert re.search(rb'"ts":\d+\.\d{7,},"len"', got)

@@ -13,6 +13,7 @@ from portsniff.registry.sources import open_registry
 from portsniff.report.packet_text import TextWriter, packet_line
 from portsniff.report.packet_text_fast import BatchText, FastTextWriter
 from tests.annotate.test_vector import capture_files, decoded, workload
+from tests.report.stream_check import written
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +64,5 @@ def test_writes_bytes_under_a_utf8_stream(
 ) -> None:
     """Under a UTF-8 text stream the lines go to its byte buffer (in order with text
     written before and after); other encodings take the text path. Same bytes."""
-    path = workload(tmp_path, 3_000, 6)
-    vec = VectorAnnotator(index)
-    raw = io.BytesIO()
-    fast = io.TextIOWrapper(raw, encoding=encoding, newline="")
-    slow = io.StringIO()
-    fw, sw = FastTextWriter(fast), TextWriter(slow)
-    fast.write("# before\n")
-    slow.write("# before\n")
-    for batch in decoded(path, 1 << 15):
-        for lb in vec.feed(batch):
-            fw.write_batch(lb)
-            for r in lb.iter_records():
-                sw.write(r)
-    fast.write("# after\n")
-    slow.write("# after\n")
-    fast.flush()
-    assert raw.getvalue() == slow.getvalue().encode(encoding)
+    got, want = written(index, workload(tmp_path, 3_000, 6), FastTextWriter, TextWriter, encoding)
+    assert got == want
