@@ -14,7 +14,6 @@ one, as the reference does, so eviction stays exact.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from portsniff.annotate.annotator import (
 )
 from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
 from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address
+from portsniff.decode.ip import ipv4_text, ipv6_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
 from portsniff.timestamps import seconds, seconds_array
@@ -290,9 +290,8 @@ def address_text(version: int, raw: bytes) -> str:
     if got is None:
         if len(_ADDR_CACHE) > 200_000:
             _ADDR_CACHE.clear()
-        got = _ADDR_CACHE[key] = str(
-            ipaddress.IPv4Address(raw[:4]) if version == 4 else ipaddress.IPv6Address(raw)
-        )
+        # The decoders' own texts: ipaddress's, the IPv4 one without an object.
+        got = _ADDR_CACHE[key] = ipv4_text(raw[:4]) if version == 4 else ipv6_text(raw)
     return got
 
 
