@@ -62,6 +62,19 @@ class Timeline:
         if len(self.bins) > MAX_BINS:
             self._widen(self.width * 2)
 
+    def add_bins(self, width: float, bins: dict[int, int]) -> None:
+        """``merge(Timeline(width, bins))``, without making that Timeline when the widths
+        agree (a summary adds a block's bins to every service it saw)."""
+        if width != self.width or len(bins) > MAX_BINS:
+            self.merge(Timeline(width, dict(bins)))
+            return
+        own = self.bins
+        get = own.get
+        for b, v in bins.items():
+            own[b] = get(b, 0) + v
+        if len(own) > MAX_BINS:
+            self._widen(self.width * 2)
+
     def points(self) -> list[tuple[float, int]]:
         return [(b * self.width, v) for b, v in sorted(self.bins.items())]
 

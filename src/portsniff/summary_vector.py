@@ -28,7 +28,7 @@ from portsniff.annotate.vector import (
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow
-from portsniff.summary import ServiceRow, SummaryBuilder, Timeline
+from portsniff.summary import ServiceRow, SummaryBuilder
 from portsniff.timestamps import seconds, seconds_array
 
 #: Summary transport key per proto code (non-IP rows are "non_ip" whatever their code).
@@ -178,7 +178,7 @@ class VectorSummaryBuilder(SummaryBuilder):
             row.ambiguous += round(amb[j])
             if vlan[j]:
                 row.vlan = True
-            row.timeline.merge(Timeline(1.0, bins[j]))
+            row.timeline.add_bins(1.0, bins[j])
 
     # -- flows ---------------------------------------------------------------------------
 
