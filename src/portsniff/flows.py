@@ -67,13 +67,16 @@ class FlowRecord:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        out = dict(zip(FLOW_FIELDS, _flow_values(self), strict=True))
+        out = dict(zip(_STORED, _stored_values(self), strict=True))
         out["vlan"] = list(self.vlan)  # the only tuple field: a JSON list
+        out["bpf"], out["display_filter"] = self._filters()
         return out
 
 
-FLOW_FIELDS: tuple[str, ...] = (*(f.name for f in fields(FlowRecord)), "bpf", "display_filter")
-_flow_values = attrgetter(*FLOW_FIELDS)
+_STORED: tuple[str, ...] = tuple(f.name for f in fields(FlowRecord))
+_stored_values = attrgetter(*_STORED)
+#: A flow's output fields (JSON keys, CSV columns): the stored ones, then the filters.
+FLOW_FIELDS: tuple[str, ...] = (*_STORED, "bpf", "display_filter")
 
 
 class _Flow:
