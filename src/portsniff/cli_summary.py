@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from portsniff.cli import add_labelling_args, add_workers_arg, resolve_workers
 from portsniff.errors import EXIT_OK, EXIT_PARTIAL, CaptureError, UsageError
+from portsniff.live.fold import FoldedSummary
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".gz", ".zst", ".pcap.gz", ".pcapng.zst")
 
@@ -111,36 +112,22 @@ def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tup
 SUMMARY_ROWS = 1 << 16
 
 
-class _Summarising:
-    """The vectorised summary builder as a stage consumer; it takes batches of one file
-    together up to SUMMARY_ROWS rows (the summary is the same whatever the blocks)."""
+class _Summarising(FoldedSummary):
+    """The vectorised summary builder as a stage consumer: batches of one file are
+    folded together up to SUMMARY_ROWS rows (the summary is the same whatever the
+    blocks)."""
 
     def __init__(self, meta: list[dict[str, Any]]) -> None:
         from portsniff.caveat import CAVEAT
         from portsniff.summary_vector import VectorSummaryBuilder
 
-        self.builder = VectorSummaryBuilder(CAVEAT, meta)
-        self._held: list[Any] = []
-        self._rows = 0
+        super().__init__(VectorSummaryBuilder(CAVEAT, meta), SUMMARY_ROWS)
 
     def add(self, lb: Any) -> None:
-        if self._held and lb.file != self._held[0].file:
-            self._flush()
-        self._held.append(lb)
-        self._rows += len(lb)
-        if self._rows >= SUMMARY_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        from portsniff.annotate.vector import LabelledBatch
-
-        if self._held:
-            self.builder.add_batch(LabelledBatch.concat(self._held))
-        self._held = []
-        self._rows = 0
+        self.add_batch(lb)
 
     def finish(self) -> Any:
-        self._flush()
+        self.flush()
         return self.builder.finish()
 
 

@@ -68,9 +68,14 @@ def repr_parts(
     import numpy as np
 
     ts = ts_ns.astype(np.int64, copy=False)
-    if not bool(((ts % 1000 == 0) & (ts >= _REPR_LOW) & (ts < _REPR_HIGH)).all()):
-        return None
-    return _repr_parts(ts)
+    return _repr_parts(ts) if bool(_repr_known(ts).all()) else None
+
+
+def _repr_known(ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Whether repr's text of each stamp is its six decimals without trailing zeros:
+    a whole number of microseconds in the range where that is the shortest text."""
+    known: npt.NDArray[np.bool_] = (ts % 1000 == 0) & (ts >= _REPR_LOW) & (ts < _REPR_HIGH)
+    return known
 
 
 def _repr_parts(
@@ -99,7 +104,7 @@ def repr_texts(ts_ns: npt.NDArray[np.int64]) -> list[str]:
     n = int(ts.shape[0])
     if n == 0:
         return []
-    simple = (ts % 1000 == 0) & (ts >= _REPR_LOW) & (ts < _REPR_HIGH)
+    simple = _repr_known(ts)
     if not simple.all():
         mixed = [repr(x) for x in seconds_array(ts).tolist()]
         rows = np.flatnonzero(simple)

@@ -33,7 +33,7 @@ from portsniff.annotate.annotator import (
 )
 from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
 from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address
-from portsniff.decode.ip import ipv4_text, ipv6_text
+from portsniff.decode.ip import address_text as plain_address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
 from portsniff.timestamps import seconds, seconds_array
@@ -290,8 +290,7 @@ def address_text(version: int, raw: bytes) -> str:
     if got is None:
         if len(_ADDR_CACHE) > 200_000:
             _ADDR_CACHE.clear()
-        # The decoders' own texts: ipaddress's, the IPv4 one without an object.
-        got = _ADDR_CACHE[key] = ipv4_text(raw[:4]) if version == 4 else ipv6_text(raw)
+        got = _ADDR_CACHE[key] = plain_address_text(version, raw)
     return got
 
 

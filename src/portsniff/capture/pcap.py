@@ -147,14 +147,6 @@ class PcapParser:
     def _lanes(self, buf: bytearray, pos: int, end: int) -> tuple[npt.NDArray[np.int64], int]:
         """Record starts from ``pos`` walked in lanes (module docstring): the starts of
         every confirmed lane, and where the sequential walk goes on."""
-        # Lane boundaries are guessed in windows at every LANE_BYTES, leaving the last
-        # lane (the buffer's tail, where the walk may stop) to the sequential loop.
-        targets = np.arange(pos + LANE_BYTES, end - LANE_BYTES, LANE_BYTES, dtype=np.int64)
-        if targets.size == 0:
-            return np.zeros(0, np.int64), pos
-        guesses = self._guess_starts(buf, targets, end)
-        if guesses.size < LANES_MIN_ACTIVE:
-            return np.zeros(0, np.int64), pos
         hdr = self.hdr_len
         limit = self.max_caplen
         caplen_at = self._caplen_at
@@ -169,7 +161,10 @@ class PcapParser:
             (c,) = caplen_at(buf, p)
             return None if c > limit else p + hdr + c
 
-        return walk_lanes(pos, guesses, caplen, hdr, bad, step)
+        def guess(targets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+            return self._guess_starts(buf, targets, end)
+
+        return walk_lanes(pos, end, guess, caplen, hdr, bad, step)
 
     def _guess_starts(
         self, buf: bytearray, targets: npt.NDArray[np.int64], end: int
@@ -252,20 +247,28 @@ class PcapParser:
 
 def walk_lanes(
     pos: int,
-    guesses: npt.NDArray[np.int64],
+    end: int,
+    guess: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]],
     length: npt.NDArray[np.uint32],
     extra: int,
     bad: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.bool_]],
     step: Callable[[int], int | None],
 ) -> tuple[npt.NDArray[np.int64], int]:
-    """The lane walk (module docstring) of records that chain by a length field: the
-    record at ``p`` is followed by the one at ``p + length[p] + extra``.
+    """The lane walk (module docstring) of ``buf[pos:end]``'s records, which chain by a
+    length field: the record at ``p`` is followed by the one at ``p + length[p] + extra``.
 
-    Lanes run from ``pos`` to the first guess and from each guess to the next; ``bad``
-    says which records end a walk (the sequential walk decides why), ``step`` is one
-    record's step in Python (None where ``bad``). Returns the starts of every confirmed
-    lane, and where the sequential walk goes on.
+    ``guess`` gives the lane starts found near targets (offsets every LANE_BYTES); lanes
+    run from ``pos`` to the first guess and from each guess to the next. ``bad`` says
+    which records end a walk (the sequential walk decides why), ``step`` is one record's
+    step in Python (None where ``bad``). Returns the starts of every confirmed lane, and
+    where the sequential walk goes on (``pos`` when there are too few lanes to walk).
     """
+    # Lane boundaries are guessed in windows at every LANE_BYTES, leaving the last lane
+    # (the buffer's tail, where the walk may stop) to the sequential loop.
+    targets = np.arange(pos + LANE_BYTES, end - LANE_BYTES, LANE_BYTES, dtype=np.int64)
+    guesses = guess(targets) if targets.size else targets
+    if guesses.size < LANES_MIN_ACTIVE:
+        return np.zeros(0, np.int64), pos
     begin = np.concatenate([[pos], guesses[:-1]]).astype(np.int64)
     stop = guesses
     cur = begin

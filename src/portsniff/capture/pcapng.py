@@ -384,7 +384,7 @@ class PcapngParser:
         while p <= last:
             btype, length = head(buf, p)
             q = p + length
-            if btype != EPB or q > end or length < 32 or length & 3 or length > MAX_BLOCK:
+            if q > end or not _walkable(btype, length):
                 break
             append(p)
             p = q
@@ -428,15 +428,6 @@ class PcapngParser:
         """Packet block starts from ``pos`` walked in lanes (as pcap's records are, see
         :mod:`portsniff.capture.pcap`): the starts of every confirmed lane, and where the
         tight loop goes on. Only EPBs of a sane length are walked."""
-        targets = np.arange(
-            pos + pcap.LANE_BYTES, end - pcap.LANE_BYTES, pcap.LANE_BYTES, dtype=np.int64
-        )
-        none = np.zeros(0, np.int64)
-        if targets.size == 0:
-            return none, pos
-        guesses = self._guess_starts(buf, targets, end, u32)
-        if guesses.size < pcap.LANES_MIN_ACTIVE:
-            return none, pos
         kind = np.ndarray((end - 3,), u32, buf, strides=(1,))
         length = np.ndarray((end - 7,), u32, buf, offset=4, strides=(1,))
         head = self._head
@@ -450,11 +441,12 @@ class PcapngParser:
 
         def step(p: int) -> int | None:
             btype, size = head(buf, p)
-            if btype != EPB or size < 32 or size & 3 or size > MAX_BLOCK:
-                return None
-            return p + int(size)
+            return p + int(size) if _walkable(btype, size) else None
 
-        return pcap.walk_lanes(pos, guesses, length, 0, bad, step)
+        def guess(targets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+            return self._guess_starts(buf, targets, end, u32)
+
+        return pcap.walk_lanes(pos, end, guess, length, 0, bad, step)
 
     def _guess_starts(
         self, buf: bytearray, targets: npt.NDArray[np.int64], end: int, u32: np.dtype[np.uint32]
@@ -527,6 +519,12 @@ class PcapngParser:
         over_wire = int(np.count_nonzero(block.caplen > block.wirelen))
         if over_wire:
             self.problems["packets whose caplen exceeds their original length"] += over_wire
+
+
+def _walkable(btype: int, length: int) -> bool:
+    """Whether a run goes through this block: an EPB of a sane length (the scan one by
+    one says what is wrong with any other block)."""
+    return btype == EPB and 32 <= length <= MAX_BLOCK and not length & 3
 
 
 def _piece(

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from portsniff.capture.block import RawBlock
 from portsniff.decode import vector
 from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch
-from portsniff.decode.ip import ipv4_text, ipv6_text
+from portsniff.decode.ip import address_text
 from portsniff.decode.packet import PROTOS, Decoded
 
 
@@ -158,7 +158,7 @@ def _vlan_decoded(
     tag: int,
 ) -> Decoded:
     def text(raw: bytes) -> str | None:
-        return None if not version else ipv4_text(raw[:4]) if version == 4 else ipv6_text(raw)
+        return address_text(version, raw) if version else None
 
     def value(v: int) -> int | None:
         return None if v < 0 else v

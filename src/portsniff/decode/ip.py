@@ -68,6 +68,11 @@ def ipv6_text(raw: bytes) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
+def address_text(version: int, raw: bytes) -> str:
+    """The text of an address column value (16 bytes; IPv4 in the first 4)."""
+    return ipv4_text(raw[:4]) if version == 4 else ipv6_text(raw)
+
+
 def parse_ip(pkt: bytes, kind: str) -> IPHeader | str:
     """The IP header at the start of ``pkt`` or, when there is none, the problem text.
 

@@ -26,8 +26,8 @@ def concat_batches(batches: list[LabelledBatch]) -> LabelledBatch:
 
 
 class FoldedSummary:
-    """Holds labelled blocks and folds them into ``builder`` ``fold_packets`` at a time
-    (call :meth:`flush` before finishing the summary)."""
+    """Holds labelled blocks and folds them into ``builder`` ``fold_packets`` at a time,
+    blocks of one file together (call :meth:`flush` before finishing the summary)."""
 
     def __init__(self, builder: VectorSummaryBuilder, fold_packets: int = FOLD_PACKETS) -> None:
         self.builder = builder
@@ -39,6 +39,8 @@ class FoldedSummary:
         """Hold ``lb``; fold what is held once it reaches ``fold_packets``."""
         if not len(lb):
             return
+        if self._held and lb.file != self._held[0].file:
+            self.flush()  # blocks of one file only are joined
         self._held.append(lb)
         self._count += len(lb)
         if self._count >= self.fold_packets:

@@ -20,14 +20,15 @@ from portsniff.summary import Summary
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
+def _plain(v: object) -> bool:
+    """Whether ``v`` is a scalar or an empty list or dict: the C encoder writes it."""
+    t = type(v)
+    return t in _SCALARS or ((t is list or t is dict or t is tuple) and not v)
+
+
 def _flat(obj: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
-    """Whether every member of ``obj`` is a scalar or an empty list or dict."""
-    values = obj.values() if isinstance(obj, dict) else obj
-    for v in values:
-        t = type(v)
-        if t not in _SCALARS and not ((t is list or t is dict or t is tuple) and not v):
-            return False
-    return True
+    """Whether every member of ``obj`` is plain."""
+    return all(map(_plain, obj.values() if isinstance(obj, dict) else obj))
 
 
 def _key(k: object) -> str:
@@ -69,8 +70,7 @@ def _encode(obj: object, level: int, out: list[str], stream: TextIO | None = Non
         sep = inner
         run: dict[Any, Any] = {}  # scalar members in a row: encoded together, in C
         for k, v in obj.items():
-            t = type(v)
-            if t in _SCALARS or ((t is list or t is dict or t is tuple) and not v):
+            if _plain(v):
                 run[k] = v
                 continue
             if run:
