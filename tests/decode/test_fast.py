@@ -95,6 +95,16 @@ COMMON = [
      6, "tcp", 6, 53, 33333, 0x18),
     # Ports near the tunnel ports are not tunnels.
     (1, raw(ETH / V4 / UDP(sport=4788, dport=6082) / (b"\x08" * 20)), 4, "udp", 17, 4788, 6082, -1),
+    # Tunnel ports whose payload does not fit the tunnel's header are plain UDP: VXLAN
+    # without its I flag (the lower port decides), Geneve with no EtherType, too short.
+    (1, raw(ETH / V4 / UDP(sport=4789, dport=6081) / (b"\x00" * 20)), 4, "udp", 17, 4789, 6081, -1),
+    (1, raw(ETH / V4 / UDP(sport=6081, dport=9) / (b"\x00" * 20)), 4, "udp", 17, 6081, 9, -1),
+    (1, raw(ETH / V4 / UDP(sport=6081, dport=9) / b"\x01\0\x65\x58" / (b"\x00" * 6)), 4, "udp", 17, 6081, 9, -1),
+    (1, raw(ETH / V6 / UDP(sport=9, dport=4789) / b"\x08\0\0"), 6, "udp", 17, 9, 4789, -1),
+    # DNS whose first name starts with a malformed label type: nothing is read after it.
+    (1, raw(ETH / V4 / UDP(sport=5353, dport=5353) / (b"\0" * 12) / b"\x45\x04_tcp\x05local\0"),
+     4, "udp", 17, 5353, 5353, -1),
+    (1, raw(ETH / V4 / UDP(sport=53, dport=9) / b"\x04_tcp"), 4, "udp", 17, 53, 9, -1),
     (12, raw(V4 / UDP(sport=9, dport=7)), 4, "udp", 17, 9, 7, -1),
     (14, raw(V6 / UDP(sport=9, dport=7)), 6, "udp", 17, 9, 7, -1),
     (101, raw(V4 / UDP(sport=9, dport=7)), 4, "udp", 17, 9, 7, -1),
@@ -218,7 +228,24 @@ UNCOMMON = {
     ),
     "dns over tcp with _ label": (1, raw(ETH / V4 / TCP(sport=53, dport=33333) / b"\x04_tcp")),
     "vxlan": (1, raw(ETH / V4 / UDP(sport=1, dport=4789) / VXLAN() / ETH / V4 / TCP())),
-    "geneve": (1, raw(ETH / V4 / UDP(sport=1, dport=6081) / (b"\0" * 8))),
+    "geneve": (1, raw(ETH / V4 / UDP(sport=1, dport=6081) / b"\0\0\x65\x58\0\0\0\0" / ETH / V4)),
+    "geneve with options": (
+        1,
+        raw(ETH / V4 / UDP(sport=6081, dport=6081) / b"\x01\0\x08\0" / (b"\0" * 8)),
+    ),
+    "vxlan on the lower port": (1, raw(ETH / V4 / UDP(sport=4789, dport=6081) / (b"\x08" * 8))),
+    "dns-sd after a compressed first name": (
+        1,
+        raw(
+            ETH
+            / V4
+            / UDP(sport=53, dport=9)
+            / (b"\0" * 4)
+            / b"\0\1"
+            / (b"\0" * 6)
+            / b"\xc0\x0e\x04_UDP"
+        ),
+    ),
     "teredo": (1, raw(ETH / V4 / UDP(sport=3544, dport=1) / raw(V6 / UDP()))),
     "icmp error": (1, raw(ETH / V4 / ICMP(type=3, code=3) / IP() / UDP())),
     "icmpv6 error": (1, raw(ETH / V6 / ICMPv6DestUnreach() / V6 / UDP())),
@@ -255,21 +282,24 @@ def test_truncated_headers_are_left_to_the_reference() -> None:
         assert not done.any()
 
 
-def test_dns_label_scan_spans_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("portsniff.decode.vector.SCAN_CHUNK", 50)
+def test_dns_label_scan() -> None:
+    header = b"\0" * 12
     payloads = [
-        b"x_" * 15,
-        b"\x04_tcp" + b"x" * 70,
-        b"x" * 68 + b"\x04_UDP",
+        header + b"\x05_ipp_" + b"x" * 70,
+        header + b"\x04_tcp" + b"x" * 70,
+        header + b"\x01x" + b"x" * 68 + b"\x04_UDP",
+        header + b"\xc0\x0c\x04_tCp",
         b"",
-        b"x\x04",
-        b"_x" * 30,
-        b"\x04_" + b"x" * 70,  # not a protocol label: vectorised
-        b"x" * 68 + b"\x04_ud",  # cut short by the segment's end
+        header + b"\x00\x04",
+        header + b"\x80\x04_udp",  # a first label type 0x80: no names are read
+        header + b"\x02_x" * 30,
+        header + b"\x04_" + b"x" * 70,  # not a protocol label: vectorised
+        header + b"\x00" + b"x" * 68 + b"\x04_ud",  # cut short by the segment's end
     ]
     frames = [raw(ETH / V4 / UDP(sport=53, dport=9) / p) for p in payloads]
     _, done = _vectorised(block_from_packets(frames))
-    assert done.tolist() == [True, False, False, True, True, True, True, True]
+    assert done.tolist() == [True, False, False, False, True, True, True, True, True, True]
+    assert_same_as_reference(block_from_packets(frames))
 
 
 def test_block_from_packets_layout() -> None:
@@ -376,7 +406,9 @@ DNS_NAMES = [
 @st.composite
 def payloads(draw: st.DrawFn) -> bytes:
     """Application bytes: random, DNS (maybe with DNS-SD names), an IPv6 packet, VXLAN."""
-    kind = draw(st.sampled_from(["random", "dns", "tcp-dns", "ipv6", "vxlan"]))
+    kind = draw(
+        st.sampled_from(["random", "dns", "tcp-dns", "dns-raw", "ipv6", "vxlan", "tunnel-header"])
+    )
     if kind == "random":
         return draw(st.binary(max_size=40))
     if kind in ("dns", "tcp-dns"):
@@ -392,6 +424,13 @@ def payloads(draw: st.DrawFn) -> bytes:
         return raw(
             IPv6(src="2001::1", dst="2001::2") / UDP(sport=1, dport=2) / draw(st.binary(max_size=8))
         )
+    if kind == "dns-raw":  # a DNS header, then a first label of any type
+        first = draw(st.sampled_from([b"\0", b"\x04_tcp", b"\x45", b"\x80", b"\xc0\x0c"]))
+        return draw(st.binary(min_size=12, max_size=12)) + first + b"\x04_udp\x05local\0"
+    if kind == "tunnel-header":  # VXLAN/Geneve-like headers, fitting or not
+        head = bytes([draw(st.sampled_from([0, 1, 2, 8, 0x48, 0x81]))]) + b"\0"
+        head += draw(st.sampled_from([b"\x65\x58", b"\x08\x00", b"\x05\xff", b"\0\0"]))
+        return (head + b"\0" * draw(st.integers(0, 12)))[: draw(st.integers(0, 20))] + raw(ETH / V4)
     return raw(VXLAN() / ETH / V4 / UDP(sport=3, dport=4))
 
 

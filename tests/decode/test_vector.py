@@ -32,28 +32,23 @@ def _layout(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
     return data, spans
 
 
-@settings(max_examples=150, deadline=None)
-@given(layout=_layout(), chunk=st.sampled_from([1, 7, 50, 1 << 22]))
-def test_has_match_is_a_per_row_search(
-    layout: tuple[bytes, list[tuple[int, int]]], chunk: int
-) -> None:
+@settings(max_examples=300, deadline=None)
+@given(layout=_layout())
+def test_has_proto_label_is_a_per_row_search(layout: tuple[bytes, list[tuple[int, int]]]) -> None:
     data, spans = layout
-    saved = vector.SCAN_CHUNK
-    vector.SCAN_CHUNK = chunk
-    try:
-        start = np.array([a for a, _ in spans], np.int64)
-        stop = np.array([b for _, b in spans], np.int64)
-        buf = np.frombuffer(data, np.uint8)
-        got = vector.has_match(buf, start, stop, vector.PROTO_LABEL)
-    finally:
-        vector.SCAN_CHUNK = saved
-    assert got.tolist() == _naive(data, spans)
+    start = np.array([a for a, _ in spans], np.int64)
+    stop = np.array([b for _, b in spans], np.int64)
+    buf = np.frombuffer(data, np.uint8)
+    assert vector.has_proto_label(buf, start, stop).tolist() == _naive(data, spans)
 
 
-def test_has_match_rows_out_of_order() -> None:
-    data = b"ab\x04_udpcd\x04_TCP"
-    spans = [(11, 16), (0, 7), (2, 7), (3, 16), (0, 6), (9, 16)]
+def test_has_proto_label_rows_out_of_order() -> None:
+    data = b"ab\x04_udpcd\x04_TCP\x04_tCp\x04_uDp\x04_tcq\x04_T"
+    spans = [(11, 16), (0, 7), (2, 7), (3, 16), (0, 6), (9, 16), (14, 19), (19, 24), (24, 29)]
+    spans += [(29, 32), (40, 30), (0, 0)]  # cut short, reversed, empty
     buf = np.frombuffer(data, np.uint8)
     start = np.array([a for a, _ in spans], np.int64)
     stop = np.array([b for _, b in spans], np.int64)
-    assert vector.has_match(buf, start, stop, vector.PROTO_LABEL).tolist() == _naive(data, spans)
+    got = vector.has_proto_label(buf, start, stop).tolist()
+    assert got == _naive(data, spans)
+    assert got[6:9] == [True, True, False]

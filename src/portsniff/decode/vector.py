@@ -15,19 +15,18 @@ What is kept (everything else drops out):
 - IPv4 that is not a fragment and whose header length and total length are sane;
   IPv6 whose first next header is not an extension header;
 - TCP/UDP/SCTP/DCCP with their whole fixed header captured, except UDP on a tunnel
-  port or whose payload is exactly one IPv6 packet (Teredo on any port), and DNS ports
-  whose payload has a 4-byte label starting with an underscore (as "_tcp"/"_udp" of a
-  DNS-SD name);
+  port whose payload fits the tunnel's header (VXLAN's I flag, Geneve's header; any
+  payload on Teredo's port) or whose payload is exactly one IPv6 packet (Teredo on any
+  other port), and DNS ports whose payload has a 4-byte label starting with an
+  underscore (as "_tcp"/"_udp" of a DNS-SD name) and, over UDP, a first name that may
+  parse;
 - ICMP/ICMPv6 that is not an error (errors quote a packet); other IP protocols except
   the tunnels (4, 41, 47).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from itertools import repeat
-from operator import is_not
 
 import numpy as np
 import numpy.typing as npt
@@ -78,8 +77,6 @@ DNS_PORTS = {
     IPPROTO_UDP: np.array(sorted(dnssd.DNS_PORTS_UDP), np.int32),
     IPPROTO_TCP: np.array(sorted(dnssd.DNS_PORTS_TCP), np.int32),
 }
-#: A DNS label "_tcp" or "_udp" as bytes (dnssd.PROTO_LABELS, compared in any case).
-PROTO_LABEL = re.compile(rb"\x04_(?:[tT][cC][pP]|[uU][dD][pP])")
 
 
 def _port_table(ports: npt.NDArray[np.int32]) -> Mask:
@@ -100,7 +97,6 @@ IS_TUNNEL_PROTO = _proto_table(TUNNEL_PROTOS)
 IS_IPV6_EXTENSION = _proto_table(IPV6_EXTENSIONS)
 IS_UDP_TUNNEL_PORT = _port_table(UDP_TUNNEL_PORTS)
 IS_DNS_PORT = {number: _port_table(ports) for number, ports in DNS_PORTS.items()}
-SCAN_CHUNK = 1 << 22  # most bytes one search covers when scanning DNS payloads
 
 
 def _ethertype_table() -> U8:
@@ -233,49 +229,63 @@ def link_layer(buf: U8, offset: I64, caplen: I64, linktype: I32) -> Layer3:
     return _concat(parts)
 
 
-def has_match(buf: U8, start: I64, stop: I64, pattern: re.Pattern[bytes]) -> Mask:
-    """Whether ``pattern`` matches inside ``buf[start[i]:stop[i]]``.
+def has_proto_label(buf: U8, start: I64, stop: I64) -> Mask:
+    """Rows whose bytes ``buf[start:stop]`` hold a DNS label "_tcp" or "_udp" (any case)
+    after its length byte 4.
 
-    The search is the regex engine's (C, over the buffer itself: no index arrays). A run
-    of rows whose segments follow each other with gaps no longer than the segments is
-    searched at once, ``SCAN_CHUNK`` bytes at a time, the matches going to their rows;
-    other rows are searched one call each. A match never overlaps another that could
-    start inside it, because ``pattern``'s first byte occurs nowhere else in its matches.
+    The rows' segments are joined with a zero byte between them (no match spans one: the
+    label has no zero byte) and searched at once: candidates are the bytes 4, then the
+    four bytes after each are compared.
     """
     n = int(start.size)
     found = np.zeros(n, np.bool_)
     if not n:
         return found
-    seg = stop - start
-    linked = np.zeros(n, np.bool_)
-    linked[1:] = (
-        (start[1:] >= stop[:-1])
-        & (start[1:] - stop[:-1] <= seg[1:])
-        & (seg[1:] >= 0)
-        & (seg[:-1] >= 0)
-    )
-    heads = np.flatnonzero(~linked)
-    tails = np.append(heads[1:], n)
-    alone = heads[tails - heads == 1]
-    data = buf.data  # what the regex engine reads (no copy)
-    # One search per row alone, the loop in C (map): no Python frame per row.
-    hits = map(pattern.search, repeat(data), start[alone].tolist(), stop[alone].tolist())
-    found[alone] = list(map(is_not, hits, repeat(None)))
-    runs = tails - heads > 1
-    for a, b in zip(heads[runs].tolist(), tails[runs].tolist(), strict=True):
-        i = a
-        while i < b:
-            # Rows i..j-1: as many as end within SCAN_CHUNK bytes of row i's start (one at least).
-            j = i + int(np.searchsorted(stop[i:b], start[i] + SCAN_CHUNK, side="right"))
-            j = max(j, i + 1)
-            for m in pattern.finditer(data, int(start[i]), int(stop[j - 1])):
-                at = m.start()
-                # The row whose segment starts at or before the match; the match must fit.
-                k = i + int(np.searchsorted(start[i:j], at, side="right")) - 1
-                if k >= i and m.end() <= stop[k]:
-                    found[k] = True
-            i = j
+    stop = np.maximum(stop, start)
+    data = buf.data  # sliced without copies; join copies each segment once
+    joined = b"\0".join(map(data.__getitem__, map(slice, start.tolist(), stop.tolist())))
+    j = np.frombuffer(joined, np.uint8)
+    at = np.flatnonzero(j[: max(j.size - 4, 0)] == 4)
+    at = at[j[at + 1] == ord("_")]
+    if at.size:
+        # The three letters as one number, lower-cased (0x20 set on each).
+        word = (
+            (j[at + 2].astype(np.uint32) << 16) | (j[at + 3].astype(np.uint32) << 8) | j[at + 4]
+        ) | 0x202020
+        at = at[np.isin(word, _LABEL_WORDS)]
+    if at.size:
+        size = stop - start + 1
+        begin = np.cumsum(size) - size  # where each row's segment starts in ``joined``
+        found[np.searchsorted(begin, at, side="right") - 1] = True
     return found
+
+
+#: "tcp" and "udp" as numbers (dnssd.PROTO_LABELS without their underscore). A word
+#: lower-cased by OR-ing 0x20 into each byte matches only these two spellings in any case:
+#: the letters' other bits are fixed.
+_LABEL_WORDS = np.array([int.from_bytes(x[1:], "big") for x in dnssd.PROTO_LABELS], np.uint32)
+
+
+def _not_udp_tunnel(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> Mask:
+    """UDP datagrams on a tunnel port that the reference reads as plain UDP
+    (tunnels.udp_tunnel): the lower tunnel port is VXLAN's or Geneve's and the payload
+    does not fit its header. Teredo's port is left to the reference."""
+    both = IS_UDP_TUNNEL_PORT[sport + 1] & IS_UDP_TUNNEL_PORT[dport + 1]
+    port = np.where(
+        both, np.minimum(sport, dport), np.where(IS_UDP_TUNNEL_PORT[sport + 1], sport, dport)
+    )
+    ulen = u16(buf, l4 + 4).astype(np.int64)
+    # The payload the reference hands to the tunnel rules (transport.parse_ports).
+    size = np.where((ulen >= 8) & (ulen <= seg), ulen, seg) - 8
+    room = size >= 8
+    b0 = np.where(room, buf[np.where(room, l4 + 8, 0)], 0)
+    vxlan = (port == tunnels.VXLAN_PORT) & (~room | (b0 & 0x08 == 0))
+    protocol = np.where(room, u16(buf, np.where(room, l4 + 10, 0)), 0)
+    geneve = (port == tunnels.GENEVE_PORT) & (
+        ~room | (b0 >> 6 != 0) | (8 + (b0 & 0x3F).astype(np.int64) * 4 > size) | (protocol < 0x0600)
+    )
+    plain: Mask = vxlan | geneve
+    return plain
 
 
 def _teredo_exact(buf: U8, l4: I64, seg: I64) -> Mask:
@@ -329,16 +339,24 @@ def _transport(
     dport[p] = u16(buf, l4[p] + 2)
     keep = np.ones(rows.size, np.bool_)
     udp = ip_proto == IPPROTO_UDP
-    keep[udp & (IS_UDP_TUNNEL_PORT[sport + 1] | IS_UDP_TUNNEL_PORT[dport + 1])] = False
-    u = np.flatnonzero(keep & udp)
+    on_tunnel_port = udp & (IS_UDP_TUNNEL_PORT[sport + 1] | IS_UDP_TUNNEL_PORT[dport + 1])
+    t = np.flatnonzero(on_tunnel_port)
+    keep[t[~_not_udp_tunnel(buf, l4[t], seg[t], sport[t], dport[t])]] = False
+    # Off the tunnel ports, Teredo is tried on any UDP (the tunnel ports' rules decided).
+    u = np.flatnonzero(udp & ~on_tunnel_port)
     keep[u[_teredo_exact(buf, l4[u], seg[u])]] = False
     # A DNS-SD service type needs a label "_tcp" or "_udp" (any case) in the DNS message
     # (which lies within the segment), so those bytes after a length byte 4: without
-    # them the reference finds no names and leaves no details.
+    # them the reference finds no names and leaves no details. Nor does it when the
+    # message's first name (at byte 12, UDP's byte 20) starts with a malformed label
+    # type (0x40 or 0x80): dnssd reads names in order and stops at the first bad one.
     for number, table in IS_DNS_PORT.items():
         d = np.flatnonzero(keep & (ip_proto == number) & (table[sport + 1] | table[dport + 1]))
+        if number == IPPROTO_UDP and d.size:
+            first = np.where(seg[d] > 20, buf[np.where(seg[d] > 20, l4[d] + 20, 0)] & 0xC0, 0x40)
+            d = d[(first == 0) | (first == 0xC0)]
         if d.size:
-            keep[d[has_match(buf, l4[d], l4[d] + seg[d], PROTO_LABEL)]] = False
+            keep[d[has_proto_label(buf, l4[d], l4[d] + seg[d])]] = False
     tcp = np.flatnonzero(keep & (ip_proto == IPPROTO_TCP))
     flags = np.full(rows.size, -1, np.int32)
     flags[tcp] = buf[l4[tcp] + 13]
