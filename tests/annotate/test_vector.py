@@ -236,7 +236,14 @@ def test_synthetic_batches(
     cuts: list[int],
     limits: tuple[int, float],
 ) -> None:
-    # Timestamps mostly rise, with jumps back and forth (several captures in one run).
+    max_flows, idle = limits
+    batches = rising_batches(items, cuts)
+    assert_same(*both(index, batches, max_flows=max_flows, idle_timeout=idle))
+
+
+def rising_batches(items: list[tuple[Decoded, int]], cuts: list[int]) -> list[DecodedBatch]:
+    """Batches of ``items`` cut after ``cuts`` rows (repeated); timestamps mostly rise,
+    with jumps back and forth (several captures in one run)."""
     rising: list[tuple[Decoded, int]] = []
     t = 1_700_000_000 * 10**9
     for d, step in items:
@@ -251,8 +258,48 @@ def test_synthetic_batches(
         at += c
     if at < len(rising):
         batches.append(batch_of(rising[at:], at + 1))
+    return batches
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(packets(), st.integers(0, 3_000_000_000)), min_size=1, max_size=60),
+    st.lists(st.integers(1, 25), min_size=1, max_size=6),
+    st.sampled_from([(1_000_000, 600.0), (4, 1.0), (2, 0.5)]),
+)
+def test_flow_column_names_one_flow_per_slot(
+    index: RegistryIndex,
+    items: list[tuple[Decoded, int]],
+    cuts: list[int],
+    limits: tuple[int, float],
+) -> None:
+    """A row's ``flow`` names its endpoints (direction included) from the batch whose
+    ``new_flows`` lists the slot on, even when flows are forgotten and slots used again."""
     max_flows, idle = limits
-    assert_same(*both(index, batches, max_flows=max_flows, idle_timeout=idle))
+    vec = VectorAnnotator(index, max_flows=max_flows, idle_timeout=idle)
+    out: list[LabelledBatch] = []
+    for batch in rising_batches(items, cuts):
+        out.extend(vec.feed(batch))
+    out.extend(vec.finish())
+    named: dict[int, tuple[object, ...]] = {}
+    for lb in out:
+        assert lb.flow_space == vec._space
+        for slot in lb.new_flows.tolist():
+            named.pop(2 * slot, None)
+            named.pop(2 * slot + 1, None)
+        for i in range(len(lb)):
+            f = int(lb.flow[i])
+            rec = lb.record(i)
+            if f < 0:  # rows labelled one by one, and rows without two ports
+                assert i in lb.records or rec.src_port is None or rec.dst_port is None
+                continue
+            assert i not in lb.records
+            ends = (rec.proto, rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port)
+            mirror = (rec.proto, rec.dst_ip, rec.dst_port, rec.src_ip, rec.src_port)
+            assert named.setdefault(f, ends) == ends
+            assert named.setdefault(f ^ 1, mirror) == mirror
+    if limits[0] == 2:
+        assert vec._slots <= 2 + max(len(b) for b in out)  # forgotten slots are used again
 
 
 def test_fragment_window_gives_up_in_order(

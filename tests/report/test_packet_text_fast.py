@@ -6,13 +6,17 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from portsniff.annotate.vector import VectorAnnotator
+from portsniff.decode.batch import DecodedBatch
+from portsniff.decode.packet import Decoded
 from portsniff.registry.index import RegistryIndex
 from portsniff.registry.sources import open_registry
 from portsniff.report.packet_text import TextWriter, packet_line
 from portsniff.report.packet_text_fast import BatchText, FastTextWriter
-from tests.annotate.test_vector import capture_files, decoded, workload
+from tests.annotate.test_vector import capture_files, decoded, packets, rising_batches, workload
 from tests.report.stream_check import written
 
 
@@ -66,3 +70,59 @@ def test_writes_bytes_under_a_utf8_stream(
     written before and after); other encodings take the text path. Same bytes."""
     got, want = written(index, workload(tmp_path, 3_000, 6), FastTextWriter, TextWriter, encoding)
     assert got == want
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(packets(), st.integers(0, 3_000_000_000)), min_size=1, max_size=60),
+    st.lists(st.integers(1, 25), min_size=1, max_size=6),
+    st.sampled_from([(1_000_000, 600.0), (2, 0.5)]),
+)
+def test_flows_forgotten_and_slots_used_again(
+    index: RegistryIndex,
+    items: list[tuple[Decoded, int]],
+    cuts: list[int],
+    limits: tuple[int, float],
+) -> None:
+    """The text kept per flow slot follows the labeller's slots as flows are forgotten
+    and their slots given to others; two labellers' batches may take turns."""
+    max_flows, idle = limits
+    text = BatchText()
+    labellers = [VectorAnnotator(index, max_flows=max_flows, idle_timeout=idle) for _ in "ab"]
+    batches = rising_batches(items, cuts)
+    for k, batch in enumerate(batches + batches):
+        vec = labellers[k // len(batches)] if k % 3 else labellers[0]
+        for lb in vec.feed(batch):
+            assert text.lines(lb) == [packet_line(r, False) for r in lb.iter_records()]
+
+
+def test_slot_given_to_another_flow(index: RegistryIndex) -> None:
+    """Flows with the same label in one slot one after the other (the one before
+    forgotten), and in two labellers' slots of the same number taking turns: each row
+    keeps its own text."""
+
+    def dns(src: str) -> tuple[Decoded, int]:
+        d = Decoded(
+            linktype=1,
+            src_ip=src,
+            dst_ip="192.0.2.53",
+            proto="udp",
+            ip_proto=17,
+            src_port=40000,
+            dst_port=53,
+        )
+        return d, 5
+
+    def check(vec: VectorAnnotator, batch: DecodedBatch) -> list[int]:
+        flows = []
+        for lb in vec.feed(batch):
+            assert text.lines(lb) == [packet_line(r, False) for r in lb.iter_records()]
+            flows += lb.flow.tolist()
+        return flows
+
+    text = BatchText()
+    vec = VectorAnnotator(index, max_flows=1)
+    a, b, c = rising_batches([dns("10.0.0.1"), dns("10.0.0.2"), dns("10.0.0.3")], [1])
+    assert [check(vec, x) for x in (a, b, c)] == [[0], [2], [0]]  # c's flow takes a's slot
+    one, two = VectorAnnotator(index), VectorAnnotator(index)
+    assert check(one, a) == check(two, b) == check(one, a) == [0]

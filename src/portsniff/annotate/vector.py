@@ -14,6 +14,7 @@ one, as the reference does, so eviction stays exact.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ SIDE_NONE, SIDE_SRC, SIDE_DST = 0, 1, 2
 SIDE_NAME = (None, "src", "dst")
 SYN, ACK = 0x02, 0x10
 _MAX_FRAGMENT_KEYS = 100_000
+_FLOW_SPACES = itertools.count(1)  # LabelledBatch.flow_space of each labeller
 _N_TRANSPORTS = len(TRANSPORTS)
 assert PROTOS[:_N_TRANSPORTS] == TRANSPORTS  # proto codes 0-3 are the port transports
 
@@ -96,6 +98,11 @@ class LabelledBatch:
     are the label columns; the label itself is ``labels.label(proto, service port)``. Ports
     are the record's (non-first fragments carry their first fragment's). Rows whose record
     was built one by one (details other than a VLAN tag) are in ``records``.
+
+    ``flow`` names each vector row's flow and direction for the writers' caches: the
+    labeller's flow slot times 2, plus 1 when the row is sent by the flow's second
+    endpoint (-1 for other rows). A slot names one flow from the batch listing it in
+    ``new_flows`` on, among the batches of one labeller (``flow_space``, 0 for none).
     """
 
     file: str
@@ -113,9 +120,12 @@ class LabelledBatch:
     side: I8
     basis: I8
     ambiguous: B
+    flow: I32
     labels: Labeller
     vlan: dict[int, tuple[int, ...]] = field(default_factory=dict)
     records: dict[int, PacketRecord] = field(default_factory=dict)
+    new_flows: I32 = field(default_factory=lambda: np.zeros(0, np.int32))
+    flow_space: int = 0
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])
@@ -145,9 +155,13 @@ class LabelledBatch:
             self.side[a:b],
             self.basis[a:b],
             self.ambiguous[a:b],
+            self.flow[a:b],
             self.labels,
             {i - a: v for i, v in self.vlan.items() if a <= i < b},
             {i - a: v for i, v in self.records.items() if a <= i < b},
+            # Every piece lists them: a writer forgetting a slot twice only costs time.
+            self.new_flows,
+            self.flow_space,
         )
 
     @classmethod
@@ -164,18 +178,41 @@ class LabelledBatch:
             vlan.update((i + at, v) for i, v in b.vlan.items())
             records.update((i + at, r) for i, r in b.records.items())
             at += len(b)
-        return cls(file=first.file, labels=first.labels, vlan=vlan, records=records, **cols)
+        spaces = {b.flow_space for b in batches}
+        return cls(
+            file=first.file,
+            labels=first.labels,
+            vlan=vlan,
+            records=records,
+            new_flows=np.concatenate([b.new_flows for b in batches]),
+            flow_space=spaces.pop() if len(spaces) == 1 else 0,
+            **cols,
+        )
 
     def state(self) -> tuple[Any, ...]:
         """Everything but the labeller, to send to another process (``from_state``)."""
-        return (self.file, *(getattr(self, name) for name in _COLUMNS), self.vlan, self.records)
+        return (
+            self.file,
+            *(getattr(self, name) for name in _COLUMNS),
+            self.vlan,
+            self.records,
+            self.new_flows,
+            self.flow_space,
+        )
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...], labels: Labeller) -> LabelledBatch:
         """The batch ``state()`` described, labelled by ``labels``."""
-        *cols, vlan, records = state
+        *cols, vlan, records, new_flows, space = state
         named: dict[str, Any] = dict(zip(("file", *_COLUMNS), cols, strict=True))
-        return cls(**named, labels=labels, vlan=vlan, records=records)
+        return cls(
+            **named,
+            labels=labels,
+            vlan=vlan,
+            records=records,
+            new_flows=new_flows,
+            flow_space=space,
+        )
 
     def record(self, i: int) -> PacketRecord:
         """Row ``i`` as a PacketRecord."""
@@ -279,6 +316,7 @@ _COLUMNS = (
     "side",
     "basis",
     "ambiguous",
+    "flow",
 )
 _ADDR_CACHE: dict[tuple[int, bytes], str] = {}
 
@@ -464,8 +502,16 @@ class VectorAnnotator:
         self.idle_timeout = idle_timeout
         self.evicted = 0
         self.slow_blocks = 0
-        # flow key -> (decision code, last ts); LRU order as the reference's FlowSides.
-        self._flows: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
+        # flow key -> slot, in LRU order as the reference's FlowSides; the slot indexes
+        # the flow's decision code and last ts. Slots of forgotten flows are used again
+        # from the next block on (a block's ``flow`` column names one flow per slot).
+        self._flows: OrderedDict[bytes, int] = OrderedDict()
+        self._code = np.zeros(1024, np.int64)
+        self._last = np.zeros(1024, np.float64)
+        self._slots = 0  # slots ever used
+        self._free: list[int] = []
+        self._freed: list[int] = []  # forgotten in this block
+        self._space = next(_FLOW_SPACES)
         self._min_last = float("inf")  # a lower bound of every remembered flow's last ts
         self._first_fragments: OrderedDict[
             tuple[str, str, int, int], tuple[int | None, int | None]
@@ -509,7 +555,9 @@ class VectorAnnotator:
             side=np.zeros(n, np.int8),
             basis=np.full(n, -1, np.int8),
             ambiguous=np.zeros(n, np.bool_),
+            flow=np.full(n, -1, np.int32),
             labels=self.labels,
+            flow_space=self._space,
         )
         seq0 = self._seq
         self._seq += n
@@ -544,8 +592,9 @@ class VectorAnnotator:
         gave_up: list[_Row] = []
         if special or self._unresolved:
             self._specials(lb, special, seq0, extra, made, resolved_late, gave_up)
-        codes, src_is_dst = self._decide(lb, vrows, extra)
+        codes, src_is_dst, flow_dir, lb.new_flows = self._decide(lb, vrows, extra)
         nv = int(vrows.size)
+        lb.flow[vrows] = flow_dir[:nv]
         # Vector rows take their decision.
         vcode = codes[:nv]
         side = np.where(src_is_dst[:nv], SIDE_DST, SIDE_SRC).astype(np.int8)
@@ -835,14 +884,18 @@ class VectorAnnotator:
 
     # -- the side decision, per flow ------------------------------------------------------
 
-    def _decide(self, lb: LabelledBatch, vrows: I64, extra: _Events) -> tuple[I64, B]:
-        """Decision code of every event (vector rows first, then ``extra``) and whether
-        the service is the event's destination."""
+    def _decide(self, lb: LabelledBatch, vrows: I64, extra: _Events) -> tuple[I64, B, I32, I32]:
+        """Decision code of every event (vector rows first, then ``extra``), whether the
+        service is the event's destination, each event's flow slot and direction
+        (LabelledBatch.flow), and the slots given to new flows."""
         nv = int(vrows.size)
         ne = len(extra.pos)
         n = nv + ne
+        self._free.extend(self._freed)
+        self._freed = []
         if n == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.bool_)
+            empty = np.zeros(0, np.int32)
+            return np.zeros(0, np.int64), np.zeros(0, np.bool_), empty, empty
         pos = np.concatenate([vrows.astype(np.int64) * 64, np.array(extra.pos, np.int64)])
         proto = np.concatenate([lb.proto[vrows].astype(np.int64), np.array(extra.proto, np.int64)])
         sver = np.concatenate(
@@ -923,30 +976,50 @@ class VectorAnnotator:
         cand = cand_a.astype(np.int64) | (basis << 1) | (amb.astype(np.int64) << 4)
         nflows = len(keys)
         state = self._flows
-        known_list = list(map(state.get, keys))
-        known = np.array([-1 if kv is None else kv[0] for kv in known_list], np.int64)
+        slot = np.array(list(map(state.get, keys, repeat(-1))), np.int64)
+        known = np.where(slot >= 0, self._code[np.maximum(slot, 0)], -1)
         tsf = seconds_array(ts_ns)
         if self._fast_ok(known, flow, order, tsf, nflows, keys):
             code, last_call = self._decide_fast(
                 order, flow, grouped, known, cand, syn, pure, synack
             )
-            # New state: each flow's last call, flows in order of their last call (the
-            # calls are distinct, so any sort gives that order).
+            new = np.flatnonzero(slot < 0)
+            new_slots = self._take_slots(int(new.size))
+            slot[new] = new_slots
+            ev_last = order[last_call]
+            self._code[slot] = code[ev_last]
+            self._last[slot] = tsf[ev_last]
+            # LRU order: the block's flows in order of their last call (the calls are
+            # distinct, so any sort gives that order). Taking them out and putting them
+            # back in that order is the same as assigning and moving each to the end,
+            # with the loops in C.
             by_last = np.argsort(last_call)
-            ev_last = order[last_call[by_last]]
-            # Taking the block's flows out and putting them back in that order is the
-            # same as assigning and moving each to the end, with the loops in C.
             touched = list(map(keys.__getitem__, by_last.tolist()))
             deque(map(state.pop, touched, repeat(None)), maxlen=0)
-            values = zip(code[ev_last].tolist(), tsf[ev_last].tolist(), strict=True)
-            state.update(zip(touched, values, strict=True))
+            state.update(zip(touched, slot[by_last].tolist(), strict=True))
             self._min_last = min(self._min_last, float(tsf.min()))
+            ev_slot = slot[flow]
         else:
             self.slow_blocks += 1
-            code = self._decide_slow(order, flow, keys, cand, pure, synack, tsf)
+            code, ev_slot, new_slots = self._decide_slow(order, flow, keys, cand, pure, synack, tsf)
         dec_a = (code & 1) > 0
         src_is_dst = (dec_a != s_lt) | same
-        return code, src_is_dst
+        flow_dir = (ev_slot * 2 + (~s_lt)).astype(np.int32)
+        return code, src_is_dst, flow_dir, new_slots.astype(np.int32)
+
+    def _take_slots(self, k: int) -> I64:
+        """``k`` slots for new flows: forgotten flows' first, then new ones."""
+        free = self._free
+        reused = free[len(free) - k :] if k else []
+        del free[len(free) - len(reused) :]
+        fresh = k - len(reused)
+        start = self._slots
+        self._slots += fresh
+        if self._slots > self._code.size:
+            size = max(self._slots, 2 * self._code.size)
+            self._code = np.resize(self._code, size)
+            self._last = np.resize(self._last, size)
+        return np.concatenate([np.array(reused, np.int64), np.arange(start, start + fresh)])
 
     def _fast_ok(
         self,
@@ -978,7 +1051,7 @@ class VectorAnnotator:
         if newest - lowest <= self.idle_timeout:
             return True
         if self._flows:  # the bound may be stale: recompute it
-            self._min_last = min(v[1] for v in self._flows.values())
+            self._min_last = float(self._last[self._live_slots()].min())
         lowest = min(self._min_last, float(tsf.min()))
         if newest - lowest <= self.idle_timeout:
             return True
@@ -986,8 +1059,14 @@ class VectorAnnotator:
         # not idle: nothing goes when that flow is untouched here and stays not idle.
         if not self._flows or float(tsf.max()) - float(tsf.min()) > self.idle_timeout:
             return False
-        front, (_, last) = next(iter(self._flows.items()))
+        front, front_slot = next(iter(self._flows.items()))
+        last = float(self._last[front_slot])
         return front not in keyset() and newest - last <= self.idle_timeout
+
+    def _live_slots(self) -> I64:
+        """The slots of every remembered flow."""
+        state = self._flows
+        return np.fromiter(state.values(), np.int64, len(state))
 
     @staticmethod
     def _decide_fast(
@@ -1038,36 +1117,60 @@ class VectorAnnotator:
         pure: B,
         synack: B,
         tsf: npt.NDArray[np.float64],
-    ) -> I64:
-        """The reference's FlowSides.side, call by call (exact eviction)."""
+    ) -> tuple[I64, I64, I64]:
+        """The reference's FlowSides.side, call by call (exact eviction). Returns the
+        codes, each event's slot and the slots given to new flows."""
         state = self._flows
         code = np.empty(len(flow), np.int64)
+        ev_slot = np.empty(len(flow), np.int64)
         flow_l = flow.tolist()
         cand_l = cand.tolist()
         pure_l = pure.tolist()
         synack_l = synack.tolist()
         ts_l = tsf.tolist()
+        codes, lasts = self._code, self._last
+        # (code, last ts) of the slots used in this block, written back at its end.
+        now: dict[int, tuple[int, float]] = {}
+        new_slots: list[int] = []
         for e in order.tolist():
             key = keys[flow_l[e]]
-            known = state.get(key)
-            if known is None or pure_l[e] or (synack_l[e] and ((known[0] >> 1) & 7) > 1):
+            slot = state.get(key)
+            is_new = slot is None
+            if slot is None:
                 c = cand_l[e]
+                slot = int(self._take_slots(1)[0])
+                codes, lasts = self._code, self._last  # they may have grown
+                new_slots.append(slot)
+                state[key] = slot
             else:
-                c = known[0]
+                got = now.get(slot)
+                known = got[0] if got is not None else int(codes[slot])
+                reset = pure_l[e] or (synack_l[e] and ((known >> 1) & 7) > 1)
+                c = cand_l[e] if reset else known
+                state.move_to_end(key)
             ts = ts_l[e]
-            state[key] = (c, ts)
-            state.move_to_end(key)
+            now[slot] = (c, ts)
             code[e] = c
-            if known is None:
+            ev_slot[e] = slot
+            if is_new:
                 while state:
-                    k0, (_, last) = next(iter(state.items()))
+                    k0, s0 = next(iter(state.items()))
+                    front = now.get(s0)
+                    last = front[1] if front is not None else float(lasts[s0])
                     if len(state) > self.max_flows or ts - last > self.idle_timeout:
                         del state[k0]
+                        now.pop(s0, None)
+                        self._freed.append(s0)
                         self.evicted += 1
                     else:
                         break
-        self._min_last = min((v[1] for v in state.values()), default=float("inf"))
-        return code
+        if now:
+            used = np.fromiter(now, np.int64, len(now))
+            codes[used] = [v[0] for v in now.values()]
+            lasts[used] = [v[1] for v in now.values()]
+        live = self._live_slots()
+        self._min_last = float(lasts[live].min()) if live.size else float("inf")
+        return code, ev_slot, np.array(new_slots, np.int64)
 
 
 def _be(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:

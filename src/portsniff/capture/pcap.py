@@ -172,25 +172,47 @@ class PcapParser:
         """Per target, the first offset in the LANE_WINDOW bytes from it where
         ``LANE_CHAIN`` record headers in a row look right (targets with none are left
         out). A wrong guess costs time, never records: the walk confirms every lane."""
+        found = []
+        todo = np.arange(targets.size)
+        # Windows are searched from their start, in pieces: a record starts within the
+        # first few hundred bytes of most targets, and the rest of their windows is
+        # searched only for the targets without one.
+        w = LANE_WINDOW
+        for lo, hi in ((0, w // 8), (w // 8, w // 2), (w // 2, w)):
+            if not todo.size:
+                break
+            got, at = self._first_starts(buf, targets, todo, lo, hi, end)
+            found.append(at)
+            todo = todo[~got]
+        return np.sort(np.concatenate(found))
+
+    def _first_starts(
+        self,
+        buf: bytearray,
+        targets: npt.NDArray[np.int64],
+        todo: npt.NDArray[np.int64],
+        lo: int,
+        hi: int,
+        end: int,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """For targets ``todo`` (indexes into ``targets``, which are LANE_BYTES apart):
+        whether bytes ``lo`` to ``hi`` after each hold an offset where ``LANE_CHAIN``
+        record headers in a row look right, and the first such offsets."""
         hdr = self.hdr_len
         u32 = self._u32
         frac_max = 1_000_000_000 if self.nano else 1_000_000
         limit = self.max_caplen
-        k = int(targets.size)
-        width = LANE_WINDOW
-        first = int(targets[0])
-        step = LANE_BYTES
-
-        def window(field: int) -> npt.NDArray[np.uint32]:
-            # (target, offset in window) -> the header word ``field`` of a record there.
-            return np.ndarray((k, width), u32, buf, offset=first + 4 * field, strides=(step, 1))
-
-        plausible = (window(2) <= limit) & (window(1) < frac_max) & (window(2) <= window(3))
-        cand = np.flatnonzero(plausible)
-        at = targets[cand // width] + cand % width
+        width = hi - lo
+        # (target, offset in the piece) -> the caplen word of a record there.
+        first = int(targets[0]) + lo + 8
+        caplen = np.ndarray((targets.size, width), u32, buf, offset=first, strides=(LANE_BYTES, 1))
+        if todo.size < targets.size:
+            caplen = caplen[todo]
+        cand = np.flatnonzero(caplen <= limit)
+        at = targets[todo[cand // width]] + lo + cand % width
         whole = np.ndarray((end - 15,), "V16", buf, strides=(1,))
-        keep = np.ones(at.size, np.bool_)
-        q = at
+        keep = at < end - 16
+        q = np.minimum(at, end - 16)
         sec = None
         for _ in range(LANE_CHAIN):
             fields = whole[q].view(u32).reshape(-1, 4).astype(np.int64)
@@ -209,8 +231,10 @@ class PcapParser:
         keep &= q < end - 16
         row = cand[keep] // width
         # The first plausible offset of each target's window.
-        _, first_of = np.unique(row, return_index=True)
-        return at[keep][first_of].astype(np.int64)
+        rows, first_of = np.unique(row, return_index=True)
+        got = np.zeros(todo.size, np.bool_)
+        got[rows] = True
+        return got, at[keep][first_of].astype(np.int64)
 
     def _block(self, buf: bytearray, at: npt.NDArray[np.int64], first_frame: int) -> RawBlock:
         # A view whose element ``p`` is the 16 bytes at byte ``p`` (overlapping): the

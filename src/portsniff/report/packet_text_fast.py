@@ -66,6 +66,7 @@ class BatchText:
         self._seconds: dict[int, str] = {}
         self._labels: dict[tuple[int, int, bool], str] = {}
         self._tail_cache: dict[bytes, bytes] = {}
+        self._flow_tails = FlowTails()
 
     def _label(self, lb: LabelledBatch, proto: int, port: int, amb: bool) -> str:
         key = (proto, port, amb)
@@ -171,22 +172,35 @@ class BatchText:
                 vw[i] = tags[0] + 1
             else:
                 odd_vlan.append(i)
-        keys = (src_w[:, 0], src_w[:, 1], dst_w[:, 0], dst_w[:, 1], w1, w2, vw)
-        _, first, inverse = _group(*keys)
-        # Groups recur from block to block (flows): their text is kept by key.
-        key_bytes = np.stack([k[first] for k in keys], axis=1).view("V56").reshape(-1).tolist()
-        cache = self._tail_cache
-        tails = [cache.get(k) for k in key_bytes]
-        miss = [j for j, t in enumerate(tails) if t is None]
-        if miss:
-            if len(cache) + len(miss) > TAIL_CACHE:
-                cache.clear()
-            made = self._tails(lb, first[miss], combo, vw)
-            for j, t in zip(miss, made, strict=True):
-                tails[j] = cache[key_bytes[j]] = t
+        # Rows of flows whose text is known (the labeller's flow and direction, with the
+        # label and VLAN the text was made for) take it; the rest are grouped by their
+        # text's every input and their groups' text is kept by key (groups recur from
+        # block to block).
+        row_tail = np.empty(n, object)
+        flow_tails = self._flow_tails
+        flow_tails.start(lb)
+        hit = flow_tails.look(lb.flow, combo, vw, row_tail)
+        rest = np.flatnonzero(~hit)
+        if rest.size:
+            keys = tuple(
+                k[rest] for k in (src_w[:, 0], src_w[:, 1], dst_w[:, 0], dst_w[:, 1], w1, w2, vw)
+            )
+            _, first, inverse = _group(*keys)
+            key_bytes = np.stack([k[first] for k in keys], axis=1).view("V56").reshape(-1).tolist()
+            cache = self._tail_cache
+            tails = [cache.get(k) for k in key_bytes]
+            miss = [j for j, t in enumerate(tails) if t is None]
+            if miss:
+                if len(cache) + len(miss) > TAIL_CACHE:
+                    cache.clear()
+                made = self._tails(lb, rest[first[miss]], combo, vw)
+                for j, t in zip(miss, made, strict=True):
+                    tails[j] = cache[key_bytes[j]] = t
+            row_tail[rest] = np.array(tails, dtype=object)[inverse]
+            flow_tails.keep(lb.flow, rest, combo, vw, row_tail)
         parts: list[bytes] = [b""] * (2 * n)
         parts[0::2] = stamps
-        parts[1::2] = np.array(tails, dtype=object)[inverse].tolist()
+        parts[1::2] = row_tail.tolist()
         # Rows whose text is not their group's: one by one.
         special = set(odd_vlan) | set(lb.records) | set(np.flatnonzero(odd_len).tolist())
         if special:
@@ -261,6 +275,77 @@ class BatchText:
 
 
 _SLICE = 65536
+
+
+class FlowTails:
+    """The text made last for each flow and direction of a labeller (LabelledBatch.flow),
+    with the label and VLAN word it was made for: rows of known flows take it without
+    grouping or hashing. At most TAIL_CACHE texts are kept."""
+
+    def __init__(self) -> None:
+        self.space = 0
+        self.kept = 0
+        self._reset(0)
+
+    def _reset(self, size: int) -> None:
+        self.combo = np.full(size, -2, np.int64)  # -2: nothing kept (a combo is >= -1)
+        self.vw = np.zeros(size, np.uint64)
+        self.tail = np.empty(size, object)
+        self.kept = 0
+
+    def start(self, lb: LabelledBatch) -> None:
+        """Get ready for ``lb``: forget the flows its labeller gave new slots to."""
+        if lb.flow_space != self.space:
+            self.space = lb.flow_space
+            self._reset(self.combo.size)
+        top = int(lb.flow.max()) + 1 if len(lb) else 0
+        if top > self.combo.size:
+            grow = max(top, 2 * self.combo.size)
+            self.combo = np.concatenate([self.combo, np.full(grow - self.combo.size, -2)])
+            self.vw = np.resize(self.vw, grow)
+            self.tail = np.concatenate([self.tail, np.empty(grow - self.tail.size, object)])
+        new = lb.new_flows.astype(np.int64) * 2
+        new = np.concatenate([new, new + 1])
+        self.combo[new[new < self.combo.size]] = -2
+
+    def look(
+        self,
+        flow: npt.NDArray[np.int32],
+        combo: npt.NDArray[np.int64],
+        vw: npt.NDArray[np.uint64],
+        out: npt.NDArray[np.object_],
+    ) -> npt.NDArray[np.bool_]:
+        """Rows whose text is kept (put in ``out``)."""
+        hit = np.zeros(flow.size, np.bool_)
+        rows = np.flatnonzero(flow >= 0)
+        if rows.size and self.kept:
+            f = flow[rows]
+            ok = (self.combo[f] == combo[rows]) & (self.vw[f] == vw[rows])
+            rows = rows[ok]
+            hit[rows] = True
+            out[rows] = self.tail[f[ok]]
+        return hit
+
+    def keep(
+        self,
+        flow: npt.NDArray[np.int32],
+        rows: npt.NDArray[np.int64],
+        combo: npt.NDArray[np.int64],
+        vw: npt.NDArray[np.uint64],
+        texts: npt.NDArray[np.object_],
+    ) -> None:
+        """Remember the texts of ``rows`` (one row per flow and direction)."""
+        rows = rows[flow[rows] >= 0]
+        if not rows.size:
+            return
+        slots, first = np.unique(flow[rows], return_index=True)
+        if self.kept + slots.size > TAIL_CACHE:
+            self._reset(self.combo.size)
+        rows = rows[first]
+        self.kept += int(np.count_nonzero(self.combo[slots] == -2))
+        self.combo[slots] = combo[rows]
+        self.vw[slots] = vw[rows]
+        self.tail[slots] = texts[rows]
 
 
 class _Stamps:
