@@ -989,14 +989,12 @@ class VectorAnnotator:
             ev_last = order[last_call]
             self._code[slot] = code[ev_last]
             self._last[slot] = tsf[ev_last]
-            # LRU order: the block's flows in order of their last call (the calls are
-            # distinct, so any sort gives that order). Taking them out and putting them
-            # back in that order is the same as assigning and moving each to the end,
-            # with the loops in C.
+            # LRU order: the new flows join, then the block's flows go to the end in
+            # order of their last call (the calls are distinct, so any sort gives that
+            # order), with the loops in C. A known flow keeps its slot.
+            state.update(zip(map(keys.__getitem__, new.tolist()), new_slots.tolist()))
             by_last = np.argsort(last_call)
-            touched = list(map(keys.__getitem__, by_last.tolist()))
-            deque(map(state.pop, touched, repeat(None)), maxlen=0)
-            state.update(zip(touched, slot[by_last].tolist(), strict=True))
+            deque(map(state.move_to_end, map(keys.__getitem__, by_last.tolist())), maxlen=0)
             self._min_last = min(self._min_last, float(tsf.min()))
             ev_slot = slot[flow]
         else:

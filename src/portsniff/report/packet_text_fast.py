@@ -22,6 +22,10 @@ from portsniff.report.packet_text import TextWriter, label_text, packet_line
 from portsniff.report.rowtext import TAIL_CACHE, utf8_buffer
 from portsniff.timestamps import seconds_array
 
+#: ".000" to ".999" and "000 " to "999 " as 4-byte words (the stamp's last 8 bytes).
+_DOT_DIGITS = np.frombuffer("".join(f".{k:03d}" for k in range(1000)).encode(), np.uint32)
+_DIGITS_SPACE = np.frombuffer("".join(f"{k:03d} " for k in range(1000)).encode(), np.uint32)
+
 
 def _label_record(proto: str, label: object, ambiguous: bool) -> PacketRecord:
     """A record carrying only a label (what ``label_text`` reads)."""
@@ -81,7 +85,9 @@ class BatchText:
         parts = self._parts(lb)
         return [(a + b).decode()[:-1] for a, b in zip(parts[0::2], parts[1::2], strict=True)]
 
-    def _stamps(self, lb: LabelledBatch) -> tuple[list[bytes], list[str], list[int], list[int]]:
+    def _stamps(
+        self, lb: LabelledBatch
+    ) -> tuple[list[bytes], list[str], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Each row's ``HH:MM:SS.micros `` as bytes, and the parts they are made of."""
         n = len(lb)
         ts = seconds_array(lb.ts_ns)
@@ -109,22 +115,20 @@ class BatchText:
         inv = inv.reshape(-1)
         # The stamp is fixed-width ASCII when every second is "HH:MM:SS": built as bytes.
         if all(len(t) == 8 and t.isascii() for t in sec_text):
-            mat = np.empty((n, 16), np.uint8)
-            sec_bytes = np.frombuffer("".join(sec_text).encode(), np.uint8).reshape(-1, 8)
-            mat[:, :8] = sec_bytes[inv]
-            mat[:, 8] = ord(".")
-            digits = micros.copy()
-            for col in range(14, 8, -1):
-                mat[:, col] = digits % 10 + ord("0")
-                digits //= 10
-            mat[:, 15] = ord(" ")
-            stamps: list[bytes] = mat.view("S16").reshape(n).tolist()
+            # "HH:MM:SS" ".hhh" "lll " as one 8-byte and two 4-byte gathers a row.
+            mat = np.empty(n, "V16")
+            words = mat.view(np.uint32).reshape(n, 4)
+            words.view(np.uint64)[:, 0] = np.frombuffer("".join(sec_text).encode(), np.uint64)[inv]
+            high, low = np.divmod(micros, 1000)
+            words[:, 2] = _DOT_DIGITS[high]
+            words[:, 3] = _DIGITS_SPACE[low]
+            stamps: list[bytes] = mat.view("S16").tolist()
         else:
             stamps = [
                 f"{sec_text[s]}.{us:06d} ".encode()
                 for s, us in zip(inv.tolist(), micros.tolist(), strict=True)
             ]
-        return stamps, sec_text, inv.tolist(), micros.tolist()
+        return stamps, sec_text, inv, micros
 
     def text(self, lb: LabelledBatch) -> str:
         """Every row's line, each ending in a newline ("" for no rows).
@@ -351,11 +355,13 @@ class FlowTails:
 class _Stamps:
     """``HH:MM:SS.micros `` of a row, made on demand (for the rare rows)."""
 
-    def __init__(self, text: list[str], secs: list[int], micros: list[int]) -> None:
+    def __init__(
+        self, text: list[str], secs: npt.NDArray[np.int64], micros: npt.NDArray[np.int64]
+    ) -> None:
         self.text, self.secs, self.micros = text, secs, micros
 
     def __getitem__(self, i: int) -> str:
-        return f"{self.text[self.secs[i]]}.{self.micros[i]:06d} "
+        return f"{self.text[int(self.secs[i])]}.{int(self.micros[i]):06d} "
 
 
 class FastTextWriter(TextWriter):
