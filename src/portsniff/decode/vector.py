@@ -294,6 +294,17 @@ def _teredo_exact(buf: U8, l4: I64, seg: I64) -> Mask:
     That is: after the optional Teredo indicators, exactly one whole IPv6 header and
     payload. ``seg`` is the captured segment length (>= 8) from the UDP header at ``l4``.
     """
+    # The payload starts with an indicator (byte 0) or the IPv6 header (nibble 6): only
+    # those rows are looked at further.
+    first = np.where(seg > 8, buf[np.where(seg > 8, l4 + 8, 0)], 1)
+    maybe = np.flatnonzero((first == 0) | (first >> 4 == 6))
+    found = np.zeros(l4.size, np.bool_)
+    found[maybe] = _teredo_shaped(buf, l4[maybe], seg[maybe])
+    return found
+
+
+def _teredo_shaped(buf: U8, l4: I64, seg: I64) -> Mask:
+    """_teredo_exact for rows whose payload may start like Teredo."""
     ulen = u16(buf, l4 + 4).astype(np.int64)
     # The payload the reference hands to the tunnel rules (transport.parse_ports).
     size = np.where((ulen >= 8) & (ulen <= seg), ulen, seg) - 8
