@@ -103,9 +103,10 @@ def add_workers_arg(p: argparse.ArgumentParser, what: str) -> None:
         type=workers_arg,
         default=1,
         metavar="N",
-        help="for big classic pcap files, N processes read and decode and one more "
-        f"{what} while this one labels (default 1: everything in this process; auto: one "
-        "per CPU; each process takes memory; the output is the same)",
+        help=f"processes for big captures: with 2, one more {what} while this one reads, "
+        "decodes and labels; each one beyond reads and decodes classic pcap in chunks "
+        "(default 1: everything in this process; auto: one per CPU; each process takes "
+        "memory; the output is the same)",
     )
 
 

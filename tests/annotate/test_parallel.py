@@ -1,4 +1,5 @@
-"""--workers: chunks of a pcap decoded in worker processes give the same summary."""
+"""--workers: chunks of a pcap decoded in worker processes (beyond the consumer's), and a
+consumer process, give the same summary and output."""
 
 from __future__ import annotations
 
@@ -43,12 +44,15 @@ def test_chunks_equal_one_reader(
     path = str(workload(tmp_path, 6_000, 9))
     monkeypatch.setattr(parallel, "CHUNK_BYTES", 50_000)  # dozens of chunks, many guesses
     one, _ = summary(index, [path], 1)
-    two, run = summary(index, [path], 2)
+    two, run = summary(index, [path], 4)
+    assert run.decode_workers == 2
     assert one == two
     assert run.files[0].packets == 6_000
     # With a filter, and with a small capture in front (read in process).
     small = str(CAPTURES / "ics-bacnet-enip.pcap")
     assert summary(index, [small, path], 1, "tcp")[0] == summary(index, [small, path], 3, "tcp")[0]
+    # Two processes: the second is the consumer's, none decodes.
+    assert summary(index, [path], 2)[1].decode_workers == 0
 
 
 def test_damaged_tail_is_reported_the_same(
@@ -59,7 +63,7 @@ def test_damaged_tail_is_reported_the_same(
     cut.write_bytes(whole[: len(whole) - 100])
     monkeypatch.setattr(parallel, "CHUNK_BYTES", 40_000)
     one, r1 = summary(index, [str(cut)], 1)
-    two, r2 = summary(index, [str(cut)], 2)
+    two, r2 = summary(index, [str(cut)], 3)
     assert one == two
     assert r1.files[0].damage == r2.files[0].damage and r1.files[0].damage is not None
 
@@ -88,14 +92,15 @@ def test_cli_annotate_workers_give_the_same_bytes(
     real_start = stage.start
     monkeypatch.setattr(stage, "start", lambda *a: started.append(1) or real_start(*a))
     outs = {}
-    for workers in ("1", "2", "auto"):
+    for workers in ("1", "2", "3", "auto"):
         out = tmp_path / f"out-{workers}"
         assert main(["annotate", path, "--format", fmt, "--workers", workers, "-o", str(out)]) == 0
         outs[workers] = out.read_bytes()
-    assert outs["1"] == outs["2"] == outs["auto"]
+    assert outs["1"] == outs["2"] == outs["3"] == outs["auto"]
     from portsniff.cli import resolve_workers
 
-    expected = (1 + (resolve_workers(0) > 1)) if stage.available() else 0  # "2", "auto"
+    # "2", "3" and "auto" (with more than one CPU) start a writing process.
+    expected = (2 + (resolve_workers(0) > 1)) if stage.available() else 0
     assert len(started) == expected
     assert outs["1"].count(b"\n") > 8_000
     capfd.readouterr()
@@ -111,13 +116,13 @@ def test_cli_summary_workers_give_the_same_report(
     path = str(workload(tmp_path, 8_000, 12))
     monkeypatch.setattr(parallel, "CHUNK_BYTES", 60_000)
     docs = []
-    for workers in ("1", "2"):
+    for workers in ("1", "2", "3"):
         out = tmp_path / f"summary-{workers}.json"
         assert (
             main(["summary", path, "--format", "json", "--workers", workers, "-o", str(out)]) == 0
         )
         docs.append(json.loads(out.read_text()))
-    assert docs[0] == docs[1]
+    assert docs[0] == docs[1] == docs[2]
     assert docs[0]["capture"]["packets"] == 8_000
 
 

@@ -109,7 +109,9 @@ class AnnotateRun:
         self.vector = vector
         self.annotator = make_annotator(index, vector=vector, annotator=annotator)
         self.files: list[FileReport] = []
-        #: Processes reading and decoding big classic pcap files (labelling stays here).
+        #: Processes in all: 2 adds one that formats or summarises (the caller starts it,
+        #: see big_input); each one beyond reads and decodes big classic pcap files in
+        #: chunks. Labelling stays in this process.
         self.workers = workers
         #: Called with the number of capture bytes read after each block (progress bars).
         self.progress = progress
@@ -202,7 +204,7 @@ class AnnotateRun:
             flt: BpfFilter | None = None
             if self.limit is not None and self._emitted >= self.limit:
                 return
-            if self.workers > 1 and writer is None and self._parallel_ok(path):
+            if writer is None and self._parallel_ok(path):
                 yield from self._decoded_parallel(path, report)
                 continue
             try:
@@ -253,35 +255,40 @@ class AnnotateRun:
                 report.problems.extend(reader.problems)
                 report.section_comments.extend(reader.section_comments)
 
+    @property
+    def decode_workers(self) -> int:
+        """Processes that read and decode big classic pcap files (beyond this one and
+        the consumer's)."""
+        return max(0, self.workers - 2)
+
     def big_input(self) -> bool:
-        """True when some input would be read by worker processes (big, classic pcap):
-        then a run is long enough for more processes to pay off."""
-        return self.workers > 1 and any(self._parallel_ok(p) for p in self.paths)
+        """True when a consumer process is asked for and some input is big enough for
+        it to pay off (the caller then formats or summarises in it)."""
+        return self.workers > 1 and any(map(_big_file, self.paths))
 
     def _parallel_ok(self, path: str) -> bool:
-        import os
-
-        from portsniff.annotate import parallel
         from portsniff.annotate.parallel import is_classic_pcap
 
-        try:
-            big = os.path.getsize(path) >= 2 * parallel.CHUNK_BYTES
-        except OSError:
-            return False
         # The pyshark engine reads the file itself, by frame number: not in chunks.
-        return big and self.engine != "pyshark" and is_classic_pcap(path)
+        return (
+            self.decode_workers > 0
+            and _big_file(path)
+            and self.engine != "pyshark"
+            and is_classic_pcap(path)
+        )
 
     def _decoded_parallel(
         self, path: str, report: FileReport
     ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
-        """A classic pcap read and decoded by ``workers`` processes (same batches)."""
+        """A classic pcap read and decoded by ``decode_workers`` processes (same batches)."""
         from portsniff.annotate.parallel import parallel_units, plan
         from portsniff.capture.pcap import count_problems
 
         report.format = "pcap"
         problems: Counter[str] = Counter()
         frames = 0
-        for _unit, res in parallel_units(plan(path, self.engine, self.bpf), self.workers):
+        units = plan(path, self.engine, self.bpf)
+        for _unit, res in parallel_units(units, self.decode_workers):
             report.packets += res.packets
             report.bytes += res.bytes
             if res.first_ts is not None:
@@ -361,3 +368,15 @@ class PcapngOut:
 
     def close(self) -> None:
         self.writer.flush()
+
+
+def _big_file(path: str) -> bool:
+    """Whether ``path`` is a file of two chunks or more (worth more processes)."""
+    import os
+
+    from portsniff.annotate import parallel
+
+    try:
+        return os.path.getsize(path) >= 2 * parallel.CHUNK_BYTES
+    except OSError:
+        return False

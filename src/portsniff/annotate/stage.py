@@ -2,9 +2,10 @@
 
 Labelling is sequential (flow state), but what consumes its output is not tied to it:
 while the labeller works on block k+1, a forked child formats or summarises block k.
-Batches go to the child through a pipe, one at a time (a send waits for the child to take
-the previous one: memory stays bounded by a few blocks); the child answers once, at the
-end, with its consumer's result or the error it met. Registry labels are not sent: the
+Batches go to the child through a pipe, sent by a thread of the parent from a queue of
+SEND_AHEAD batches (the labeller goes on while the child takes a batch; memory stays
+bounded by a few blocks); the child answers once, at the end, with its consumer's result
+or the error it met. Registry labels are not sent: the
 child looks them up in its own copy of the index (fork shares it), so it labels exactly
 as the parent would.
 
@@ -17,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -35,6 +38,10 @@ class StageError(PortsniffError):
     """The consumer process failed (its own error's message)."""
 
 
+#: Batches queued for the sending thread (a send waits while the child is busy).
+SEND_AHEAD = 2
+
+
 class Stage:
     """The parent's end of a consumer process (see module docstring)."""
 
@@ -42,15 +49,37 @@ class Stage:
         self._process = process
         self._conn = conn
         self._closed = False
+        self._stopped = threading.Event()  # the child stopped taking batches
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(SEND_AHEAD)
+        self._sender = threading.Thread(target=self._send_all, daemon=True)
+        self._sender.start()
+
+    def _send_all(self) -> None:
+        while not self._stopped.is_set():
+            state = self._queue.get()
+            try:
+                self._conn.send(state)
+            except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+                # The child stopped early: its answer says why (finish reads it).
+                self._stopped.set()
+            if state is None:
+                return
+
+    def _put(self, state: tuple[Any, ...] | None) -> bool:
+        """Queue ``state`` for the sender; False when it stopped (the child did)."""
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(state, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def add(self, lb: LabelledBatch) -> None:
-        """Send one batch (waits while the child is busy with the previous one)."""
-        try:
-            self._conn.send(lb.state())
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            # The child stopped early: its answer says why.
+        """Queue one batch (waits while SEND_AHEAD batches wait to be sent)."""
+        if not self._put(lb.state()):
             self.finish()
-            raise StageError("the consumer process stopped early") from None
+            raise StageError("the consumer process stopped early")
 
     def finish(self) -> Any:
         """Tell the child that no more batches come; its consumer's result."""
@@ -59,8 +88,8 @@ class Stage:
         self._closed = True
         try:
             # If it already stopped, its answer is waiting all the same.
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self._conn.send(None)
+            self._put(None)
+            self._sender.join()
             try:
                 kind, value = self._conn.recv()
             except (EOFError, ConnectionResetError):
@@ -78,12 +107,18 @@ class Stage:
 
     def abort(self) -> None:
         """Stop the child now (interrupts, errors in the parent)."""
-        if not self._closed:
-            self._closed = True
-            self._conn.close()
+        self._stopped.set()
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()
+        # A send in progress fails now that the child is gone; a sender waiting for a
+        # batch takes this one and stops.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._sender.join(1.0)
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
 
     def _exit_status(self) -> object:
         self._process.join(5)

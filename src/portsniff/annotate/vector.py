@@ -992,7 +992,7 @@ class VectorAnnotator:
             # LRU order: the new flows join, then the block's flows go to the end in
             # order of their last call (the calls are distinct, so any sort gives that
             # order), with the loops in C. A known flow keeps its slot.
-            state.update(zip(map(keys.__getitem__, new.tolist()), new_slots.tolist()))
+            state.update(zip(map(keys.__getitem__, new.tolist()), new_slots.tolist(), strict=True))
             by_last = np.argsort(last_call)
             deque(map(state.move_to_end, map(keys.__getitem__, by_last.tolist())), maxlen=0)
             self._min_last = min(self._min_last, float(tsf.min()))
