@@ -63,3 +63,35 @@ def test_render_spills_to_the_stream_on_the_way(values: list[object], spill: int
         render(Doc(), out, ReportOptions())  # type: ignore[arg-type]
     expected = json.dumps({"flows": values, "n": len(values)}, ensure_ascii=False, indent=1)
     assert out.getvalue() == expected + "\n"
+
+
+_tricky = st.sampled_from(["}", "{", "},\n  {", '"', "\\", "\n", "},", ",\n   {"]) | st.text(
+    max_size=6
+)
+_flat_dicts = st.lists(
+    st.dictionaries(
+        _keys,
+        _scalars | _tricky | st.just([]) | st.just({}) | st.just(()),
+        min_size=1,
+        max_size=5,
+    ),
+    min_size=2,
+    max_size=9,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_flat_dicts, st.integers(0, 3), st.sampled_from([1, 2, 3, 2048]))
+def test_runs_of_flat_dicts_are_json_dumps_indent_1(
+    items: list[dict[object, object]], depth: int, run: int
+) -> None:
+    """Lists of flat dicts (flows) are encoded a run at a time: the same text, whatever
+    the members hold (strings with braces and newlines, empty containers)."""
+    from portsniff.report import summary_json
+
+    doc: object = items
+    for _ in range(depth):
+        doc = {"x": doc, "n": 1}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(summary_json, "_RUN", run)
+        assert dumps(doc) == json.dumps(doc, ensure_ascii=False, indent=1)

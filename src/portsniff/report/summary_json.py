@@ -4,7 +4,8 @@ listed unless ``--top`` is given.
 The layout is ``json.dumps(..., indent=1)``'s, byte for byte, but produced mostly by the
 C encoder (the standard library uses its pure-Python encoder whenever ``indent`` is set):
 a container whose members are all scalars (a flow, a service row) is encoded in one C
-call with the newline and indentation as its item separator.
+call with the newline and indentation as its item separator, and so is a run of such
+dicts in a list (the flows), their boundaries then indented apart.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def _encode(obj: object, level: int, out: list[str], stream: TextIO | None = Non
             out.append(_flat_encoder(level)(run)[1:-1])
         out.append(close + "}")
     else:
+        if len(obj) > 1 and all(type(v) is dict and v and _flat(v) for v in obj):
+            _encode_flat_dicts(obj, level, out, stream)
+            return
         out.append("[")
         sep = inner
         for v in obj:
@@ -98,6 +102,36 @@ def _encode(obj: object, level: int, out: list[str], stream: TextIO | None = Non
                 stream.write("".join(out))
                 out.clear()
         out.append(close + "]")
+
+
+#: Dicts encoded by one C call (the text of one call is held at once).
+_RUN = 2048
+
+
+def _encode_flat_dicts(
+    items: list[Any] | tuple[Any, ...], level: int, out: list[str], stream: TextIO | None
+) -> None:
+    """Append a list of non-empty dicts of plain members, at ``level``: runs of them are
+    encoded by one C call, whose item separator is then the members' and the dicts' own.
+    The dicts' boundaries are ``},`` + that separator + ``{``, which appears nowhere
+    else: a member starts with its key's quote, and strings never hold a raw newline."""
+    member = ",\n" + " " * (level + 2)
+    boundary = "}" + member + "{"
+    open_item = "{\n" + " " * (level + 2)
+    close_item = "\n" + " " * (level + 1) + "}"
+    between = close_item + ",\n" + " " * (level + 1) + open_item
+    encode = _flat_encoder(level + 1)
+    out.append("[\n" + " " * (level + 1))
+    for a in range(0, len(items), _RUN):
+        text = encode(list(items[a : a + _RUN]))
+        if a:
+            out.append(",\n" + " " * (level + 1))
+        # text is "[{...}" + boundary ... + "{...}]": drop the brackets, mark each dict.
+        out.append(open_item + text[2:-2].replace(boundary, between) + close_item)
+        if stream is not None and len(out) >= _SPILL:
+            stream.write("".join(out))
+            out.clear()
+    out.append("\n" + " " * level + "]")
 
 
 def dumps(obj: object) -> str:
