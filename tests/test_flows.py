@@ -76,3 +76,13 @@ def test_flow_filters_select_both_directions():
     assert display.startswith("udp && ((ip.src == 10.0.0.5 && udp.srcport == 40000")
     vbpf, _ = flow_filters("tcp", ("2001:db8::1", 1), ("2001:db8::2", 80), vlan=True)
     assert vbpf.startswith("(tcp and") and "or (vlan and (tcp and" in vbpf
+
+
+def test_flow_records_pickle_field_by_field():
+    """Summaries cross processes (--workers): a FlowRecord comes back equal."""
+    import pickle
+
+    c, s = ("10.0.0.5", 51000), ("10.0.0.9", 80)
+    (f,) = flows_of(tcp(*c, *s, SYN), tcp(*s, *c, SYN | ACK))
+    back = pickle.loads(pickle.dumps(f, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == f and back.as_dict() == f.as_dict()

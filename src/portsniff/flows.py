@@ -66,6 +66,11 @@ class FlowRecord:
             bool(self.vlan),
         )
 
+    def __reduce__(self) -> tuple[type[FlowRecord], tuple[Any, ...]]:
+        # The fields in order (a summary sent between processes holds every flow:
+        # pickling by field names and slots state took several times longer).
+        return FlowRecord, _stored_values(self)
+
     def as_dict(self) -> dict[str, Any]:
         out = dict(zip(_STORED, _stored_values(self), strict=True))
         out["vlan"] = list(self.vlan)  # the only tuple field: a JSON list
