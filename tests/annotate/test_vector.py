@@ -298,8 +298,6 @@ def test_flow_column_names_one_flow_per_slot(
             mirror = (rec.proto, rec.dst_ip, rec.dst_port, rec.src_ip, rec.src_port)
             assert named.setdefault(f, ends) == ends
             assert named.setdefault(f ^ 1, mirror) == mirror
-    if limits[0] == 2:
-        assert vec._slots <= 2 + max(len(b) for b in out)  # forgotten slots are used again
 
 
 def test_fragment_window_gives_up_in_order(

@@ -37,7 +37,7 @@ from portsniff.decode.fast import (
     reference_batch,
     vector_rows,
 )
-from portsniff.decode.packet import PROTOS
+from portsniff.decode.packet import PROTOS, Endpoints
 from portsniff.errors import CaptureError
 
 MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
@@ -227,7 +227,20 @@ UNCOMMON = {
         ),
     ),
     "dns over tcp with _ label": (1, raw(ETH / V4 / TCP(sport=53, dport=33333) / b"\x04_tcp")),
-    "vxlan": (1, raw(ETH / V4 / UDP(sport=1, dport=4789) / VXLAN() / ETH / V4 / TCP())),
+    "vxlan with a tagged inner frame": (
+        1,
+        raw(ETH / V4 / UDP(sport=1, dport=4789) / VXLAN() / ETH / Dot1Q(vlan=5) / V4 / TCP()),
+    ),
+    "vxlan carrying a fragment": (
+        1,
+        raw(ETH / V4 / UDP(sport=1, dport=4789) / VXLAN() / ETH / IP(flags="MF") / UDP()),
+    ),
+    "vxlan in vxlan": (
+        1,
+        raw(ETH / V4 / UDP(dport=4789) / VXLAN() / ETH / V4 / UDP(dport=4789) / VXLAN() / ETH),
+    ),
+    "vxlan on a dns port": (1, raw(ETH / V4 / UDP(sport=53, dport=4789) / VXLAN() / ETH / V4)),
+    "vxlan with a short inner frame": (1, raw(ETH / V4 / UDP(dport=4789) / VXLAN() / (b"\0" * 13))),
     "geneve": (1, raw(ETH / V4 / UDP(sport=1, dport=6081) / b"\0\0\x65\x58\0\0\0\0" / ETH / V4)),
     "geneve with options": (
         1,
@@ -280,6 +293,27 @@ def test_truncated_headers_are_left_to_the_reference() -> None:
         cuts = [frame[:n] for n in range(len(frame))]
         _, done = _vectorised(block_from_packets(cuts, wirelen=[len(frame)] * len(cuts)))
         assert not done.any()
+
+
+VXLAN_FRAMES = [
+    raw(ETH / V4 / UDP(sport=40000, dport=4789) / VXLAN() / ETH / V4 / TCP(sport=5, dport=443)),
+    raw(ETH / V6 / UDP(sport=4789, dport=4789) / VXLAN() / ETH / V6 / UDP(sport=6, dport=53)),
+    raw(ETH / Dot1Q(vlan=9) / V4 / UDP(dport=4789) / VXLAN() / ETH / V4 / ICMP()),
+    raw(ETH / V4 / UDP(dport=4789) / VXLAN() / Ether(**MACS, type=0x0806) / ARP()),
+    raw(ETH / V4 / UDP(dport=4789) / VXLAN() / Ether(**MACS, type=0x88CC) / b"lldp"),
+    raw(ETH / V4 / UDP(dport=4789) / VXLAN() / Ether(**MACS, type=0x0800) / V6 / TCP()),
+]
+
+
+def test_vxlan_inner_frames_are_vectorised_as_the_reference_reads_them() -> None:
+    block = block_from_packets(VXLAN_FRAMES)
+    batch, done = _vectorised(block)
+    assert done.all()
+    inner = [batch.details[i].inner for i in range(len(VXLAN_FRAMES))]
+    assert inner[0][0] == Endpoints("tcp", "192.0.2.1", "198.51.100.7", 5, 443, "vxlan")
+    assert [e[0].proto for e in inner[1:]] == ["udp", "icmp", "other", "other", "tcp"]
+    assert batch.details[2].vlan == (9,)
+    assert assert_same_as_reference(block).fallbacks == 0
 
 
 def test_dns_label_scan() -> None:
@@ -431,7 +465,13 @@ def payloads(draw: st.DrawFn) -> bytes:
         head = bytes([draw(st.sampled_from([0, 1, 2, 8, 0x48, 0x81]))]) + b"\0"
         head += draw(st.sampled_from([b"\x65\x58", b"\x08\x00", b"\x05\xff", b"\0\0"]))
         return (head + b"\0" * draw(st.integers(0, 12)))[: draw(st.integers(0, 20))] + raw(ETH / V4)
-    return raw(VXLAN() / ETH / V4 / UDP(sport=3, dport=4))
+    inner = draw(
+        st.sampled_from(
+            [ETH / V4 / UDP(sport=3, dport=4), ETH / V6 / TCP(), ETH / V4 / ICMP(type=3) / V4]
+            + [Ether(**MACS, type=t) / b"x" for t in (0x0806, 0x88CC, 0x8100, 100)]
+        )
+    )
+    return raw(VXLAN(flags=draw(st.sampled_from([0x08, 0x0C, 0]))) / inner)
 
 
 @st.composite

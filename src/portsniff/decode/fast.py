@@ -1,10 +1,13 @@
 """The ``fast`` engine: numpy over the raw bytes of a block, the reference decoder for the rest.
 
-Common packets (untagged Ethernet, raw IP, BSD loopback or Linux cooked capture carrying
-unfragmented IPv4/IPv6 with a whole TCP or UDP header, and ARP) are decoded for the whole
-block at once by :mod:`portsniff.decode.vector`. Every other packet - VLAN tags, fragments,
-tunnels, ICMP, DNS, truncated or malformed headers, other link types - is handed to the
-reference decoder one by one, so the batch is always exactly the reference's batch.
+Common packets (Ethernet with at most one VLAN tag, raw IP, BSD loopback or Linux cooked
+capture carrying unfragmented IPv4/IPv6 with a whole TCP or UDP header, ICMP that is not
+an error, ARP; and VXLAN whose inner frame is such a packet, untagged) are decoded for the
+whole block at once by :mod:`portsniff.decode.vector`; the rows with details (a VLAN tag,
+a VXLAN inner header) get their Decoded from the columns. Every other packet - fragments,
+other tunnels, ICMP errors, DNS-SD, truncated or malformed headers, other link types - is
+handed to the reference decoder one by one, so the batch is always exactly the
+reference's batch.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from portsniff.capture.block import RawBlock
 from portsniff.decode import vector
 from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch
 from portsniff.decode.ip import address_text
-from portsniff.decode.packet import PROTOS, Decoded
+from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 
 
 def blank_batch(block: RawBlock) -> DecodedBatch:
@@ -79,33 +82,153 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
     layer = vector.link_layer(buf, offset, caplen, linktype)
     vlan = np.full(n, -1, np.int32)
     vlan[layer.rows] = layer.vlan
-    src8 = batch.src_addr.view(np.uint8).reshape(n, 16)
-    dst8 = batch.dst_addr.view(np.uint8).reshape(n, 16)
-    for net, width in zip(vector.network(buf, layer), (4, 16), strict=True):
-        rows = net.rows
-        if not rows.size:
-            continue
-        batch.ip_version[rows] = net.ip_version
-        batch.ip_proto[rows] = net.ip_proto
-        batch.proto[rows] = _PROTO_CODE_OF[net.ip_proto]
-        batch.src_port[rows] = net.src_port
-        batch.dst_port[rows] = net.dst_port
-        batch.tcp_flags[rows] = net.tcp_flags
-        # Each address is one gather from an overlapping view (element p = the ``width``
-        # bytes at p), not a (rows, width) index matrix.
-        at = np.ndarray((buf.shape[0] - width + 1,), f"V{width}", buf, strides=(1,))
-        src8[rows, :width] = at[net.src_pos].view(np.uint8).reshape(-1, width)
-        dst8[rows, :width] = at[net.src_pos + width].view(np.uint8).reshape(-1, width)
-        done[rows] = True
+    tunnelled = np.zeros(n, np.bool_)
+    for net in vector.network(buf, layer):
+        _fill(batch, buf, net)
+        done[net.rows] = True
+        if net.vxlan is not None and net.vxlan.outer.rows.size:
+            rows = _add_vxlan_details(batch, buf, net.vxlan, vlan)
+            done[rows] = tunnelled[rows] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
         rows = layer.rows[layer.kind == kind]
         batch.proto[rows] = PROTO_CODE[name]
         done[rows] = True
     # A VLAN tag is a detail: the full Decoded of those rows, built from the columns.
-    tagged = np.flatnonzero(done & (vlan >= 0))
+    tagged = np.flatnonzero(done & (vlan >= 0) & ~tunnelled)
     if tagged.size:
         _add_vlan_details(batch, tagged, vlan[tagged])
     return done
+
+
+def _fill(batch: DecodedBatch, buf: npt.NDArray[np.uint8], net: vector.Network) -> None:
+    """Write the columns of ``net``'s rows."""
+    rows = net.rows
+    if not rows.size:
+        return
+    width = 4 if int(net.ip_version[0]) == 4 else 16
+    batch.ip_version[rows] = net.ip_version
+    batch.ip_proto[rows] = net.ip_proto
+    batch.proto[rows] = _PROTO_CODE_OF[net.ip_proto]
+    batch.src_port[rows] = net.src_port
+    batch.dst_port[rows] = net.dst_port
+    batch.tcp_flags[rows] = net.tcp_flags
+    src, dst = _addresses(buf, net, width)
+    batch.src_addr.view(np.uint8).reshape(-1, 16)[rows, :width] = src
+    batch.dst_addr.view(np.uint8).reshape(-1, 16)[rows, :width] = dst
+
+
+def _addresses(
+    buf: npt.NDArray[np.uint8], net: vector.Network, width: int
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """The source and destination addresses of ``net``'s rows, ``width`` bytes each."""
+    # Each address is one gather from an overlapping view (element p = the ``width``
+    # bytes at p), not a (rows, width) index matrix.
+    at = np.ndarray((buf.shape[0] - width + 1,), f"V{width}", buf, strides=(1,))
+    src = at[net.src_pos].view(np.uint8).reshape(-1, width)
+    dst = at[net.src_pos + width].view(np.uint8).reshape(-1, width)
+    return src, dst
+
+
+#: Decoded of VXLAN rows by their values (outer and inner): the packets of a flow repeat
+#: them. Bounded like _VLAN_DECODED.
+_VXLAN_DECODED: dict[tuple[object, ...], Decoded] = {}
+#: An inner header as Endpoints' fields before the tunnel name.
+_Inner = tuple[str, str | None, str | None, int | None, int | None]
+_OTHER_INNER: _Inner = ("other", None, None, None, None)
+
+
+def _add_vxlan_details(
+    batch: DecodedBatch, buf: npt.NDArray[np.uint8], vx: vector.Vxlan, vlan: I32
+) -> npt.NDArray[np.int64]:
+    """Decode the VXLAN datagrams of ``vx`` whose inner frame the kernels decode (an
+    untagged Ethernet frame: IP as the outer rows are decoded, other EtherTypes as
+    "other"); write their columns and Decoded. Returns those rows (the rest are left to
+    the reference)."""
+    outer = vx.outer
+    # The inner Ethernet frame (tunnels.udp_tunnel: link.ethernet of the payload after
+    # the VXLAN header), without VLAN tags.
+    sel = np.flatnonzero(vx.end - vx.inner >= 14)
+    etype = vector.u16(buf, vx.inner[sel] + 12)
+    kind = vector.ETHERTYPE_KIND[etype]
+    ok = (kind != vector.KIND_DROP) & ~vector.IS_VLAN_TPID[etype]
+    sel, kind = sel[ok], kind[ok]
+    inner_layer = vector.Layer3(
+        rows=sel,  # positions in ``outer``
+        l3=vx.inner[sel] + 14,
+        end=vx.end[sel],
+        kind=kind,
+        vlan=np.full(sel.size, -1, np.int32),
+    )
+    entries: dict[int, _Inner] = dict.fromkeys(
+        sel[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)].tolist(), _OTHER_INNER
+    )
+    for net in vector.network(buf, inner_layer):
+        if not net.rows.size:
+            continue
+        version = int(net.ip_version[0])
+        src, dst = _addresses(buf, net, 4 if version == 4 else 16)
+        for j, a, b, p, sp, dp in zip(
+            net.rows.tolist(),
+            src.view(f"V{src.shape[1]}").reshape(-1).tolist(),
+            dst.view(f"V{dst.shape[1]}").reshape(-1).tolist(),
+            net.ip_proto.tolist(),
+            net.src_port.tolist(),
+            net.dst_port.tolist(),
+            strict=True,
+        ):
+            entries[j] = (
+                vector.PROTO_NAME[p],
+                address_text(version, a),
+                address_text(version, b),
+                None if sp < 0 else sp,
+                None if dp < 0 else dp,
+            )
+    if not entries:
+        return np.zeros(0, np.int64)
+    at = np.array(sorted(entries), np.int64)
+    part = vector.Network(
+        rows=outer.rows[at],
+        ip_version=outer.ip_version[at],
+        src_pos=outer.src_pos[at],
+        ip_proto=outer.ip_proto[at],
+        src_port=outer.src_port[at],
+        dst_port=outer.dst_port[at],
+        tcp_flags=outer.tcp_flags[at],
+    )
+    _fill(batch, buf, part)
+    rows = part.rows
+    cache = _VXLAN_DECODED
+    details = batch.details
+    for i, j, lt, version, src_raw, dst_raw, sp, dp, tag in zip(
+        rows.tolist(),
+        at.tolist(),
+        batch.linktype[rows].tolist(),
+        batch.ip_version[rows].tolist(),
+        batch.src_addr[rows].tolist(),
+        batch.dst_addr[rows].tolist(),
+        batch.src_port[rows].tolist(),
+        batch.dst_port[rows].tolist(),
+        vlan[rows].tolist(),
+        strict=True,
+    ):
+        key = (lt, version, src_raw, dst_raw, sp, dp, tag, entries[j])
+        got = cache.get(key)
+        if got is None:
+            if len(cache) >= 100_000:
+                cache.clear()
+            got = cache[key] = Decoded(
+                linktype=lt,
+                src_ip=address_text(version, src_raw),
+                dst_ip=address_text(version, dst_raw),
+                proto="udp",
+                ip_proto=vector.IPPROTO_UDP,
+                src_port=sp,
+                dst_port=dp,
+                vlan=(tag,) if tag >= 0 else (),
+                inner=(Endpoints(*entries[j], "vxlan"),),
+            )
+        details[i] = got
+    return rows
 
 
 #: Decoded of VLAN-tagged rows by their column values: a Decoded is immutable, and the

@@ -19,7 +19,8 @@ What is kept (everything else drops out):
   payload on Teredo's port) or whose payload is exactly one IPv6 packet (Teredo on any
   other port), and DNS ports whose payload has a 4-byte label starting with an
   underscore (as "_tcp"/"_udp" of a DNS-SD name) and, over UDP, a first name that may
-  parse;
+  parse. VXLAN datagrams off the DNS ports are handed to the caller apart
+  (``Network.vxlan``), to decode their inner frame with these same kernels;
 - ICMP/ICMPv6 that is not an error (errors quote a packet); other IP protocols except
   the tunnels (4, 41, 47).
 """
@@ -139,6 +140,18 @@ class Network:
     src_port: I32  # -1 when none
     dst_port: I32
     tcp_flags: I32
+    vxlan: Vxlan | None = None  # the UDP rows carrying VXLAN (left out of ``rows``)
+
+
+@dataclass(slots=True)
+class Vxlan:
+    """UDP datagrams carrying VXLAN: their outer columns (as a Network's, without these
+    rows' own ``vxlan``), where the inner Ethernet frame starts and where the payload
+    ends."""
+
+    outer: Network
+    inner: I64
+    end: I64
 
 
 def u16(buf: U8, pos: I64) -> I32:
@@ -266,10 +279,11 @@ def has_proto_label(buf: U8, start: I64, stop: I64) -> Mask:
 _LABEL_WORDS = np.array([int.from_bytes(x[1:], "big") for x in dnssd.PROTO_LABELS], np.uint32)
 
 
-def _not_udp_tunnel(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> Mask:
-    """UDP datagrams on a tunnel port that the reference reads as plain UDP
-    (tunnels.udp_tunnel): the lower tunnel port is VXLAN's or Geneve's and the payload
-    does not fit its header. Teredo's port is left to the reference."""
+def _udp_tunnel_kind(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> tuple[Mask, Mask, I64]:
+    """For UDP datagrams on a tunnel port (tunnels.udp_tunnel): which the reference reads
+    as plain UDP (the lower tunnel port is VXLAN's or Geneve's and the payload does not
+    fit its header), which carry VXLAN, and the payload sizes. Teredo's port is left to
+    the reference."""
     both = IS_UDP_TUNNEL_PORT[sport + 1] & IS_UDP_TUNNEL_PORT[dport + 1]
     port = np.where(
         both, np.minimum(sport, dport), np.where(IS_UDP_TUNNEL_PORT[sport + 1], sport, dport)
@@ -279,13 +293,14 @@ def _not_udp_tunnel(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> Mask:
     size = np.where((ulen >= 8) & (ulen <= seg), ulen, seg) - 8
     room = size >= 8
     b0 = np.where(room, buf[np.where(room, l4 + 8, 0)], 0)
-    vxlan = (port == tunnels.VXLAN_PORT) & (~room | (b0 & 0x08 == 0))
+    is_vxlan = port == tunnels.VXLAN_PORT
+    vxlan = is_vxlan & room & (b0 & 0x08 != 0)
     protocol = np.where(room, u16(buf, np.where(room, l4 + 10, 0)), 0)
     geneve = (port == tunnels.GENEVE_PORT) & (
         ~room | (b0 >> 6 != 0) | (8 + (b0 & 0x3F).astype(np.int64) * 4 > size) | (protocol < 0x0600)
     )
-    plain: Mask = vxlan | geneve
-    return plain
+    plain: Mask = (is_vxlan & ~vxlan) | geneve
+    return plain, vxlan, size
 
 
 def _teredo_exact(buf: U8, l4: I64, seg: I64) -> Mask:
@@ -352,7 +367,27 @@ def _transport(
     udp = ip_proto == IPPROTO_UDP
     on_tunnel_port = udp & (IS_UDP_TUNNEL_PORT[sport + 1] | IS_UDP_TUNNEL_PORT[dport + 1])
     t = np.flatnonzero(on_tunnel_port)
-    keep[t[~_not_udp_tunnel(buf, l4[t], seg[t], sport[t], dport[t])]] = False
+    plain, vx, size = _udp_tunnel_kind(buf, l4[t], seg[t], sport[t], dport[t])
+    keep[t[~plain]] = False
+    # VXLAN off the DNS ports (whose payload the reference also searches for DNS-SD
+    # names) is followed by the caller: its inner frame starts after the 8-byte header.
+    dns = np.zeros(t.size, np.bool_)
+    for number, table in IS_DNS_PORT.items():
+        dns |= (ip_proto[t] == number) & (table[sport[t] + 1] | table[dport[t] + 1])
+    v = t[vx & ~dns]
+    vxlan = Vxlan(
+        outer=Network(
+            rows=rows[v],
+            ip_version=np.full(v.size, version, np.uint8),
+            src_pos=src_pos[v],
+            ip_proto=ip_proto[v],
+            src_port=sport[v],
+            dst_port=dport[v],
+            tcp_flags=np.full(v.size, -1, np.int32),
+        ),
+        inner=l4[v] + 16,
+        end=l4[v] + 8 + size[vx & ~dns],
+    )
     # Off the tunnel ports, Teredo is tried on any UDP (the tunnel ports' rules decided).
     u = np.flatnonzero(udp & ~on_tunnel_port)
     keep[u[_teredo_exact(buf, l4[u], seg[u])]] = False
@@ -379,6 +414,7 @@ def _transport(
         src_port=sport[keep],
         dst_port=dport[keep],
         tcp_flags=flags[keep],
+        vxlan=vxlan,
     )
 
 
