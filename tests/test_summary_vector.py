@@ -7,14 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
+from portsniff.decode.packet import Decoded
 from portsniff.flows import FlowTable
+from portsniff.live.fold import FoldedSummary
 from portsniff.registry.index import RegistryIndex
 from portsniff.registry.sources import open_registry
 from portsniff.summary import Summary, SummaryBuilder
 from portsniff.summary_vector import VectorSummaryBuilder
-from tests.annotate.test_vector import capture_files, decoded, workload
+from tests.annotate.test_vector import capture_files, decoded, packets, rising_batches, workload
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +130,93 @@ def test_summary_consumer_takes_blocks_together(
     assert [f.uid for f in got.flows] == [f.uid for f in ref.flows]
     assert sum(joined) == sum(len(lb) for lb in batches)
     assert len(joined) < len(batches)  # blocks were joined
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(packets(), st.integers(0, 3_000_000_000)), min_size=1, max_size=60),
+    st.lists(st.integers(1, 25), min_size=1, max_size=6),
+    st.sampled_from([(1_000_000, 600.0), (3, 1.0), (2, 0.5)]),
+    st.lists(st.integers(1, 4), min_size=1, max_size=5),
+)
+def test_joined_synthetic_batches(
+    index: RegistryIndex,
+    items: list[tuple[Decoded, int]],
+    cuts: list[int],
+    limits: tuple[int, float],
+    joins: list[int],
+) -> None:
+    """Labelled blocks whose flows the labeller forgets (and whose slots it gives to
+    other flows), joined a few at a time as the summary command joins them: the same
+    summary as the records fed one by one."""
+    max_flows, idle = limits
+    vec = VectorAnnotator(index, max_flows=max_flows, idle_timeout=idle)
+    out: list[LabelledBatch] = []
+    for batch in rising_batches(items, cuts):
+        out.extend(vec.feed(batch))
+    out.extend(vec.finish())
+    joined: list[LabelledBatch] = []
+    at = 0
+    for k in joins * 20:
+        if at >= len(out):
+            break
+        joined.append(LabelledBatch.concat(out[at : at + k]))
+        at += k
+    a, b, _ = both(joined)
+    assert canon(a) == canon(b)
+    assert [f.uid for f in a.flows] == [f.uid for f in b.flows]
+    # The summary command's folding never joins blocks across a slot's new use.
+    builder = VectorSummaryBuilder("caveat", [])
+    folds: list[bool] = []
+    real = builder.add_batch
+
+    def spy(lb: LabelledBatch) -> None:
+        folds.append(lb.one_flow_per_slot)
+        real(lb)
+
+    builder.add_batch = spy  # type: ignore[method-assign]
+    folded = FoldedSummary(builder, 3 * joins[0])
+    for lb in out:
+        folded.add_batch(lb)
+    folded.flush()
+    assert all(folds)
+    assert canon(builder.finish()) == canon(a)
+
+
+def test_joining_a_slot_given_again_is_marked(index: RegistryIndex) -> None:
+    """Blocks joined across a slot's new use say so (the summary groups them by key)."""
+
+    def dns(src: str) -> tuple[Decoded, int]:
+        d = Decoded(
+            linktype=1,
+            src_ip=src,
+            dst_ip="192.0.2.53",
+            proto="udp",
+            ip_proto=17,
+            src_port=40000,
+            dst_port=53,
+        )
+        return d, 5
+
+    vec = VectorAnnotator(index, max_flows=1)
+    out: list[LabelledBatch] = []
+    for batch in rising_batches([dns("10.0.0.1"), dns("10.0.0.2"), dns("10.0.0.3")], [1]):
+        out.extend(vec.feed(batch))
+    assert [lb.flow.tolist() for lb in out] == [[0], [2], [0]]
+    assert LabelledBatch.concat(out[:2]).one_flow_per_slot
+    assert not LabelledBatch.concat(out).one_flow_per_slot
+    a, b, _ = both([LabelledBatch.concat(out)])
+    assert canon(a) == canon(b) and len(b.flows) == 3
+
+
+def test_two_slots_of_one_key_are_one_flow(index: RegistryIndex, tmp_path: Path) -> None:
+    """Rows of one flow under two slots (a flow forgotten by the labeller and met again
+    under another slot) count into one flow, as when rows are grouped by key."""
+    (lb,) = labelled(index, [workload(tmp_path, 400, 3)], 1 << 20)
+    ref, _, _ = both([lb])
+    rows = np.flatnonzero(lb.flow >= 0)
+    moved = rows[: rows.size // 2]
+    lb.flow[moved] += 2 * (int(lb.flow.max()) // 2 + 1)  # new slots, same direction
+    assert lb.one_flow_per_slot
+    _, got, _ = both([lb])
+    assert canon(got) == canon(ref)

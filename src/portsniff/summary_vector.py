@@ -11,6 +11,7 @@ reference's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -297,41 +298,12 @@ class VectorSummaryBuilder(SummaryBuilder):
         live = self.flow_table._live
         self._ends_memo = {}
         n = int(rows.size)
-        # Blocks are big (SUMMARY_ROWS): temporaries go as soon as they are used, which
-        # keeps the peak near a third of keeping them all.
-        s8 = lb.src_addr[rows].view(np.uint64).reshape(n, 2)
-        d8 = lb.dst_addr[rows].view(np.uint64).reshape(n, 2)
-        s_hi, s_lo, d_hi, d_lo = _be(s8[:, 0]), _be(s8[:, 1]), _be(d8[:, 0]), _be(d8[:, 1])
-        del s8, d8
-        sport = lb.src_port[rows].astype(np.int64)
-        dport = lb.dst_port[rows].astype(np.int64)
-        s_lt = (s_hi < d_hi) | (
-            (s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sport <= dport)))
-        )
-        same = (s_hi == d_hi) & (s_lo == d_lo) & (sport == dport)
-        a_port = np.where(s_lt, sport, dport) & 0x1FFFF
-        b_port = np.where(s_lt, dport, sport) & 0x1FFFF
-        del sport, dport
-        misc = (
-            (lb.proto[rows].astype(np.int64) << 48)
-            | (lb.ip_version[rows].astype(np.int64) << 40)
-            | (a_port << 18)
-            | b_port
-        ).astype(np.uint64)
-        del a_port, b_port
-        a_hi, a_lo = np.where(s_lt, s_hi, d_hi), np.where(s_lt, s_lo, d_lo)
-        b_hi, b_lo = np.where(s_lt, d_hi, s_hi), np.where(s_lt, d_lo, s_lo)
-        del s_hi, s_lo, d_hi, d_lo
-        # ``order`` has each flow's rows together, ascending (the flows' own order does
-        # not matter below).
-        order, first, flow = _group(misc, a_hi, a_lo, b_hi, b_lo)
-        numeric: list[bytes] = (
-            np.ascontiguousarray(np.stack([misc, a_hi, a_lo, b_hi, b_lo], axis=1)[first])
-            .view("V40")
-            .ravel()
-            .tolist()
-        )
-        del misc, a_hi, a_lo, b_hi, b_lo
+        fcol = lb.flow[rows]
+        if lb.flow_space and lb.one_flow_per_slot and bool((fcol >= 0).any()):
+            order, first, flow, numeric, s_lt, same = _grouped_by_slot(lb, rows, fcol)
+        else:
+            order, first, flow, numeric, s_lt, same = _grouped_by_key(lb, rows)
+        del fcol
         fr_l = rows[first].tolist()
         found = list(map(self._keys.get, numeric))
         if None in found:
@@ -536,6 +508,123 @@ class VectorSummaryBuilder(SummaryBuilder):
                 self._keys.clear()
             self._keys[numeric] = got
         return got
+
+
+_Grouped = tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    list[bytes],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.bool_],
+]
+
+
+def _canonical(
+    lb: LabelledBatch, rows: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.uint64], ...]:
+    """Each row's flow as a numeric key (misc, A's words, B's words: the endpoints in a
+    canonical order), whether its source is endpoint A, and whether both ends are one."""
+    n = int(rows.size)
+    # Blocks are big (SUMMARY_ROWS): temporaries go as soon as they are used, which
+    # keeps the peak near a third of keeping them all.
+    s8 = lb.src_addr[rows].view(np.uint64).reshape(n, 2)
+    d8 = lb.dst_addr[rows].view(np.uint64).reshape(n, 2)
+    s_hi, s_lo, d_hi, d_lo = _be(s8[:, 0]), _be(s8[:, 1]), _be(d8[:, 0]), _be(d8[:, 1])
+    del s8, d8
+    sport = lb.src_port[rows].astype(np.int64)
+    dport = lb.dst_port[rows].astype(np.int64)
+    s_lt = (s_hi < d_hi) | ((s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sport <= dport))))
+    same = (s_hi == d_hi) & (s_lo == d_lo) & (sport == dport)
+    a_port = np.where(s_lt, sport, dport) & 0x1FFFF
+    b_port = np.where(s_lt, dport, sport) & 0x1FFFF
+    del sport, dport
+    misc = (
+        (lb.proto[rows].astype(np.int64) << 48)
+        | (lb.ip_version[rows].astype(np.int64) << 40)
+        | (a_port << 18)
+        | b_port
+    ).astype(np.uint64)
+    del a_port, b_port
+    a_hi, a_lo = np.where(s_lt, s_hi, d_hi), np.where(s_lt, s_lo, d_lo)
+    b_hi, b_lo = np.where(s_lt, d_hi, s_hi), np.where(s_lt, d_lo, s_lo)
+    return misc, a_hi, a_lo, b_hi, b_lo, s_lt, same
+
+
+def _numeric(keys: Sequence[npt.NDArray[np.uint64]]) -> list[bytes]:
+    """The five key columns of some rows as one 40-byte key each."""
+    out: list[bytes] = np.ascontiguousarray(np.stack(keys, axis=1)).view("V40").ravel().tolist()
+    return out
+
+
+def _grouped_by_key(lb: LabelledBatch, rows: npt.NDArray[np.int64]) -> _Grouped:
+    """The flows of ``rows`` (their positions): an order with each flow's positions
+    together and ascending, each flow's first position, each position's flow, the
+    flows' numeric keys, and per position whether its source is endpoint A and whether
+    both ends are one."""
+    *keys, s_lt, same = _canonical(lb, rows)
+    order, first, flow = _group(*keys)
+    numeric = _numeric([k[first] for k in keys])
+    return order, first, flow, numeric, s_lt.astype(np.bool_), same.astype(np.bool_)
+
+
+def _grouped_by_slot(
+    lb: LabelledBatch, rows: npt.NDArray[np.int64], fcol: npt.NDArray[np.int32]
+) -> _Grouped:
+    """:func:`_grouped_by_key`, the rows of the labeller's flows grouped by their slot
+    (``fcol``, each slot one flow in ``lb``): canonical keys are made for one row of
+    each flow, not for every row. The other rows are grouped by key and join the flow
+    of the same key."""
+    n = int(rows.size)
+    vec = np.flatnonzero(fcol >= 0)
+    slot = (fcol[vec] >> 1).astype(np.int64)
+    dense = np.full(int(slot.max()) + 1, -1, np.int64)
+    dense[slot] = 0
+    used = np.flatnonzero(dense == 0)
+    dense[used] = np.arange(used.size)
+    flow = np.empty(n, np.int64)
+    flow[vec] = dense[slot]
+    rep = np.empty(used.size, np.int64)
+    rep[flow[vec]] = vec  # any row of each flow: its key does not depend on which
+    *keys, rep_lt, rep_same = _canonical(lb, rows[rep])
+    # A row's source is A when it is the labeller's first endpoint exactly when the
+    # flow's row above is (the labeller's order and this one are both canonical).
+    first_ep = (fcol[vec] & 1) == 0
+    rep_first_ep = (fcol[rep] & 1) == 0
+    s_lt = np.empty(n, np.bool_)
+    same = np.empty(n, np.bool_)
+    fv = flow[vec]
+    s_lt[vec] = first_ep == (rep_first_ep == rep_lt)[fv]
+    same[vec] = rep_same[fv]
+    # Flows are numbered by key: two slots of one key (a flow the labeller forgot and
+    # met again) and the other rows of a key are one flow, as when grouping by key.
+    index: dict[bytes, int] = {}
+    numeric: list[bytes] = []
+
+    def numbers(found: list[bytes]) -> npt.NDArray[np.int64]:
+        out: list[int] = []
+        for k in found:
+            got = index.get(k)
+            if got is None:
+                got = index[k] = len(numeric)
+                numeric.append(k)
+            out.append(got)
+        return np.array(out, np.int64)
+
+    flow[vec] = numbers(_numeric(keys))[fv]
+    other = np.flatnonzero(fcol < 0)
+    if other.size:
+        _, _, o_flow, o_numeric, o_lt, o_same = _grouped_by_key(lb, rows[other])
+        s_lt[other] = o_lt
+        same[other] = o_same
+        flow[other] = numbers(o_numeric)[o_flow]
+    # Positions by flow, ascending inside each (a stable sort; radix for small numbers).
+    nflows = len(numeric)
+    order = np.argsort(flow.astype(np.uint16) if nflows <= 1 << 16 else flow, kind="stable")
+    starts = np.ones(n, np.bool_)
+    starts[1:] = flow[order[1:]] != flow[order[:-1]]
+    first = order[starts]  # flows come out in number order, every number used
+    return order.astype(np.int64), first, flow, numeric, s_lt, same
 
 
 #: Largest key range :func:`_dense_unique` counts in an array (beyond it, it sorts).

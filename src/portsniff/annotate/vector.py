@@ -102,7 +102,10 @@ class LabelledBatch:
     ``flow`` names each vector row's flow and direction for the writers' caches: the
     labeller's flow slot times 2, plus 1 when the row is sent by the flow's second
     endpoint (-1 for other rows). A slot names one flow from the batch listing it in
-    ``new_flows`` on, among the batches of one labeller (``flow_space``, 0 for none).
+    ``new_flows`` on, among the batches of one labeller (``flow_space``, 0 for none),
+    taken in order;
+    ``one_flow_per_slot`` says whether each slot names one flow throughout this batch
+    (a labeller's block does; batches joined across a slot's new use do not).
     """
 
     file: str
@@ -126,6 +129,7 @@ class LabelledBatch:
     records: dict[int, PacketRecord] = field(default_factory=dict)
     new_flows: I32 = field(default_factory=lambda: np.zeros(0, np.int32))
     flow_space: int = 0
+    one_flow_per_slot: bool = True
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])
@@ -159,9 +163,10 @@ class LabelledBatch:
             self.labels,
             {i - a: v for i, v in self.vlan.items() if a <= i < b},
             {i - a: v for i, v in self.records.items() if a <= i < b},
-            # Every piece lists them: a writer forgetting a slot twice only costs time.
-            self.new_flows,
+            # The first piece lists them: pieces are taken in order.
+            self.new_flows if a == 0 else self.new_flows[:0],
             self.flow_space,
+            self.one_flow_per_slot,
         )
 
     @classmethod
@@ -179,13 +184,15 @@ class LabelledBatch:
             records.update((i + at, r) for i, r in b.records.items())
             at += len(b)
         spaces = {b.flow_space for b in batches}
+        space = spaces.pop() if len(spaces) == 1 else 0
         return cls(
             file=first.file,
             labels=first.labels,
             vlan=vlan,
             records=records,
             new_flows=np.concatenate([b.new_flows for b in batches]),
-            flow_space=spaces.pop() if len(spaces) == 1 else 0,
+            flow_space=space,
+            one_flow_per_slot=bool(space) and _one_flow_per_slot(batches),
             **cols,
         )
 
@@ -198,12 +205,13 @@ class LabelledBatch:
             self.records,
             self.new_flows,
             self.flow_space,
+            self.one_flow_per_slot,
         )
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...], labels: Labeller) -> LabelledBatch:
         """The batch ``state()`` described, labelled by ``labels``."""
-        *cols, vlan, records, new_flows, space = state
+        *cols, vlan, records, new_flows, space, unique = state
         named: dict[str, Any] = dict(zip(("file", *_COLUMNS), cols, strict=True))
         return cls(
             **named,
@@ -212,6 +220,7 @@ class LabelledBatch:
             records=records,
             new_flows=new_flows,
             flow_space=space,
+            one_flow_per_slot=unique,
         )
 
     def record(self, i: int) -> PacketRecord:
@@ -299,6 +308,21 @@ class LabelledBatch:
                 problem=None,
                 tcp_flags=None if fl < 0 else fl,
             )
+
+
+def _one_flow_per_slot(batches: Sequence[LabelledBatch]) -> bool:
+    """Whether no batch gives a slot to a new flow after an earlier batch used it."""
+    if not all(b.one_flow_per_slot for b in batches):
+        return False
+    top = max(
+        max(int(b.flow.max(initial=-1)) >> 1, int(b.new_flows.max(initial=-1))) for b in batches
+    )
+    used = np.zeros(top + 1, np.bool_)
+    for b in batches:
+        if b.new_flows.size and used[b.new_flows].any():
+            return False
+        used[b.flow[b.flow >= 0] >> 1] = True
+    return True
 
 
 _COLUMNS = (

@@ -3,12 +3,16 @@
 Reads from the capture tool give blocks of a few thousand packets, and the columnar
 summary pays some costs per block in proportion to the flows it holds; folding the
 labelled blocks into the summary a second or so at a time pays them far less often.
-The summary is the same: it does not depend on where blocks are cut.
+The summary is the same: it does not depend on where blocks are cut. Blocks are not
+joined across a flow slot's new use (LabelledBatch.one_flow_per_slot stays true: the
+summary then groups rows by their labeller's flow).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:
     from portsniff.annotate.vector import LabelledBatch
@@ -34,17 +38,29 @@ class FoldedSummary:
         self.fold_packets = fold_packets
         self._held: list[LabelledBatch] = []
         self._count = 0
+        self._slots = np.zeros(0, np.bool_)  # the flow slots the held blocks use
 
     def add_batch(self, lb: LabelledBatch) -> None:
         """Hold ``lb``; fold what is held once it reaches ``fold_packets``."""
         if not len(lb):
             return
-        if self._held and lb.file != self._held[0].file:
+        if self._held and (lb.file != self._held[0].file or self._reuses(lb)):
             self.flush()  # blocks of one file only are joined
         self._held.append(lb)
+        slots = lb.flow[lb.flow >= 0] >> 1
+        if slots.size:
+            top = int(slots.max()) + 1
+            if top > self._slots.size:
+                self._slots = np.concatenate([self._slots, np.zeros(top - self._slots.size, bool)])
+            self._slots[slots] = True
         self._count += len(lb)
         if self._count >= self.fold_packets:
             self.flush()
+
+    def _reuses(self, lb: LabelledBatch) -> bool:
+        """Whether ``lb`` gives a new flow a slot that the held blocks use."""
+        new = lb.new_flows[lb.new_flows < self._slots.size]
+        return lb.flow_space != self._held[0].flow_space or bool(self._slots[new].any())
 
     def flush(self) -> None:
         """Fold everything held into the summary."""
@@ -52,3 +68,4 @@ class FoldedSummary:
             self.builder.add_batch(concat_batches(self._held))
             self._held = []
             self._count = 0
+            self._slots[:] = False
