@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
     from portsniff.annotate.vector import LabelledBatch
     from portsniff.summary_vector import VectorSummaryBuilder
@@ -38,6 +36,8 @@ class FoldedSummary:
         self.fold_packets = fold_packets
         self._held: list[LabelledBatch] = []
         self._count = 0
+        import numpy as np  # here, not at import: the CLI imports every command's module
+
         self._slots = np.zeros(0, np.bool_)  # the flow slots the held blocks use
 
     def add_batch(self, lb: LabelledBatch) -> None:
@@ -51,7 +51,7 @@ class FoldedSummary:
         if slots.size:
             top = int(slots.max()) + 1
             if top > self._slots.size:
-                self._slots = np.concatenate([self._slots, np.zeros(top - self._slots.size, bool)])
+                self._slots.resize(top, refcheck=False)  # new entries are False
             self._slots[slots] = True
         self._count += len(lb)
         if self._count >= self.fold_packets:
