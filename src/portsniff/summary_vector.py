@@ -598,8 +598,8 @@ def _grouped_by_slot(
     same[vec] = rep_same[fv]
     # Flows are numbered by key: two slots of one key (a flow the labeller forgot and
     # met again) and the other rows of a key are one flow, as when grouping by key.
-    index: dict[bytes, int] = {}
-    numeric: list[bytes] = []
+    numeric = _numeric(keys)
+    index = dict(zip(numeric, range(len(numeric)), strict=True))
 
     def numbers(found: list[bytes]) -> npt.NDArray[np.int64]:
         out: list[int] = []
@@ -611,7 +611,10 @@ def _grouped_by_slot(
             out.append(got)
         return np.array(out, np.int64)
 
-    flow[vec] = numbers(_numeric(keys))[fv]
+    if len(index) < len(numeric):  # rare: renumber the slots by key
+        slots_keys, numeric = numeric, []
+        index = {}
+        flow[vec] = numbers(slots_keys)[fv]
     other = np.flatnonzero(fcol < 0)
     if other.size:
         _, _, o_flow, o_numeric, o_lt, o_same = _grouped_by_key(lb, rows[other])
