@@ -20,6 +20,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
 )
+from scapy.layers.ipsec import AH
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.layers.sctp import SCTP
 from scapy.layers.vxlan import VXLAN
@@ -264,6 +265,7 @@ UNCOMMON = {
     "icmpv6 error": (1, raw(ETH / V6 / ICMPv6DestUnreach() / V6 / UDP())),
     "gre": (1, raw(ETH / IP(proto=47) / b"\0\0\x08\0" / V4 / UDP())),
     "ipip": (1, raw(ETH / IP(proto=4) / V4 / UDP())),
+    "ipv4 ah": (1, raw(ETH / IP(proto=51) / AH(nh=6, payloadlen=4, icv=b"\0" * 12) / TCP())),
     "6in4": (1, raw(ETH / IP(proto=41) / V6 / UDP())),
     "ihl below 5": (1, raw(ETH / IP(ihl=4) / UDP())),
     "ip options beyond capture": (1, raw(ETH / IP(ihl=15) / UDP())[:40]),
@@ -505,7 +507,7 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             ihl=draw(st.sampled_from([None, None, 6, 15])),
             flags=draw(st.sampled_from([0, 0, 1, 2, 4])),
             frag=draw(st.sampled_from([0, 0, 0, 1])),
-            proto=draw(st.sampled_from([0, 1, 4, 6, 17, 33, 41, 47, 50, 58, 132]))
+            proto=draw(st.sampled_from([0, 1, 4, 6, 17, 33, 41, 47, 50, 51, 58, 132]))
             if proto == "other"
             else None,
         )

@@ -12,7 +12,8 @@ What is kept (everything else drops out):
 - link types Ethernet (1), raw IP (12, 14, 101, 228, 229), BSD NULL/LOOP (0, 108) with an
   IP family, Linux cooked v1/v2 (113, 276); at most one VLAN tag after an EtherType;
 - non-IP EtherTypes other than LLC lengths, VLAN, MPLS and PPPoE ("arp" or "other");
-- IPv4 that is not a fragment and whose header length and total length are sane;
+- IPv4 that is not a fragment, does not carry AH, and whose header length and total
+  length are sane;
   IPv6 whose first next header is not an extension header;
 - TCP/UDP/SCTP/DCCP with their whole fixed header captured, except UDP on a tunnel
   port whose payload fits the tunnel's header (VXLAN's I flag, Geneve's header; any
@@ -434,6 +435,9 @@ def ipv4(buf: U8, rows: I64, l3: I64, end: I64) -> Network:
     # length or at the end of the capture, whichever is first.
     stop = np.where(total == 0, avail, np.minimum(total, avail))
     ip_proto = buf[l3 + 9].astype(np.int32)
+    # AH is skipped to the protocol it authenticates (ip._ipv4): left to the reference.
+    keep = ip_proto != ip.IPV6_AH
+    rows, l3, hlen, stop, ip_proto = rows[keep], l3[keep], hlen[keep], stop[keep], ip_proto[keep]
     return _transport(buf, rows, l3 + hlen, stop - hlen, ip_proto, 4, l3 + 12)
 
 
