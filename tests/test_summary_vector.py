@@ -18,7 +18,15 @@ from portsniff.registry.index import RegistryIndex
 from portsniff.registry.sources import open_registry
 from portsniff.summary import Summary, SummaryBuilder
 from portsniff.summary_vector import VectorSummaryBuilder
-from tests.annotate.test_vector import capture_files, decoded, packets, rising_batches, workload
+from tests.annotate.test_vector import (
+    capture_files,
+    decoded,
+    dns_query,
+    labelled_synthetic,
+    packets,
+    rising_batches,
+    workload,
+)
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +157,7 @@ def test_joined_synthetic_batches(
     """Labelled blocks whose flows the labeller forgets (and whose slots it gives to
     other flows), joined a few at a time as the summary command joins them: the same
     summary as the records fed one by one."""
-    max_flows, idle = limits
-    vec = VectorAnnotator(index, max_flows=max_flows, idle_timeout=idle)
-    out: list[LabelledBatch] = []
-    for batch in rising_batches(items, cuts):
-        out.extend(vec.feed(batch))
-    out.extend(vec.finish())
+    _, out = labelled_synthetic(index, items, cuts, limits)
     joined: list[LabelledBatch] = []
     at = 0
     for k in joins * 20:
@@ -186,21 +189,9 @@ def test_joined_synthetic_batches(
 def test_joining_a_slot_given_again_is_marked(index: RegistryIndex) -> None:
     """Blocks joined across a slot's new use say so (the summary groups them by key)."""
 
-    def dns(src: str) -> tuple[Decoded, int]:
-        d = Decoded(
-            linktype=1,
-            src_ip=src,
-            dst_ip="192.0.2.53",
-            proto="udp",
-            ip_proto=17,
-            src_port=40000,
-            dst_port=53,
-        )
-        return d, 5
-
     vec = VectorAnnotator(index, max_flows=1)
     out: list[LabelledBatch] = []
-    for batch in rising_batches([dns("10.0.0.1"), dns("10.0.0.2"), dns("10.0.0.3")], [1]):
+    for batch in rising_batches([dns_query(f"10.0.0.{k}") for k in (1, 2, 3)], [1]):
         out.extend(vec.feed(batch))
     assert [lb.flow.tolist() for lb in out] == [[0], [2], [0]]
     assert LabelledBatch.concat(out[:2]).one_flow_per_slot

@@ -261,6 +261,37 @@ def rising_batches(items: list[tuple[Decoded, int]], cuts: list[int]) -> list[De
     return batches
 
 
+def labelled_synthetic(
+    index: RegistryIndex,
+    items: list[tuple[Decoded, int]],
+    cuts: list[int],
+    limits: tuple[int, float],
+) -> tuple[VectorAnnotator, list[LabelledBatch]]:
+    """A labeller with ``limits`` (max flows, idle timeout) and its batches of
+    :func:`rising_batches`."""
+    max_flows, idle = limits
+    vec = VectorAnnotator(index, max_flows=max_flows, idle_timeout=idle)
+    out: list[LabelledBatch] = []
+    for batch in rising_batches(items, cuts):
+        out.extend(vec.feed(batch))
+    out.extend(vec.finish())
+    return vec, out
+
+
+def dns_query(src: str) -> tuple[Decoded, int]:
+    """A DNS query from ``src`` port 40000 to 192.0.2.53, 5 ns after the one before."""
+    d = Decoded(
+        linktype=1,
+        src_ip=src,
+        dst_ip="192.0.2.53",
+        proto="udp",
+        ip_proto=17,
+        src_port=40000,
+        dst_port=53,
+    )
+    return d, 5
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.tuples(packets(), st.integers(0, 3_000_000_000)), min_size=1, max_size=60),
@@ -275,12 +306,7 @@ def test_flow_column_names_one_flow_per_slot(
 ) -> None:
     """A row's ``flow`` names its endpoints (direction included) from the batch whose
     ``new_flows`` lists the slot on, even when flows are forgotten and slots used again."""
-    max_flows, idle = limits
-    vec = VectorAnnotator(index, max_flows=max_flows, idle_timeout=idle)
-    out: list[LabelledBatch] = []
-    for batch in rising_batches(items, cuts):
-        out.extend(vec.feed(batch))
-    out.extend(vec.finish())
+    vec, out = labelled_synthetic(index, items, cuts, limits)
     named: dict[int, tuple[object, ...]] = {}
     for lb in out:
         assert lb.flow_space == vec._space

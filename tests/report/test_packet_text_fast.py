@@ -16,7 +16,14 @@ from portsniff.registry.index import RegistryIndex
 from portsniff.registry.sources import open_registry
 from portsniff.report.packet_text import TextWriter, packet_line
 from portsniff.report.packet_text_fast import BatchText, FastTextWriter
-from tests.annotate.test_vector import capture_files, decoded, packets, rising_batches, workload
+from tests.annotate.test_vector import (
+    capture_files,
+    decoded,
+    dns_query,
+    packets,
+    rising_batches,
+    workload,
+)
 from tests.report.stream_check import written
 
 
@@ -101,18 +108,6 @@ def test_slot_given_to_another_flow(index: RegistryIndex) -> None:
     forgotten), and in two labellers' slots of the same number taking turns: each row
     keeps its own text."""
 
-    def dns(src: str) -> tuple[Decoded, int]:
-        d = Decoded(
-            linktype=1,
-            src_ip=src,
-            dst_ip="192.0.2.53",
-            proto="udp",
-            ip_proto=17,
-            src_port=40000,
-            dst_port=53,
-        )
-        return d, 5
-
     def check(vec: VectorAnnotator, batch: DecodedBatch) -> list[int]:
         flows = []
         for lb in vec.feed(batch):
@@ -122,7 +117,7 @@ def test_slot_given_to_another_flow(index: RegistryIndex) -> None:
 
     text = BatchText()
     vec = VectorAnnotator(index, max_flows=1)
-    a, b, c = rising_batches([dns("10.0.0.1"), dns("10.0.0.2"), dns("10.0.0.3")], [1])
+    a, b, c = rising_batches([dns_query(f"10.0.0.{k}") for k in (1, 2, 3)], [1])
     assert [check(vec, x) for x in (a, b, c)] == [[0], [2], [0]]  # c's flow takes a's slot
     one, two = VectorAnnotator(index), VectorAnnotator(index)
     assert check(one, a) == check(two, b) == check(one, a) == [0]
