@@ -920,36 +920,26 @@ class VectorAnnotator:
         if n == 0:
             empty = np.zeros(0, np.int32)
             return np.zeros(0, np.int64), np.zeros(0, np.bool_), empty, empty
-        pos = np.concatenate([vrows.astype(np.int64) * 64, np.array(extra.pos, np.int64)])
-        proto = np.concatenate([lb.proto[vrows].astype(np.int64), np.array(extra.proto, np.int64)])
-        sver = np.concatenate(
-            [lb.ip_version[vrows].astype(np.int64), np.array(extra.sver, np.int64)]
-        )
-        dver = np.concatenate(
-            [lb.ip_version[vrows].astype(np.int64), np.array(extra.dver, np.int64)]
-        )
-        sport = np.concatenate(
-            [lb.src_port[vrows].astype(np.int64), np.array(extra.sport, np.int64)]
-        )
-        dport = np.concatenate(
-            [lb.dst_port[vrows].astype(np.int64), np.array(extra.dport, np.int64)]
-        )
-        flags = np.concatenate(
-            [lb.tcp_flags[vrows].astype(np.int64), np.array(extra.flags, np.int64)]
-        )
-        ts_ns = np.concatenate([lb.ts_ns[vrows], np.array(extra.ts_ns, np.int64)])
-        saddr = (
-            np.concatenate([lb.src_addr[vrows], np.array(extra.saddr, "V16").reshape(-1)])
-            .view(np.uint64)
-            .reshape(n, 2)
-        )
-        daddr = (
-            np.concatenate([lb.dst_addr[vrows], np.array(extra.daddr, "V16").reshape(-1)])
-            .view(np.uint64)
-            .reshape(n, 2)
-        )
+
+        def column(values: npt.NDArray[Any], more: list[Any], dtype: Any) -> npt.NDArray[Any]:
+            # The vector rows' values, then the extra events' (most blocks have none).
+            head = values[vrows].astype(dtype, copy=False)
+            return np.concatenate([head, np.array(more, dtype)]) if ne else head
+
+        pos = vrows.astype(np.int64) * 64
+        if ne:
+            pos = np.concatenate([pos, np.array(extra.pos, np.int64)])
+        proto = column(lb.proto, extra.proto, np.int64)
+        sver = column(lb.ip_version, extra.sver, np.int64)
+        dver = column(lb.ip_version, extra.dver, np.int64) if ne else sver
+        sport = column(lb.src_port, extra.sport, np.int64)
+        dport = column(lb.dst_port, extra.dport, np.int64)
+        flags = column(lb.tcp_flags, extra.flags, np.int64)
+        ts_ns = column(lb.ts_ns, extra.ts_ns, np.int64)
+        saddr = column(lb.src_addr, extra.saddr, "V16").view(np.uint64).reshape(n, 2)
+        daddr = column(lb.dst_addr, extra.daddr, "V16").view(np.uint64).reshape(n, 2)
         # Call order: positions (extra events interleave with the rows).
-        order = np.argsort(pos, kind="stable")
+        order = np.argsort(pos, kind="stable") if ne else np.arange(n)
         # Endpoint order inside the flow key (any total order works: the key is canonical).
         s_hi, s_lo = _be(saddr[:, 0]), _be(saddr[:, 1])
         d_hi, d_lo = _be(daddr[:, 0]), _be(daddr[:, 1])

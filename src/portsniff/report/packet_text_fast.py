@@ -170,20 +170,18 @@ class BatchText:
         dst_w = lb.dst_addr.view(np.uint64).reshape(n, 2)
         # One VLAN tag is part of the group's text; other tag lists go one by one.
         vw = np.zeros(n, np.uint64)
-        odd_vlan: list[int] = []
-        for i, tags in lb.vlan.items():
-            if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
-                vw[i] = tags[0] + 1
-            else:
-                odd_vlan.append(i)
+        one = [(i, t[0]) for i, t in lb.vlan.items() if len(t) == 1 and 0 <= t[0] < 1 << 32]
+        if one:
+            at, tag = np.array(one, np.int64).T
+            vw[at] = tag + 1
+        odd_vlan = [i for i, t in lb.vlan.items() if not (len(t) == 1 and 0 <= t[0] < 1 << 32)]
         # Rows of flows whose text is known (the labeller's flow and direction, with the
         # label and VLAN the text was made for) take it; the rest are grouped by their
         # text's every input and their groups' text is kept by key (groups recur from
         # block to block).
-        row_tail = np.empty(n, object)
         flow_tails = self._flow_tails
         flow_tails.start(lb)
-        hit = flow_tails.look(lb.flow, combo, vw, row_tail)
+        row_tail, hit = flow_tails.look(lb.flow, combo, vw)
         rest = np.flatnonzero(~hit)
         if rest.size:
             keys = tuple(
@@ -317,18 +315,14 @@ class FlowTails:
         flow: npt.NDArray[np.int32],
         combo: npt.NDArray[np.int64],
         vw: npt.NDArray[np.uint64],
-        out: npt.NDArray[np.object_],
-    ) -> npt.NDArray[np.bool_]:
-        """Rows whose text is kept (put in ``out``)."""
-        hit = np.zeros(flow.size, np.bool_)
-        rows = np.flatnonzero(flow >= 0)
-        if rows.size and self.kept:
-            f = flow[rows]
-            ok = (self.combo[f] == combo[rows]) & (self.vw[f] == vw[rows])
-            rows = rows[ok]
-            hit[rows] = True
-            out[rows] = self.tail[f[ok]]
-        return hit
+    ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]:
+        """Each row's kept text (None where there is none), and which rows have one."""
+        if not self.kept or not self.combo.size:
+            return np.empty(flow.size, object), np.zeros(flow.size, np.bool_)
+        f = np.maximum(flow, 0)
+        hit = (flow >= 0) & (self.combo[f] == combo) & (self.vw[f] == vw)
+        # One gather of every row's text (misses are filled in by the caller).
+        return self.tail[f], hit
 
     def keep(
         self,
