@@ -5,9 +5,8 @@ while the labeller works on block k+1, a forked child formats or summarises bloc
 Batches go to the child through a pipe, sent by a thread of the parent from a queue of
 SEND_AHEAD batches (the labeller goes on while the child takes a batch; memory stays
 bounded by a few blocks); the child answers once, at the end, with its consumer's result
-or the error it met. Registry labels are not sent: the
-child looks them up in its own copy of the index (fork shares it), so it labels exactly
-as the parent would.
+or the error it met. Registry labels are not sent: the child looks them up in its own
+copy of the index (fork shares it), so it labels exactly as the parent would.
 
 Only where ``fork`` exists (Linux, macOS); elsewhere :func:`start` returns None and the
 caller consumes in process.
