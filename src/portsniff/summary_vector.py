@@ -557,6 +557,28 @@ def _numeric(keys: Sequence[npt.NDArray[np.uint64]]) -> list[bytes]:
     return out
 
 
+def _numbers(
+    found: list[bytes], index: dict[bytes, int], numeric: list[bytes]
+) -> npt.NDArray[np.int64]:
+    """The number of each key in ``index``; a key not there yet takes the next number
+    and joins ``numeric`` (number -> key)."""
+    if not index:
+        # The usual first call: distinct keys, numbered in one go in C.
+        index.update(zip(found, range(len(found)), strict=True))
+        if len(index) == len(found):
+            numeric.extend(found)
+            return np.arange(len(found), dtype=np.int64)
+        index.clear()
+    out: list[int] = []
+    for k in found:
+        got = index.get(k)
+        if got is None:
+            got = index[k] = len(numeric)
+            numeric.append(k)
+        out.append(got)
+    return np.array(out, np.int64)
+
+
 def _grouped_by_key(lb: LabelledBatch, rows: npt.NDArray[np.int64]) -> _Grouped:
     """The flows of ``rows`` (their positions): an order with each flow's positions
     together and ascending, each flow's first position, each position's flow, the
@@ -598,29 +620,15 @@ def _grouped_by_slot(
     same[vec] = rep_same[fv]
     # Flows are numbered by key: two slots of one key (a flow the labeller forgot and
     # met again) and the other rows of a key are one flow, as when grouping by key.
-    numeric = _numeric(keys)
-    index = dict(zip(numeric, range(len(numeric)), strict=True))
-
-    def numbers(found: list[bytes]) -> npt.NDArray[np.int64]:
-        out: list[int] = []
-        for k in found:
-            got = index.get(k)
-            if got is None:
-                got = index[k] = len(numeric)
-                numeric.append(k)
-            out.append(got)
-        return np.array(out, np.int64)
-
-    if len(index) < len(numeric):  # rare: renumber the slots by key
-        slots_keys, numeric = numeric, []
-        index = {}
-        flow[vec] = numbers(slots_keys)[fv]
+    index: dict[bytes, int] = {}
+    numeric: list[bytes] = []
+    flow[vec] = _numbers(_numeric(keys), index, numeric)[fv]
     other = np.flatnonzero(fcol < 0)
     if other.size:
         _, _, o_flow, o_numeric, o_lt, o_same = _grouped_by_key(lb, rows[other])
         s_lt[other] = o_lt
         same[other] = o_same
-        flow[other] = numbers(o_numeric)[o_flow]
+        flow[other] = _numbers(o_numeric, index, numeric)[o_flow]
     # Positions by flow, ascending inside each (a stable sort; radix for small numbers).
     nflows = len(numeric)
     order = np.argsort(flow.astype(np.uint16) if nflows <= 1 << 16 else flow, kind="stable")

@@ -310,18 +310,42 @@ class LabelledBatch:
             )
 
 
+class SlotUse:
+    """The flow slots a run of batches of one labeller uses: whether a next batch gives
+    one of them to a new flow (then the run and that batch do not join with one flow per
+    slot)."""
+
+    def __init__(self) -> None:
+        self.used = np.zeros(0, np.bool_)
+
+    def reused_by(self, lb: LabelledBatch) -> bool:
+        """Whether ``lb`` gives a slot used so far to a new flow."""
+        new = lb.new_flows[lb.new_flows < self.used.size]
+        return bool(self.used[new].any())
+
+    def add(self, lb: LabelledBatch) -> None:
+        """Count the slots ``lb`` uses."""
+        slots = lb.flow[lb.flow >= 0] >> 1
+        if slots.size:
+            top = int(slots.max()) + 1
+            if top > self.used.size:
+                self.used.resize(top, refcheck=False)  # new entries are False
+            self.used[slots] = True
+
+    def clear(self) -> None:
+        """Forget every slot (a new run starts)."""
+        self.used[:] = False
+
+
 def _one_flow_per_slot(batches: Sequence[LabelledBatch]) -> bool:
     """Whether no batch gives a slot to a new flow after an earlier batch used it."""
     if not all(b.one_flow_per_slot for b in batches):
         return False
-    top = max(
-        max(int(b.flow.max(initial=-1)) >> 1, int(b.new_flows.max(initial=-1))) for b in batches
-    )
-    used = np.zeros(top + 1, np.bool_)
+    use = SlotUse()
     for b in batches:
-        if b.new_flows.size and used[b.new_flows].any():
+        if use.reused_by(b):
             return False
-        used[b.flow[b.flow >= 0] >> 1] = True
+        use.add(b)
     return True
 
 

@@ -12,7 +12,8 @@ reference's batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -129,9 +130,8 @@ def _addresses(
     return src, dst
 
 
-#: Decoded of VXLAN rows by their values (outer and inner): the packets of a flow repeat
-#: them. Bounded like _VLAN_DECODED.
-_VXLAN_DECODED: dict[tuple[object, ...], Decoded] = {}
+#: Decoded of VXLAN rows by their values (outer and inner).
+_VXLAN_DECODED: dict[tuple[Any, ...], Decoded] = {}
 #: An inner header as Endpoints' fields before the tunnel name.
 _Inner = tuple[str, str | None, str | None, int | None, int | None]
 _OTHER_INNER: _Inner = ("other", None, None, None, None)
@@ -197,11 +197,7 @@ def _add_vxlan_details(
     )
     _fill(batch, buf, part)
     rows = part.rows
-    cache = _VXLAN_DECODED
-    details = batch.details
-    for i, j, lt, version, src_raw, dst_raw, sp, dp, tag in zip(
-        rows.tolist(),
-        at.tolist(),
+    keys = zip(
         batch.linktype[rows].tolist(),
         batch.ip_version[rows].tolist(),
         batch.src_addr[rows].tolist(),
@@ -209,31 +205,54 @@ def _add_vxlan_details(
         batch.src_port[rows].tolist(),
         batch.dst_port[rows].tolist(),
         vlan[rows].tolist(),
+        map(entries.__getitem__, at.tolist()),
         strict=True,
-    ):
-        key = (lt, version, src_raw, dst_raw, sp, dp, tag, entries[j])
-        got = cache.get(key)
-        if got is None:
-            if len(cache) >= 100_000:
-                cache.clear()
-            got = cache[key] = Decoded(
-                linktype=lt,
-                src_ip=address_text(version, src_raw),
-                dst_ip=address_text(version, dst_raw),
-                proto="udp",
-                ip_proto=vector.IPPROTO_UDP,
-                src_port=sp,
-                dst_port=dp,
-                vlan=(tag,) if tag >= 0 else (),
-                inner=(Endpoints(*entries[j], "vxlan"),),
-            )
-        details[i] = got
+    )
+    _put_details(batch, rows, keys, _VXLAN_DECODED, _vxlan_decoded)
     return rows
 
 
-#: Decoded of VLAN-tagged rows by their column values: a Decoded is immutable, and the
-#: packets of a flow repeat the same values (one look-up instead of a new record).
-_VLAN_DECODED: dict[tuple[int | bytes, ...], Decoded] = {}
+def _vxlan_decoded(
+    lt: int, version: int, src: bytes, dst: bytes, sport: int, dport: int, tag: int, inner: _Inner
+) -> Decoded:
+    return Decoded(
+        linktype=lt,
+        src_ip=address_text(version, src),
+        dst_ip=address_text(version, dst),
+        proto="udp",
+        ip_proto=vector.IPPROTO_UDP,
+        src_port=sport,
+        dst_port=dport,
+        vlan=(tag,) if tag >= 0 else (),
+        inner=(Endpoints(*inner, "vxlan"),),
+    )
+
+
+#: Distinct values whose Decoded a cache keeps (then it starts again).
+_DECODED_CACHE = 100_000
+
+
+def _put_details(
+    batch: DecodedBatch,
+    rows: npt.NDArray[np.int64],
+    keys: Iterable[tuple[Any, ...]],
+    cache: dict[tuple[Any, ...], Decoded],
+    make: Callable[..., Decoded],
+) -> None:
+    """Each row's Decoded, ``make(*key)`` of its values, made once per distinct values:
+    a Decoded is immutable, and the packets of a flow repeat the same values."""
+    details = batch.details
+    for i, key in zip(rows.tolist(), keys, strict=True):
+        got = cache.get(key)
+        if got is None:
+            if len(cache) >= _DECODED_CACHE:
+                cache.clear()
+            got = cache[key] = make(*key)
+        details[i] = got
+
+
+#: Decoded of VLAN-tagged rows by their column values (one look-up instead of a record).
+_VLAN_DECODED: dict[tuple[Any, ...], Decoded] = {}
 
 
 def _add_vlan_details(batch: DecodedBatch, rows: npt.NDArray[np.int64], vlan: I32) -> None:
@@ -242,10 +261,7 @@ def _add_vlan_details(batch: DecodedBatch, rows: npt.NDArray[np.int64], vlan: I3
     Addresses are written by the reference's own functions; columns are read as Python
     lists once, so the per-row work is a look-up of the row's values.
     """
-    cache = _VLAN_DECODED
-    details = batch.details
-    columns = zip(
-        rows.tolist(),
+    keys = zip(
         batch.linktype[rows].tolist(),
         batch.ip_version[rows].tolist(),
         batch.src_addr[rows].tolist(),
@@ -258,14 +274,7 @@ def _add_vlan_details(batch: DecodedBatch, rows: npt.NDArray[np.int64], vlan: I3
         vlan.tolist(),
         strict=True,
     )
-    for i, *values in columns:
-        key = tuple(values)
-        got = cache.get(key)
-        if got is None:
-            if len(cache) >= 100_000:
-                cache.clear()
-            got = cache[key] = _vlan_decoded(*values)
-        details[i] = got
+    _put_details(batch, rows, keys, _VLAN_DECODED, _vlan_decoded)
 
 
 def _vlan_decoded(

@@ -280,6 +280,14 @@ def has_proto_label(buf: U8, start: I64, stop: I64) -> Mask:
 _LABEL_WORDS = np.array([int.from_bytes(x[1:], "big") for x in dnssd.PROTO_LABELS], np.uint32)
 
 
+def _udp_payload_size(buf: U8, l4: I64, seg: I64) -> I64:
+    """The size of the UDP payload the reference hands to the tunnel rules
+    (transport.parse_ports): up to the UDP length when it fits the segment."""
+    ulen = u16(buf, l4 + 4).astype(np.int64)
+    size: I64 = np.where((ulen >= 8) & (ulen <= seg), ulen, seg) - 8
+    return size
+
+
 def _udp_tunnel_kind(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> tuple[Mask, Mask, I64]:
     """For UDP datagrams on a tunnel port (tunnels.udp_tunnel): which the reference reads
     as plain UDP (the lower tunnel port is VXLAN's or Geneve's and the payload does not
@@ -289,9 +297,7 @@ def _udp_tunnel_kind(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> tupl
     port = np.where(
         both, np.minimum(sport, dport), np.where(IS_UDP_TUNNEL_PORT[sport + 1], sport, dport)
     )
-    ulen = u16(buf, l4 + 4).astype(np.int64)
-    # The payload the reference hands to the tunnel rules (transport.parse_ports).
-    size = np.where((ulen >= 8) & (ulen <= seg), ulen, seg) - 8
+    size = _udp_payload_size(buf, l4, seg)
     room = size >= 8
     b0 = np.where(room, buf[np.where(room, l4 + 8, 0)], 0)
     is_vxlan = port == tunnels.VXLAN_PORT
@@ -321,9 +327,7 @@ def _teredo_exact(buf: U8, l4: I64, seg: I64) -> Mask:
 
 def _teredo_shaped(buf: U8, l4: I64, seg: I64) -> Mask:
     """_teredo_exact for rows whose payload may start like Teredo."""
-    ulen = u16(buf, l4 + 4).astype(np.int64)
-    # The payload the reference hands to the tunnel rules (transport.parse_ports).
-    size = np.where((ulen >= 8) & (ulen <= seg), ulen, seg) - 8
+    size = _udp_payload_size(buf, l4, seg)
     start = l4 + 8
 
     def at(rel: I64, valid: Mask) -> I32:
@@ -366,16 +370,18 @@ def _transport(
     dport[p] = u16(buf, l4[p] + 2)
     keep = np.ones(rows.size, np.bool_)
     udp = ip_proto == IPPROTO_UDP
+    on_dns_port = {
+        number: (ip_proto == number) & (table[sport + 1] | table[dport + 1])
+        for number, table in IS_DNS_PORT.items()
+    }
     on_tunnel_port = udp & (IS_UDP_TUNNEL_PORT[sport + 1] | IS_UDP_TUNNEL_PORT[dport + 1])
     t = np.flatnonzero(on_tunnel_port)
     plain, vx, size = _udp_tunnel_kind(buf, l4[t], seg[t], sport[t], dport[t])
     keep[t[~plain]] = False
     # VXLAN off the DNS ports (whose payload the reference also searches for DNS-SD
     # names) is followed by the caller: its inner frame starts after the 8-byte header.
-    dns = np.zeros(t.size, np.bool_)
-    for number, table in IS_DNS_PORT.items():
-        dns |= (ip_proto[t] == number) & (table[sport[t] + 1] | table[dport[t] + 1])
-    v = t[vx & ~dns]
+    vx &= ~on_dns_port[IPPROTO_UDP][t]
+    v = t[vx]
     vxlan = Vxlan(
         outer=Network(
             rows=rows[v],
@@ -387,7 +393,7 @@ def _transport(
             tcp_flags=np.full(v.size, -1, np.int32),
         ),
         inner=l4[v] + 16,
-        end=l4[v] + 8 + size[vx & ~dns],
+        end=l4[v] + 8 + size[vx],
     )
     # Off the tunnel ports, Teredo is tried on any UDP (the tunnel ports' rules decided).
     u = np.flatnonzero(udp & ~on_tunnel_port)
@@ -397,8 +403,8 @@ def _transport(
     # them the reference finds no names and leaves no details. Nor does it when the
     # message's first name (at byte 12, UDP's byte 20) starts with a malformed label
     # type (0x40 or 0x80): dnssd reads names in order and stops at the first bad one.
-    for number, table in IS_DNS_PORT.items():
-        d = np.flatnonzero(keep & (ip_proto == number) & (table[sport + 1] | table[dport + 1]))
+    for number, on_port in on_dns_port.items():
+        d = np.flatnonzero(keep & on_port)
         if number == IPPROTO_UDP and d.size:
             first = np.where(seg[d] > 20, buf[np.where(seg[d] > 20, l4[d] + 20, 0)] & 0xC0, 0x40)
             d = d[(first == 0) | (first == 0xC0)]

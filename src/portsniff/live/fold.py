@@ -36,9 +36,10 @@ class FoldedSummary:
         self.fold_packets = fold_packets
         self._held: list[LabelledBatch] = []
         self._count = 0
-        import numpy as np  # here, not at import: the CLI imports every command's module
+        # Imported here, not with the module: the CLI imports every command's module.
+        from portsniff.annotate.vector import SlotUse
 
-        self._slots = np.zeros(0, np.bool_)  # the flow slots the held blocks use
+        self._slots = SlotUse()  # the flow slots the held blocks use
 
     def add_batch(self, lb: LabelledBatch) -> None:
         """Hold ``lb``; fold what is held once it reaches ``fold_packets``."""
@@ -47,20 +48,14 @@ class FoldedSummary:
         if self._held and (lb.file != self._held[0].file or self._reuses(lb)):
             self.flush()  # blocks of one file only are joined
         self._held.append(lb)
-        slots = lb.flow[lb.flow >= 0] >> 1
-        if slots.size:
-            top = int(slots.max()) + 1
-            if top > self._slots.size:
-                self._slots.resize(top, refcheck=False)  # new entries are False
-            self._slots[slots] = True
+        self._slots.add(lb)
         self._count += len(lb)
         if self._count >= self.fold_packets:
             self.flush()
 
     def _reuses(self, lb: LabelledBatch) -> bool:
         """Whether ``lb`` gives a new flow a slot that the held blocks use."""
-        new = lb.new_flows[lb.new_flows < self._slots.size]
-        return lb.flow_space != self._held[0].flow_space or bool(self._slots[new].any())
+        return lb.flow_space != self._held[0].flow_space or self._slots.reused_by(lb)
 
     def flush(self) -> None:
         """Fold everything held into the summary."""
@@ -68,4 +63,4 @@ class FoldedSummary:
             self.builder.add_batch(concat_batches(self._held))
             self._held = []
             self._count = 0
-            self._slots[:] = False
+            self._slots.clear()

@@ -170,11 +170,16 @@ class BatchText:
         dst_w = lb.dst_addr.view(np.uint64).reshape(n, 2)
         # One VLAN tag is part of the group's text; other tag lists go one by one.
         vw = np.zeros(n, np.uint64)
-        one = [(i, t[0]) for i, t in lb.vlan.items() if len(t) == 1 and 0 <= t[0] < 1 << 32]
+        one: list[tuple[int, int]] = []
+        odd_vlan: list[int] = []
+        for i, tags in lb.vlan.items():
+            if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
+                one.append((i, tags[0]))
+            else:
+                odd_vlan.append(i)
         if one:
             at, tag = np.array(one, np.int64).T
             vw[at] = tag + 1
-        odd_vlan = [i for i, t in lb.vlan.items() if not (len(t) == 1 and 0 <= t[0] < 1 << 32)]
         # Rows of flows whose text is known (the labeller's flow and direction, with the
         # label and VLAN the text was made for) take it; the rest are grouped by their
         # text's every input and their groups' text is kept by key (groups recur from
@@ -304,7 +309,7 @@ class FlowTails:
         if top > self.combo.size:
             grow = max(top, 2 * self.combo.size)
             self.combo = np.concatenate([self.combo, np.full(grow - self.combo.size, -2)])
-            self.vw = np.resize(self.vw, grow)
+            self.vw = np.concatenate([self.vw, np.zeros(grow - self.vw.size, np.uint64)])
             self.tail = np.concatenate([self.tail, np.empty(grow - self.tail.size, object)])
         new = lb.new_flows.astype(np.int64) * 2
         new = np.concatenate([new, new + 1])
