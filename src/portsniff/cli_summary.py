@@ -134,6 +134,10 @@ class _Summarising(FoldedSummary):
 def _vector_summary(run: Any, meta: list[dict[str, Any]]) -> Any:
     """The summary of ``run``'s batches: built in a process of its own while this one
     labels, when there are CPUs to spare and input worth it."""
+    from portsniff import summary_split
+
+    if summary_split.splittable(run):
+        return summary_split.summarise(run, meta, lambda: _Summarising(meta))[0]
     child = None
     if run.big_input():
         from portsniff.annotate import stage

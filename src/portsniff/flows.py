@@ -198,6 +198,38 @@ def flow_filters(
     return bpf, display
 
 
+def flow_record(f: _Flow) -> FlowRecord:
+    """The FlowRecord of a finished flow."""
+    return FlowRecord(
+        uid=f.uid,
+        ts=f.first,
+        duration=round(f.last - f.first, 9),
+        proto=f.proto,
+        orig_ip=f.orig[0],
+        orig_port=f.orig[1],
+        resp_ip=f.resp[0],
+        resp_port=f.resp[1],
+        orig_pkts=f.orig_pkts,
+        orig_bytes=f.orig_bytes,
+        resp_pkts=f.resp_pkts,
+        resp_bytes=f.resp_bytes,
+        service=f.service,
+        service_port=f.service_port,
+        status=f.status,
+        port_class=f.port_class,
+        basis=f.basis,
+        ambiguous=f.ambiguous,
+        conn_state=conn_state(f.proto, f.flags_orig, f.flags_resp, f.resp_pkts, f.orig_pkts),
+        tunnel=f.tunnel,
+        vlan=f.vlan,
+    )
+
+
+def uid_number(uid: str) -> int:
+    """The creation number in a flow's uid (``F12`` -> 12; 0 for another form)."""
+    return int(uid[1:]) if uid[1:].isdigit() else 0
+
+
 class FlowTable:
     """Live flows; ``add`` returns nothing, finished flows come out of ``drain``/``finish``.
 
@@ -292,34 +324,7 @@ class FlowTable:
         return flow.uid
 
     def _finish(self, key: tuple[Any, ...]) -> None:
-        f = self._live.pop(key)
-        self._done.append(
-            FlowRecord(
-                uid=f.uid,
-                ts=f.first,
-                duration=round(f.last - f.first, 9),
-                proto=f.proto,
-                orig_ip=f.orig[0],
-                orig_port=f.orig[1],
-                resp_ip=f.resp[0],
-                resp_port=f.resp[1],
-                orig_pkts=f.orig_pkts,
-                orig_bytes=f.orig_bytes,
-                resp_pkts=f.resp_pkts,
-                resp_bytes=f.resp_bytes,
-                service=f.service,
-                service_port=f.service_port,
-                status=f.status,
-                port_class=f.port_class,
-                basis=f.basis,
-                ambiguous=f.ambiguous,
-                conn_state=conn_state(
-                    f.proto, f.flags_orig, f.flags_resp, f.resp_pkts, f.orig_pkts
-                ),
-                tunnel=f.tunnel,
-                vlan=f.vlan,
-            )
-        )
+        self._done.append(flow_record(self._live.pop(key)))
 
     def _expire(self, now: float) -> None:
         live = self._live

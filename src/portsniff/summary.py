@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portsniff.annotate.records import DnssdLabel, PacketRecord
-from portsniff.flows import FlowRecord, FlowTable
+from portsniff.flows import FlowRecord, FlowTable, uid_number
 
 TRANSPORT_KEYS = ("tcp", "udp", "sctp", "dccp", "icmp", "icmpv6", "other_ip", "non_ip")
 MAX_BINS = 240  # time bins per timeline; bins widen (x2) to stay under this
@@ -249,9 +249,17 @@ class Summary:
         return sorted(rows, key=lambda r: (-r.bytes, r.proto, r.port))
 
     def top_flows(self, n: int | None) -> list[FlowRecord]:
+        # The uid's number ends ties: the order is the same however the flows were
+        # collected (a capture summarised in parts finishes them in another order).
         flows = sorted(
             self.flows,
-            key=lambda f: (-(f.orig_bytes + f.resp_bytes), f.ts, f.proto, f.orig_ip or ""),
+            key=lambda f: (
+                -(f.orig_bytes + f.resp_bytes),
+                f.ts,
+                f.proto,
+                f.orig_ip or "",
+                uid_number(f.uid),
+            ),
         )
         return flows if n is None else flows[:n]
 

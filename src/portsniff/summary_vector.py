@@ -120,8 +120,9 @@ class VectorSummaryBuilder(SummaryBuilder):
 
     # -- services ------------------------------------------------------------------------
 
-    def _services(self, lb: LabelledBatch) -> None:
-        rows = np.flatnonzero(lb.side > 0)
+    def _services(self, lb: LabelledBatch, keep: npt.NDArray[np.bool_] | None = None) -> None:
+        """Count the labelled rows (those ``keep`` keeps) into their services."""
+        rows = np.flatnonzero(lb.side > 0 if keep is None else (lb.side > 0) & keep)
         if not rows.size:
             return
         s = self.summary
@@ -182,6 +183,9 @@ class VectorSummaryBuilder(SummaryBuilder):
             row.timeline.add_bins(1.0, bins[j])
 
     # -- flows ---------------------------------------------------------------------------
+
+    def _made(self, key: tuple[Any, ...], lb: LabelledBatch, i: int) -> None:
+        """A flow was made from row ``i`` (a hook for the summary of a capture's part)."""
 
     def _flows_fast_ok(self, lb: LabelledBatch) -> bool:
         """True when no flow can expire during the block."""
@@ -401,6 +405,7 @@ class VectorSummaryBuilder(SummaryBuilder):
                     obj.vlan = lb.vlan.get(i, ())
                 oa = src_is_a_l[j] != side_src
                 created.append((i, 0, obj))
+                self._made(keys[f], lb, i)
                 if split:
                     splits.append((i, keys[f], obj))
                 else:

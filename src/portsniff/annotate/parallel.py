@@ -124,6 +124,16 @@ def _decode_unit_reusing(unit: Unit) -> UnitResult:
 def decode_unit(unit: Unit, reuse: bytearray | None = None) -> UnitResult:
     """Read and decode the records starting in ``unit`` (see module docstring); ``reuse``
     is a buffer to read into (its contents are overwritten)."""
+    result = UnitResult(start=unit.start, next_start=unit.start)
+    result.batches.extend(iter_unit(unit, result, reuse))
+    return result
+
+
+def iter_unit(
+    unit: Unit, result: UnitResult, reuse: bytearray | None = None
+) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
+    """:func:`decode_unit`, the decoded blocks yielded as they come (``result`` gets the
+    unit's figures; they are complete when the iterator is)."""
     from portsniff.capture.bpf import compile_filter
     from portsniff.capture.pcap import GLOBAL_HEADER_LEN, PcapParser
     from portsniff.capture.reader import BLOCK_ROWS
@@ -138,12 +148,13 @@ def decode_unit(unit: Unit, reuse: bytearray | None = None) -> UnitResult:
             fh.seek(start)
             sample = fh.read(2 * parser.max_caplen + 64 * _CHAIN + 4096)
             start = _guess_start(sample, parser, start, 2 * parser.max_caplen + 1)
-        result = UnitResult(start=start, next_start=start)
+        result.start = result.next_start = start
         if start >= unit.end or start >= size:
             result.next_start = min(start, size)
-            return result
+            return
         engine = open_engine(unit.engine, unit.path)
-        want = max(unit.end - start, 1 << 16) + (1 << 20)
+        # A unit bigger than a chunk (half a file) is read a chunk at a time.
+        want = min(max(unit.end - start, 1 << 16), CHUNK_BYTES) + (1 << 20)
         if reuse is None:
             buf = bytearray(want)
         else:
@@ -175,7 +186,7 @@ def decode_unit(unit: Unit, reuse: bytearray | None = None) -> UnitResult:
                         done = True
                     if block is not None and len(block):
                         for part in block.split(BLOCK_ROWS):
-                            _add_block(result, part, engine, unit.bpf, compile_filter)
+                            yield _add_block(result, part, engine, unit.bpf, compile_filter)
                         frame += len(block)
                 if done:
                     break
@@ -193,19 +204,18 @@ def decode_unit(unit: Unit, reuse: bytearray | None = None) -> UnitResult:
                 pos = 0
                 if len(buf) < max(scan.need, 1) + tail:
                     buf.extend(bytes(scan.need + tail - len(buf)))
-                view = memoryview(buf)
-                got = fh.readinto(view[tail:]) or 0
+                with memoryview(buf) as view:
+                    got = fh.readinto(view[tail:]) or 0
                 filled = tail + got
                 eof = base + filled >= size
         finally:
             engine.close()
-        result.problems = parser.problems
-        return result
+            result.problems = parser.problems
 
 
 def _add_block(
     result: UnitResult, block: RawBlock, engine: Any, bpf: str | None, compile_filter: Any
-) -> None:
+) -> tuple[DecodedBatch, npt.NDArray[np.bool_] | None]:
     n = len(block)
     result.packets += n
     result.bytes += int(block.wirelen.sum())
@@ -223,7 +233,7 @@ def _add_block(
             mask = f.mask(block)
         finally:
             f.close()
-    result.batches.append((engine.decode(block), mask))
+    return engine.decode(block), mask
 
 
 def parallel_units(units: Sequence[Unit], workers: int) -> Iterator[tuple[Unit, UnitResult]]:

@@ -106,6 +106,11 @@ class LabelledBatch:
     taken in order;
     ``one_flow_per_slot`` says whether each slot names one flow throughout this batch
     (a labeller's block does; batches joined across a slot's new use do not).
+
+    ``head`` is set by a labeller that tracks heads (the second half of a capture labelled
+    apart, :mod:`portsniff.summary_split`): the flow slot of rows labelled before their
+    flow's first SYN or SYN-ACK in a flow first met without a SYN (the rows whose label
+    depends on what came before the half), else -1.
     """
 
     file: str
@@ -130,6 +135,7 @@ class LabelledBatch:
     new_flows: I32 = field(default_factory=lambda: np.zeros(0, np.int32))
     flow_space: int = 0
     one_flow_per_slot: bool = True
+    head: I32 | None = None
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])
@@ -167,6 +173,7 @@ class LabelledBatch:
             self.new_flows if a == 0 else self.new_flows[:0],
             self.flow_space,
             self.one_flow_per_slot,
+            None if self.head is None else self.head[a:b],
         )
 
     @classmethod
@@ -185,6 +192,11 @@ class LabelledBatch:
             at += len(b)
         spaces = {b.flow_space for b in batches}
         space = spaces.pop() if len(spaces) == 1 else 0
+        head = None
+        if any(b.head is not None for b in batches):
+            head = np.concatenate(
+                [np.full(len(b), -1, np.int32) if b.head is None else b.head for b in batches]
+            )
         return cls(
             file=first.file,
             labels=first.labels,
@@ -193,6 +205,7 @@ class LabelledBatch:
             new_flows=np.concatenate([b.new_flows for b in batches]),
             flow_space=space,
             one_flow_per_slot=bool(space) and _one_flow_per_slot(batches),
+            head=head,
             **cols,
         )
 
@@ -206,12 +219,13 @@ class LabelledBatch:
             self.new_flows,
             self.flow_space,
             self.one_flow_per_slot,
+            self.head,
         )
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...], labels: Labeller) -> LabelledBatch:
         """The batch ``state()`` described, labelled by ``labels``."""
-        *cols, vlan, records, new_flows, space, unique = state
+        *cols, vlan, records, new_flows, space, unique, head = state
         named: dict[str, Any] = dict(zip(("file", *_COLUMNS), cols, strict=True))
         return cls(
             **named,
@@ -221,6 +235,7 @@ class LabelledBatch:
             new_flows=new_flows,
             flow_space=space,
             one_flow_per_slot=unique,
+            head=head,
         )
 
     def record(self, i: int) -> PacketRecord:
@@ -484,6 +499,7 @@ class _Events:
     dport: list[int] = field(default_factory=list)
     flags: list[int] = field(default_factory=list)
     ts_ns: list[int] = field(default_factory=list)
+    inner: list[int] = field(default_factory=list)  # indexes of tunnelled headers' events
 
     def add(
         self,
@@ -537,11 +553,18 @@ class _Row:
 class VectorAnnotator:
     """Labels DecodedBatches as LabelledBatches, in frame order (see module docstring).
 
-    Same parameters and memory bounds as the reference's ``FlowSides``.
+    Same parameters and memory bounds as the reference's ``FlowSides``. With ``heads``
+    it also keeps what :mod:`portsniff.summary_split` needs to join a half labelled
+    apart to the half before it (``LabelledBatch.head`` and :attr:`heads`).
     """
 
     def __init__(
-        self, index: RegistryIndex, *, max_flows: int = 1_000_000, idle_timeout: float = 600.0
+        self,
+        index: RegistryIndex,
+        *,
+        max_flows: int = 1_000_000,
+        idle_timeout: float = 600.0,
+        heads: bool = False,
     ) -> None:
         self.index = index
         self.labels = Labeller(index)
@@ -569,6 +592,8 @@ class VectorAnnotator:
         self._held: deque[list[object]] = deque()  # [LabelledBatch, first row not output]
         self._seq = 0
         self._dnssd: dict[str, DnssdLabel] = {}
+        self.heads: HeadSlots | None = HeadSlots() if heads else None
+        self._ev_head: I64 = np.zeros(0, np.int64)
 
     # -- feeding ---------------------------------------------------------------------
 
@@ -606,6 +631,7 @@ class VectorAnnotator:
             flow=np.full(n, -1, np.int32),
             labels=self.labels,
             flow_space=self._space,
+            head=None if self.heads is None else np.full(n, -1, np.int32),
         )
         seq0 = self._seq
         self._seq += n
@@ -643,6 +669,10 @@ class VectorAnnotator:
         codes, src_is_dst, flow_dir, lb.new_flows = self._decide(lb, vrows, extra)
         nv = int(vrows.size)
         lb.flow[vrows] = flow_dir[:nv]
+        if lb.head is not None:
+            lb.head[vrows] = self._ev_head[:nv]
+        if self.heads is not None:
+            self.heads.see(lb.ts_ns)
         # Vector rows take their decision.
         vcode = codes[:nv]
         side = np.where(src_is_dst[:nv], SIDE_DST, SIDE_SRC).astype(np.int8)
@@ -824,16 +854,16 @@ class VectorAnnotator:
             )
         for k, e in enumerate(row.detail.inner):
             if e.src_port is not None and e.dst_port is not None and e.proto in TRANSPORTS:
-                row.inner.append(
-                    ev.add(
-                        base + 1 + k if sub == 0 else base,
-                        PROTO_CODE[e.proto],
-                        (*_packed(e.src_ip), e.src_port),
-                        (*_packed(e.dst_ip), e.dst_port),
-                        -1,
-                        row.ts_ns,
-                    )
+                k_ev = ev.add(
+                    base + 1 + k if sub == 0 else base,
+                    PROTO_CODE[e.proto],
+                    (*_packed(e.src_ip), e.src_port),
+                    (*_packed(e.dst_ip), e.dst_port),
+                    -1,
+                    row.ts_ns,
                 )
+                row.inner.append(k_ev)
+                ev.inner.append(k_ev)
             else:
                 row.inner.append(-1)
 
@@ -848,6 +878,8 @@ class VectorAnnotator:
         row.waiting = False
         row.outer = -1
         row.inner = [-1] * len(row.detail.inner)
+        if self.heads is not None and frag is not None:
+            self.heads.gave_up.append(frag.key)
         self.counts.unresolved_fragments += 1
         self.counts.add_problem("non-first fragment whose first fragment was not seen")
 
@@ -878,6 +910,8 @@ class VectorAnnotator:
             label = self.labels.label(p, dp if side == SIDE_DST else sp)
             basis = (code >> 1) & 7
             ambiguous = bool((code >> 4) & 1)
+            if lb.head is not None and e < self._ev_head.size:
+                lb.head[i] = self._ev_head[e]
         if label is not None and label.service:
             counts.labelled += 1
         else:
@@ -943,6 +977,7 @@ class VectorAnnotator:
         self._freed = []
         if n == 0:
             empty = np.zeros(0, np.int32)
+            self._ev_head = np.zeros(0, np.int64)
             return np.zeros(0, np.int64), np.zeros(0, np.bool_), empty, empty
 
         def column(values: npt.NDArray[Any], more: list[Any], dtype: Any) -> npt.NDArray[Any]:
@@ -1015,7 +1050,8 @@ class VectorAnnotator:
         nflows = len(keys)
         state = self._flows
         slot = np.array(list(map(state.get, keys, repeat(-1))), np.int64)
-        known = np.where(slot >= 0, self._code[np.maximum(slot, 0)], -1)
+        was_known = slot >= 0
+        known = np.where(was_known, self._code[np.maximum(slot, 0)], -1)
         tsf = seconds_array(ts_ns)
         if self._fast_ok(known, flow, order, tsf, nflows, keys):
             code, last_call = self._decide_fast(
@@ -1041,6 +1077,13 @@ class VectorAnnotator:
         dec_a = (code & 1) > 0
         src_is_dst = (dec_a != s_lt) | same
         flow_dir = (ev_slot * 2 + (~s_lt)).astype(np.int32)
+        if self.heads is not None:
+            inner = np.zeros(n, np.bool_)
+            if extra.inner:
+                inner[nv + np.array(extra.inner, np.int64)] = True
+            self._ev_head = self.heads.track(
+                order, flow, was_known, ev_slot, cand, syn, pure, synack, inner, pos, lb
+            )
         return code, src_is_dst, flow_dir, new_slots.astype(np.int32)
 
     def _take_slots(self, k: int) -> I64:
@@ -1207,6 +1250,113 @@ class VectorAnnotator:
         live = self._live_slots()
         self._min_last = float(lasts[live].min()) if live.size else float("inf")
         return code, ev_slot, np.array(new_slots, np.int64)
+
+
+class HeadSlots:
+    """What a labeller that started mid-capture assumed, per flow slot: a flow first met
+    without a SYN was decided on that packet, where the capture's earlier part may have
+    decided it already. Its slot is a *head slot* until the flow's first SYN or SYN-ACK
+    (``open``); the rows in between are ``LabelledBatch.head`` rows.
+
+    Per slot: ``code`` (the decision the head rows
+    took, -1 for a flow first met with a pure SYN), ``synack`` (the decision a SYN-ACK
+    ending the head took, -1 if none did), ``inner`` (a tunnelled header was labelled
+    in the head), ``before`` (the latest timestamp up to the flow's first packet).
+    """
+
+    def __init__(self) -> None:
+        self.code = np.zeros(0, np.int64)
+        self.synack = np.zeros(0, np.int64)
+        self.open = np.zeros(0, np.bool_)
+        self.inner = np.zeros(0, np.bool_)
+        self.before = np.zeros(0, np.float64)
+        self.latest = -np.inf  # latest timestamp labelled so far
+        self.backwards = False  # whether timestamps ever went back
+        #: Fragments given up on (their first may be in the part before).
+        self.gave_up: list[tuple[str, str, int, int]] = []
+
+    def _grow(self, size: int) -> None:
+        if size <= self.code.size:
+            return
+        size = max(size, 2 * self.code.size, 1024)
+        old = self.code.size
+        for name, fill in (
+            ("code", -1),
+            ("synack", -1),
+            ("open", False),
+            ("inner", False),
+            ("before", 0.0),
+        ):
+            a = getattr(self, name)
+            grown = np.full(size, fill, a.dtype)
+            grown[:old] = a
+            setattr(self, name, grown)
+
+    def track(
+        self,
+        order: I64,
+        flow: I64,
+        known: B,
+        ev_slot: I64,
+        cand: I64,
+        syn: B,
+        pure: B,
+        synack: B,
+        inner: B,
+        pos: I64,
+        lb: LabelledBatch,
+    ) -> I64:
+        """Update the slots for a block's events; each event's head slot (-1: none)."""
+        n = int(flow.size)
+        nflows = int(known.size)
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(n)
+        big = np.iinfo(np.int64).max
+        first = np.full(nflows, big, np.int64)
+        np.minimum.at(first, flow, rank)
+        first_syn = np.full(nflows, big, np.int64)
+        np.minimum.at(first_syn, flow, np.where(syn, rank, big))
+        first_ev = order[first[first < big]] if nflows else np.zeros(0, np.int64)
+        fslot = np.full(nflows, -1, np.int64)
+        fslot[flow[first_ev]] = ev_slot[first_ev]
+        self._grow(int(ev_slot.max()) + 1 if n else 0)
+        # Known flows are open (in their head) as the slot says; new ones are unless
+        # their first event is a SYN or SYN-ACK (first_syn is then that event).
+        was_open = np.where(known, self.open[np.maximum(fslot, 0)], True)
+        is_head = was_open[flow] & (rank < first_syn[flow])
+        new = ~known
+        if new.any():
+            nf = np.flatnonzero(new)
+            ev0 = order[first[nf]]
+            s = fslot[nf]
+            self.code[s] = np.where(pure[ev0], -1, cand[ev0])
+            self.synack[s] = -1
+            self.inner[s] = False
+            rows = pos[ev0] // 64
+            ts = lb.ts_ns
+            top = np.maximum.accumulate(ts)
+            self.before[s] = np.maximum(seconds_array(top[rows]), self.latest)
+        # The first SYN-flagged event of an open flow ends its head; a SYN-ACK's
+        # decision is kept (the half before may have decided otherwise).
+        ends = np.flatnonzero(was_open & (first_syn < big))
+        if ends.size:
+            ev_end = order[first_syn[ends]]
+            s = fslot[ends]
+            heads = self.code[s] >= 0
+            self.synack[s[heads]] = np.where(synack[ev_end[heads]], cand[ev_end[heads]], -1)
+        self.open[fslot] = was_open & (first_syn == big) & (self.code[np.maximum(fslot, 0)] >= 0)
+        hit = is_head & inner
+        if hit.any():
+            self.inner[ev_slot[hit]] = True
+        return np.where(is_head & (self.code[ev_slot] >= 0), ev_slot, -1)
+
+    def see(self, ts_ns: I64) -> None:
+        """Note a block's timestamps (after its events are tracked)."""
+        if ts_ns.size:
+            lo = seconds(int(ts_ns.min()))
+            if lo < self.latest or bool(np.any(ts_ns[1:] < ts_ns[:-1])):
+                self.backwards = True
+            self.latest = max(self.latest, seconds(int(ts_ns.max())))
 
 
 def _be(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:

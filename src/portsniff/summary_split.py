@@ -1,0 +1,676 @@
+"""One big classic pcap summarised by two processes, each reading half of it; the two
+halves are joined exactly (the summary is the one-process summary, byte for byte).
+
+A forked child labels and summarises the second half as if the capture began there.
+What that assumption may get wrong is kept apart, to be settled at the join:
+
+* the rows labelled before their flow's first SYN or SYN-ACK, in flows the child first
+  met without a SYN (``LabelledBatch.head``), are summed per flow, not per service: the
+  first half's decision for that flow, if it remembers one, says which port they count
+  for;
+* the first flow the child makes for each key (its *head flow*) stays unfinished: if the
+  first half has that flow live, the two are one conversation (the first half's uid,
+  ends and service; the counts added up by endpoint).
+
+Flows the child makes are numbered again after the first half's. The join needs
+conditions it checks first (no flow state that either half could have forgotten near
+the join, no fragment whose parts straddle it, no SYN that would restart a connection
+the first half closed, the halves meeting at the same record); when one fails, the
+parent reads the second half itself and the child's work is dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import signal
+import struct
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from portsniff.annotate.annotator import _MAX_FRAGMENT_KEYS
+from portsniff.annotate.parallel import Unit, UnitResult, iter_unit
+from portsniff.annotate.vector import LabelledBatch, VectorAnnotator, address_text
+from portsniff.decode.packet import PROTOS
+from portsniff.flows import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    FlowRecord,
+    FlowTable,
+    _Flow,
+    flow_record,
+    uid_number,
+)
+from portsniff.summary import ServiceRow, Summary, Timeline
+from portsniff.summary_vector import VectorSummaryBuilder, _dense_unique
+from portsniff.timestamps import seconds, seconds_array
+
+if TYPE_CHECKING:
+    from portsniff.annotate.pipeline import AnnotateRun, FileReport
+    from portsniff.registry.index import RegistryIndex
+
+FlowKey = tuple[Any, ...]
+_WORDS = struct.Struct("=5Q")  # a labeller flow key: misc, then A's and B's address words
+_TCP = PROTOS.index("tcp")
+
+
+# -- the second half's side ---------------------------------------------------------------
+
+
+class HeadFlowTable(FlowTable):
+    """A FlowTable that keeps each key's first flow (its head flow) out of the finished
+    ones: ``heads`` maps the key to the flow and whether it ended before the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads: dict[FlowKey, tuple[_Flow, bool]] = {}
+        self._ending = False
+
+    def _finish(self, key: FlowKey) -> None:
+        if key in self.heads:
+            super()._finish(key)
+        else:
+            self.heads[key] = (self._live.pop(key), not self._ending)
+
+    def finish(self) -> Any:
+        self._ending = True
+        return super().finish()
+
+
+#: Bins a head slot's timeline keeps (its bins widen beyond, as a Timeline's do).
+_MAX_BINS = 240
+#: Timeline entries held before they are summed up (and widened) per slot.
+_COMPACT = 1 << 20
+
+
+@dataclass(slots=True)
+class HeadSums:
+    """The head rows' sums per labeller flow slot (what a ServiceRow sums). Timelines
+    are (slot, bin, bytes) columns, each slot's bins ``2 ** exp[slot]`` seconds wide: at
+    most MAX_BINS bins a slot, as a Timeline of that slot's rows would have."""
+
+    packets: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    bytes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    first: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    last: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    vlan: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    exp: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    bins: list[npt.NDArray[np.int64]] = field(default_factory=list)  # (3, n): slot, bin, bytes
+    held: int = 0
+
+    def _grow(self, size: int) -> None:
+        old = self.packets.size
+        if size <= old:
+            return
+        size = max(size, 2 * old, 1024)
+        hi, lo = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        for name, fill in (("packets", 0), ("bytes", 0), ("first", hi), ("last", lo), ("exp", 0)):
+            a = np.full(size, fill, np.int64)
+            a[:old] = getattr(self, name)
+            setattr(self, name, a)
+        v = np.zeros(size, np.bool_)
+        v[:old] = self.vlan
+        self.vlan = v
+
+    def add(self, lb: LabelledBatch, rows: npt.NDArray[np.int64]) -> None:
+        """Sum ``rows`` of ``lb`` (head rows) into their slots."""
+        assert lb.head is not None
+        slot = lb.head[rows].astype(np.int64)
+        self._grow(int(slot.max()) + 1)
+        size = self.packets.size
+        wl = lb.wirelen[rows]
+        ts = lb.ts_ns[rows]
+        self.packets += np.bincount(slot, minlength=size)
+        self.bytes += np.rint(np.bincount(slot, weights=wl, minlength=size)).astype(np.int64)
+        np.minimum.at(self.first, slot, ts)
+        np.maximum.at(self.last, slot, ts)
+        if lb.vlan:
+            at = np.zeros(len(lb), np.bool_)
+            at[list(lb.vlan)] = True
+            self.vlan[slot[at[rows]]] = True
+        # Seconds as the summary's timelines floor them, then each slot's width.
+        b = np.floor(seconds_array(ts)).astype(np.int64) >> self.exp[slot]
+        self._hold(_summed(slot, b, wl.astype(np.int64)))
+
+    def _hold(self, part: npt.NDArray[np.int64]) -> None:
+        self.bins.append(part)
+        self.held += part.shape[1]
+        if self.held > _COMPACT:
+            self.compact()
+
+    def compact(self) -> None:
+        """Sum the held bins per (slot, bin), widening slots beyond MAX_BINS bins."""
+        if not self.bins:
+            return
+        slot, b, nbytes = np.concatenate(self.bins, axis=1)
+        while True:
+            slot, b, nbytes = _summed(slot, b, nbytes)
+            count = np.bincount(slot, minlength=self.exp.size)
+            wide = count > _MAX_BINS
+            if not wide.any():
+                break
+            self.exp[wide] += 1
+            hit = wide[slot]
+            b = np.where(hit, b >> 1, b)
+        self.bins = [np.stack([slot, b, nbytes])]
+        self.held = int(slot.size)
+
+    def timelines(self, groups: list[list[int]]) -> list[Timeline | None]:
+        """The timeline of each group of slots' rows together (None for no rows)."""
+        if len(self.bins) != 1:
+            self.compact()
+        out: list[Timeline | None] = [None] * len(groups)
+        if not self.bins:
+            return out
+        slot, b, nbytes = self.bins[0]
+        group = np.full(self.exp.size, -1, np.int64)
+        top = np.zeros(len(groups), np.int64)
+        for g, slots in enumerate(groups):
+            at = np.array(slots, np.int64)
+            group[at] = g
+            top[g] = int(self.exp[at].max())
+        g_of = group[slot]
+        keep = g_of >= 0
+        g_of, slot, b, nbytes = g_of[keep], slot[keep], b[keep], nbytes[keep]
+        # One width per group: its widest slot's (narrower bins are summed into it).
+        b = b >> (top[g_of] - self.exp[slot])
+        g_of, b, nbytes = _summed(g_of, b, nbytes)
+        cuts = np.flatnonzero(np.diff(g_of)) + 1
+        for gs, bs, ns in zip(
+            np.split(g_of, cuts), np.split(b, cuts), np.split(nbytes, cuts), strict=True
+        ):
+            if not gs.size:
+                continue
+            g = int(gs[0])
+            tl = Timeline(float(2 ** int(top[g])), dict(zip(bs.tolist(), ns.tolist(), strict=True)))
+            if len(tl.bins) > _MAX_BINS:
+                tl._widen(tl.width * 2)
+            out[g] = tl
+        return out
+
+
+def _summed(
+    slot: npt.NDArray[np.int64], b: npt.NDArray[np.int64], nbytes: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Rows (slot, bin, bytes) with the bytes of equal (slot, bin) added up, ordered."""
+    if not slot.size:
+        return np.zeros((3, 0), np.int64)
+    lo = int(b.min())
+    span = int(b.max()) - lo + 1
+    key = slot * span + (b - lo)
+    uniq, inv = _dense_unique(key)
+    total = np.rint(np.bincount(inv, weights=nbytes, minlength=uniq.size)).astype(np.int64)
+    return np.stack([uniq // span, uniq % span + lo, total])
+
+
+class HalfSummaryBuilder(VectorSummaryBuilder):
+    """The summary of a capture's second half, its heads kept apart (module docstring)."""
+
+    def __init__(self, caveat: str, registry: list[dict[str, Any]]) -> None:
+        super().__init__(caveat, registry, HeadFlowTable())
+        self.head = HeadSums()
+        #: Keys whose first flow was made by a pure SYN.
+        self.syn_first: set[FlowKey] = set()
+        self._made_keys: set[FlowKey] = set()
+        #: (flows made so far, latest timestamp so far) after each block.
+        self.made_by: list[tuple[int, float]] = []
+        self._latest = -np.inf
+
+    def add_batch(self, lb: LabelledBatch) -> None:
+        super().add_batch(lb)
+        if len(lb):
+            self._latest = max(self._latest, seconds(int(lb.ts_ns.max())))
+        self.made_by.append((self.flow_table._next_uid, self._latest))
+
+    def _made(self, key: FlowKey, lb: LabelledBatch, i: int) -> None:
+        if key in self._made_keys:
+            return
+        self._made_keys.add(key)
+        fl = int(lb.tcp_flags[i])
+        if int(lb.proto[i]) == _TCP and fl >= 0 and fl & SYN and not fl & ACK:
+            self.syn_first.add(key)
+
+    def _services(self, lb: LabelledBatch, keep: npt.NDArray[np.bool_] | None = None) -> None:
+        head = lb.head
+        if head is None:
+            super()._services(lb, keep)
+            return
+        settled = head < 0
+        super()._services(lb, settled if keep is None else settled & keep)
+        rows = np.flatnonzero(~settled & (lb.side > 0))
+        if rows.size:
+            self.head.add(lb, rows)
+
+    def made_before(self, uid: str) -> float:
+        """The latest timestamp up to the block that made flow ``uid``."""
+        n = uid_number(uid)
+        at = bisect.bisect_left(self.made_by, (n, -np.inf))
+        return self.made_by[min(at, len(self.made_by) - 1)][1] if self.made_by else -np.inf
+
+
+@dataclass(slots=True)
+class HalfResult:
+    """What the child sends back (see module docstring)."""
+
+    unit: UnitResult
+    summary: Summary
+    problems: Counter[str]
+    fragments: int
+    gave_up: list[tuple[str, str, int, int]]
+    evicted: int
+    slow_blocks: int
+    slots: int
+    uids: int
+    head_keys: list[bytes]
+    head_slots: npt.NDArray[np.int64]
+    head_code: npt.NDArray[np.int64]
+    head_synack: npt.NDArray[np.int64]
+    head_inner: npt.NDArray[np.bool_]
+    head_before: npt.NDArray[np.float64]
+    sums: HeadSums
+    head_flows: list[tuple[FlowKey, _Flow, bool, float]]
+    syn_first: set[FlowKey]
+
+
+def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> HalfResult:
+    """Label and summarise ``unit`` as if the capture began there (the child's work)."""
+    from portsniff.caveat import CAVEAT
+    from portsniff.cli_summary import SUMMARY_ROWS
+    from portsniff.live.fold import FoldedSummary
+
+    annot = VectorAnnotator(index, heads=True)
+    builder = HalfSummaryBuilder(CAVEAT, meta)
+    folded = FoldedSummary(builder, SUMMARY_ROWS)
+    res = UnitResult(start=unit.start, next_start=unit.start)
+    for batch, mask in iter_unit(unit, res, bytearray()):
+        for lb in annot.feed(batch, mask):
+            folded.add_batch(lb)
+    for lb in annot.finish():
+        folded.add_batch(lb)
+    folded.flush()
+    summary = builder.finish()
+    builder.head.compact()
+    heads = annot.heads
+    assert heads is not None
+    table = builder.flow_table
+    assert isinstance(table, HeadFlowTable)
+    keys = list(annot._flows)
+    slots = np.fromiter(annot._flows.values(), np.int64, len(keys))
+    is_head = heads.code[slots] >= 0 if slots.size else np.zeros(0, np.bool_)
+    chosen = np.flatnonzero(is_head)
+    hs = slots[chosen]
+    return HalfResult(
+        unit=res,
+        summary=summary,
+        problems=Counter(annot.counts.problems),
+        fragments=annot.counts.fragments,
+        gave_up=heads.gave_up,
+        evicted=annot.evicted,
+        slow_blocks=builder.slow_blocks,
+        slots=annot._slots,
+        uids=table._next_uid,
+        head_keys=[keys[j] for j in chosen.tolist()],
+        head_slots=hs,
+        head_code=heads.code[hs],
+        head_synack=heads.synack[hs],
+        head_inner=heads.inner[hs],
+        head_before=heads.before[hs],
+        sums=builder.head,
+        head_flows=[
+            (key, f, ended, builder.made_before(f.uid)) for key, (f, ended) in table.heads.items()
+        ],
+        syn_first=builder.syn_first,
+    )
+
+
+# -- the child process ------------------------------------------------------------------
+
+
+class Half:
+    """The parent's end of the child summarising the second half."""
+
+    def __init__(self, process: Any, conn: Any) -> None:
+        self._process = process
+        self._conn = conn
+
+    def result(self) -> HalfResult | None:
+        """The child's result; None when it failed (the parent then reads the half)."""
+        try:
+            kind, value = self._conn.recv()
+        except (EOFError, OSError):
+            kind, value = "error", None
+        finally:
+            self._conn.close()
+            self._process.join()
+        return value if kind == "ok" else None
+
+    def abort(self) -> None:
+        """Stop the child now."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._conn.close()
+
+
+def start_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> Half | None:
+    """Fork a child summarising ``unit``; None where ``fork`` is not available."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_serve, args=(child, unit, index, meta), daemon=True)
+    process.start()
+    child.close()
+    return Half(process, parent)
+
+
+def _serve(conn: Any, unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides on Ctrl-C
+    answer: tuple[str, object]
+    try:
+        answer = ("ok", summarise_half(unit, index, meta))
+    except Exception as exc:  # any failure: the parent reads the half itself
+        answer = ("error", f"{type(exc).__name__}: {exc}")
+    with contextlib.suppress(BrokenPipeError, OSError):
+        conn.send(answer)
+    conn.close()
+    os._exit(0)
+
+
+# -- the join -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What the join does with the child's head flows, decided before anything changes."""
+
+    merge: list[tuple[FlowKey, _Flow, bool]] = field(default_factory=list)
+    new: list[_Flow] = field(default_factory=list)
+    close_first: list[FlowKey] = field(default_factory=list)  # first-half flows a SYN ends
+    codes: list[int] = field(default_factory=list)  # per head slot: the decision to count
+
+
+def _ends_key(key: bytes) -> FlowKey:
+    """The FlowTable key (outer flow) of a labeller flow key."""
+    misc, a_hi, a_lo, b_hi, b_lo = _WORDS.unpack(key)
+    proto = PROTOS[misc >> 48]
+    ends = []
+    for ver, hi, lo, port in (
+        ((misc >> 40) & 0xFF, a_hi, a_lo, (misc >> 16) & 0xFFFF),
+        ((misc >> 32) & 0xFF, b_hi, b_lo, misc & 0xFFFF),
+    ):
+        raw = hi.to_bytes(8, "big") + lo.to_bytes(8, "big")
+        ends.append((address_text(ver, raw), port))
+    return (None, proto, *sorted(ends, key=lambda e: (e[0], e[1] or 0)))
+
+
+def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult) -> _Plan | None:
+    """How to join ``half`` to the first half's state; None when it cannot be joined."""
+    if half.evicted or half.slow_blocks:
+        return None  # the child forgot flows: what it did then depends on the first half
+    if len(annot._flows) + half.slots > annot.max_flows:
+        return None
+    if len(table._live) + half.uids > table.max_flows:
+        return None
+    if annot._waiting or any(r.waiting for r in annot._unresolved):
+        return None  # a fragment of the first half waits for its first
+    ff = annot._first_fragments
+    if len(ff) + half.fragments > _MAX_FRAGMENT_KEYS or any(k in ff for k in half.gave_up):
+        return None
+    plan = _Plan()
+    wrong_fields: set[FlowKey] = set()  # keys whose first flow the child made on a guess
+    state = annot._flows
+    for j, key in enumerate(half.head_keys):
+        code = int(half.head_code[j])
+        slot = state.get(key)
+        if slot is not None:
+            if float(half.head_before[j]) - float(annot._last[slot]) > annot.idle_timeout:
+                return None  # the first half's decision may have been forgotten by then
+            known = int(annot._code[slot])
+            synack = int(half.head_synack[j])
+            if synack >= 0 and (known >> 1) & 7 <= 1 and (synack & 0x11) != (known & 0x11):
+                return None  # a SYN-ACK the first half's handshake outranks
+            if (known & 0x11) != (code & 0x11) and half.head_inner[j]:
+                return None  # a tunnelled header labelled on the child's guess
+            if known != code:
+                wrong_fields.add(_ends_key(key))
+            code = known
+        plan.codes.append(code)
+    live = table._live
+    closing = FIN | RST
+    for fkey, f, ended, before in half.head_flows:
+        mine = live.get(fkey)
+        if mine is None:
+            if fkey in wrong_fields:
+                return None  # a new flow whose service fields came from the guess
+            plan.new.append(f)
+            continue
+        if before - mine.last > table.idle_timeout:
+            return None  # the first half's flow may have expired by then
+        if (mine.flags_orig | mine.flags_resp) & closing:
+            if fkey in half.syn_first:
+                plan.close_first.append(fkey)
+                plan.new.append(f)
+                continue
+            if (f.flags_orig | f.flags_resp) & SYN:
+                return None  # a SYN in it may restart the connection the first half closed
+        plan.merge.append((fkey, f, ended))
+    return plan
+
+
+def join(builder: VectorSummaryBuilder, annot: VectorAnnotator, half: HalfResult) -> bool:
+    """Join the child's ``half`` into ``builder`` (which has the first half); False, with
+    nothing changed, when it cannot be joined exactly."""
+    table = builder.flow_table
+    plan = _plan(annot, table, half)
+    if plan is None:
+        return False
+    s = builder.summary
+    # The child's flows take numbers after the first half's; merged ones take none.
+    base = table._next_uid
+    merged = sorted(uid_number(f.uid) for _, f, _ in plan.merge)
+
+    def renumber(uid: str) -> str:
+        n = uid_number(uid)
+        return f"F{base + n - bisect.bisect_left(merged, n)}"
+
+    half.summary.flows = [dataclasses.replace(r, uid=renumber(r.uid)) for r in half.summary.flows]
+    s.merge(half.summary)
+    s.problems.update(half.problems)
+    _add_heads(s, half, plan.codes, annot)
+    for key in plan.close_first:
+        table._finish(key)
+    for key, f, ended in plan.merge:
+        mine = table._live[key]
+        _merge_flow(mine, f)
+        if ended:
+            table._finish(key)
+    fresh: list[FlowRecord] = []
+    for f in plan.new:
+        f.uid = renumber(f.uid)
+        fresh.append(flow_record(f))
+    builder._collect(fresh)
+    builder._collect(table.drain())
+    table._next_uid = base + half.uids - len(merged)
+    return True
+
+
+def _merge_flow(mine: _Flow, theirs: _Flow) -> None:
+    """Add the child's part of a conversation to the first half's."""
+    mine.first = min(mine.first, theirs.first)
+    mine.last = max(mine.last, theirs.last)
+    if theirs.orig == mine.orig:
+        mine.orig_pkts += theirs.orig_pkts
+        mine.orig_bytes += theirs.orig_bytes
+        mine.flags_orig |= theirs.flags_orig
+        mine.resp_pkts += theirs.resp_pkts
+        mine.resp_bytes += theirs.resp_bytes
+        mine.flags_resp |= theirs.flags_resp
+    else:
+        mine.orig_pkts += theirs.resp_pkts
+        mine.orig_bytes += theirs.resp_bytes
+        mine.flags_orig |= theirs.flags_resp
+        mine.resp_pkts += theirs.orig_pkts
+        mine.resp_bytes += theirs.orig_bytes
+        mine.flags_resp |= theirs.flags_orig
+
+
+def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnnotator) -> None:
+    """Count the head rows into the services their flows' decisions name."""
+    sums = half.sums
+    label = annot.labels.label
+    by_service: dict[tuple[str | None, str, int], list[int]] = {}
+    for j, key in enumerate(half.head_keys):
+        slot = int(half.head_slots[j])
+        if slot >= sums.packets.size or not sums.packets[slot]:
+            continue
+        code = codes[j]
+        misc = _WORDS.unpack(key)[0]
+        proto = misc >> 48
+        port = (misc >> 16) & 0xFFFF if code & 1 else misc & 0xFFFF
+        lab = label(proto, port)
+        skey = (lab.service, PROTOS[proto], lab.port)
+        row = s.services.get(skey)
+        if row is None:
+            row = s.services[skey] = ServiceRow(
+                lab.service, PROTOS[proto], lab.port, lab.description, lab.status, lab.port_class
+            )
+        packets = int(sums.packets[slot])
+        row.packets += packets
+        row.bytes += int(sums.bytes[slot])
+        first, last = seconds(int(sums.first[slot])), seconds(int(sums.last[slot]))
+        row.first_seen = first if row.first_seen is None else min(row.first_seen, first)
+        row.last_seen = last if row.last_seen is None else max(row.last_seen, last)
+        if lab.unauthorized_use:
+            row.unauthorized_use = lab.unauthorized_use
+        if (code >> 4) & 1:
+            row.ambiguous += packets
+        if sums.vlan[slot]:
+            row.vlan = True
+        by_service.setdefault(skey, []).append(slot)
+    keys = list(by_service)
+    for skey, tl in zip(keys, sums.timelines([by_service[k] for k in keys]), strict=True):
+        if tl is not None:
+            s.services[skey].timeline.merge(tl)
+
+
+# -- the whole ----------------------------------------------------------------------------
+
+#: The first half's share of the file: the child also sends its result, which the
+#: parent unpickles before it joins (~0.1 s per 1M packets), so it takes a little less.
+FIRST_SHARE = 0.54
+
+
+def splittable(run: AnnotateRun) -> bool:
+    """Whether ``run`` is one big classic pcap that two processes may summarise."""
+    from portsniff.annotate.parallel import is_classic_pcap
+    from portsniff.annotate.pipeline import _big_file
+
+    return (
+        run.workers >= 2
+        and run.vector
+        and len(run.paths) == 1
+        and run.engine != "pyshark"
+        and "fork" in multiprocessing.get_all_start_methods()
+        and _big_file(run.paths[0])
+        and is_classic_pcap(run.paths[0])
+    )
+
+
+def summarise(
+    run: AnnotateRun,
+    meta: list[dict[str, Any]],
+    fold: Callable[[], Any],
+    at: int | None = None,
+) -> tuple[Summary, bool]:
+    """The summary of ``run``'s one classic pcap, its second half (from byte ``at``,
+    default the middle) summarised by a child and joined (module docstring), and
+    whether the child's half was joined (else this process read it). ``fold`` makes the
+    consumer (a FoldedSummary over a VectorSummaryBuilder) this process uses."""
+    from portsniff.annotate.pipeline import FileReport
+    from portsniff.capture.pcap import GLOBAL_HEADER_LEN
+
+    path = run.paths[0]
+    size = os.path.getsize(path)
+    mid = at if at is not None else GLOBAL_HEADER_LEN + int((size - GLOBAL_HEADER_LEN) * FIRST_SHARE)
+    annot = run.annotator
+    assert isinstance(annot, VectorAnnotator)
+    report = FileReport(file=path, format="pcap")
+    run.files.append(report)
+    child = start_half(Unit(path, mid, size, False, run.engine, run.bpf), annot.index, meta)
+    consumer = fold()
+    problems: Counter[str] = Counter()
+    try:
+        first = UnitResult(start=GLOBAL_HEADER_LEN, next_start=GLOBAL_HEADER_LEN)
+        _feed(run, Unit(path, GLOBAL_HEADER_LEN, mid, True, run.engine, run.bpf), first, consumer)
+        _note(report, first, problems)
+        half = child.result() if child is not None else None
+    except BaseException:
+        if child is not None:
+            child.abort()
+        raise
+    rest = first.damage is None and first.next_start < size
+    joined = False
+    if rest and half is not None and half.unit.start == first.next_start:
+        consumer.flush()
+        if join(consumer.builder, annot, half):
+            _note(report, half.unit, problems)
+            if run.progress is not None:
+                run.progress(size - first.next_start)
+            rest = False
+            joined = True
+    if rest:
+        second = UnitResult(start=first.next_start, next_start=first.next_start)
+        _feed(run, Unit(path, first.next_start, size, True, run.engine, run.bpf), second, consumer)
+        _note(report, second, problems)
+    from portsniff.capture.pcap import count_problems
+
+    report.problems.extend(count_problems(problems))
+    for lb in annot.finish():
+        consumer.add_batch(lb)
+    result: Summary = consumer.finish()
+    return result, joined
+
+
+def _feed(run: AnnotateRun, unit: Unit, res: UnitResult, consumer: Any) -> None:
+    annot = run.annotator
+    assert isinstance(annot, VectorAnnotator)
+    sent = 0
+    for batch, mask in iter_unit(unit, res, bytearray()):
+        for lb in annot.feed(batch, mask):
+            consumer.add_batch(lb)
+        if run.progress is not None:
+            # About the bytes read (record headers and data); made exact at the end.
+            step = int(batch.caplen.sum()) + 16 * len(batch)
+            run.progress(step)
+            sent += step
+    if run.progress is not None and res.next_start - res.start > sent:
+        run.progress(res.next_start - res.start - sent)
+
+
+def _note(report: FileReport, res: UnitResult, problems: Counter[str]) -> None:
+    """Add a half's figures to the file's report."""
+    from portsniff.capture.block import CaptureDamage
+
+    report.packets += res.packets
+    report.bytes += res.bytes
+    if res.first_ts is not None:
+        report.first_ts = (
+            res.first_ts if report.first_ts is None else min(report.first_ts, res.first_ts)
+        )
+    if res.last_ts is not None:
+        report.last_ts = res.last_ts if report.last_ts is None else max(report.last_ts, res.last_ts)
+    report.linktypes.update(res.linktypes)
+    problems.update(res.problems)
+    if res.damage is not None:
+        report.damage = CaptureDamage(report.file, res.damage[0], res.damage[1])

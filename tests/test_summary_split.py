@@ -1,0 +1,288 @@
+"""A classic pcap summarised in two halves by two processes: the one-process summary."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portsniff import summary_split
+from portsniff.annotate.pipeline import AnnotateRun
+from portsniff.cli_annotate import stream_meta_registry
+from portsniff.cli_summary import _Summarising, _vector_summary
+from portsniff.registry.index import RegistryIndex
+from portsniff.registry.sources import open_registry
+from portsniff.summary import Timeline
+from tests.annotate.test_vector import workload
+
+scapy_all = pytest.importorskip("scapy.all")
+
+
+@pytest.fixture(scope="module")
+def index() -> RegistryIndex:
+    return open_registry(None)
+
+
+def _finish(run: AnnotateRun, summary: Any) -> dict[str, Any]:
+    # As build_summary finishes it.
+    for f in run.files:
+        summary.add_file(f.as_dict(), f.linktypes)
+    summary.problems.update(run.counts.problems)
+    out: dict[str, Any] = summary.to_dict()
+    return out
+
+
+def one_process(index: RegistryIndex, path: Path) -> dict[str, Any]:
+    run = AnnotateRun([str(path)], index, workers=1)
+    return _finish(run, _vector_summary(run, stream_meta_registry(index)))
+
+
+def two_halves(index: RegistryIndex, path: Path, at: int) -> tuple[dict[str, Any], bool]:
+    run = AnnotateRun([str(path)], index, workers=2)
+    meta = stream_meta_registry(index)
+    summary, joined = summary_split.summarise(run, meta, lambda: _Summarising(meta), at)
+    return _finish(run, summary), joined
+
+
+def record_starts(path: Path) -> list[int]:
+    data = path.read_bytes()
+    out, pos = [], 24
+    while pos + 16 <= len(data):
+        out.append(pos)
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    return out
+
+
+def test_generated_workload_joins_at_any_point(index: RegistryIndex, tmp_path: Path) -> None:
+    path = workload(tmp_path, 30_000, 11)
+    whole = one_process(index, path)
+    starts = record_starts(path)
+    size = path.stat().st_size
+    for at in (starts[1], starts[len(starts) // 3] + 7, size // 2, starts[-2], size - 3):
+        got, joined = two_halves(index, path, at)
+        assert got == whole, at
+        # This workload has no gap a flow could be forgotten in (past the last record's
+        # start the first half reads everything: nothing to join).
+        assert joined == (at <= starts[-1]), at
+
+
+def test_summary_command_uses_two_halves(
+    index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portsniff.annotate import parallel
+    from portsniff.cli import main
+
+    path = workload(tmp_path, 20_000, 5)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", path.stat().st_size // 4)
+    calls: list[bool] = []
+    real = summary_split.summarise
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        calls.append(got[1])
+        return got
+
+    monkeypatch.setattr(summary_split, "summarise", spy)
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.json"
+        assert (
+            main(
+                [
+                    "summary",
+                    str(path),
+                    "--format",
+                    "json",
+                    "-o",
+                    str(out),
+                    "-q",
+                    "--workers",
+                    workers,
+                ]
+            )
+            == 0
+        )
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    assert calls == [True]
+
+
+# -- crafted traffic: flows across the join, handshakes cut by it, idle gaps, fragments -----
+
+CLIENTS = ["10.0.0.1", "10.0.0.2", "192.168.1.9"]
+SERVERS = [
+    ("10.0.1.1", 443, "tcp"),
+    ("10.0.1.2", 53, "udp"),
+    ("10.0.1.3", 5353, "udp"),
+    ("10.0.1.4", 80, "tcp"),
+    ("10.0.1.5", 123, "udp"),
+]
+FLAGS = {"S": 0x02, "SA": 0x12, "A": 0x10, "PA": 0x18, "FA": 0x11, "R": 0x04}
+
+
+@st.composite
+def traffic(draw: st.DrawFn) -> list[tuple[float, bytes]]:
+    n = draw(st.integers(4, 60))
+    ts = 1_700_000_000.0
+    out: list[tuple[float, bytes]] = []
+    for _ in range(n):
+        ts += draw(st.sampled_from([0.0, 0.001, 0.5, 2.0, 700.0, 4000.0]))
+        c = draw(st.sampled_from(CLIENTS))
+        sip, sport, proto = draw(st.sampled_from(SERVERS))
+        cport = draw(st.sampled_from([40000, 40001, sport]))
+        up = draw(st.booleans())
+        a, ap, b, bp = (c, cport, sip, sport) if up else (sip, sport, c, cport)
+        ip = scapy_all.IP(src=a, dst=b)
+        size = draw(st.sampled_from([0, 10, 1600]))
+        if proto == "tcp":
+            flags = FLAGS[draw(st.sampled_from(sorted(FLAGS)))]
+            pkt = ip / scapy_all.TCP(sport=ap, dport=bp, flags=flags) / (b"x" * size)
+        else:
+            pkt = ip / scapy_all.UDP(sport=ap, dport=bp) / (b"y" * size)
+        frame = scapy_all.Ether() / pkt
+        if draw(st.integers(0, 9)) == 0:
+            frame = scapy_all.Ether() / scapy_all.Dot1Q(vlan=7) / pkt
+        if len(pkt) > 1500 and draw(st.booleans()):
+            parts = scapy_all.fragment(pkt, fragsize=1000)
+            if draw(st.booleans()):
+                parts = parts[::-1]
+            for part in parts:
+                out.append((ts, bytes(scapy_all.Ether() / part)))
+                ts += draw(st.sampled_from([0.0, 0.001, 40.0]))
+            continue
+        out.append((ts, bytes(frame)))
+    return out
+
+
+def write(path: Path, frames: list[tuple[float, bytes]]) -> list[int]:
+    """A classic pcap of (time, Ethernet frame); the records' offsets."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    starts = []
+    pos = 24
+    for ts, data in frames:
+        sec = int(ts)
+        rec = struct.pack("<IIII", sec, round((ts - sec) * 1e6), len(data), len(data)) + data
+        starts.append(pos)
+        pos += len(rec)
+        out.append(rec)
+    path.write_bytes(b"".join(out))
+    return starts
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(frames=traffic(), cut=st.floats(0.0, 1.0))
+def test_crafted_traffic_two_halves_equal_one(
+    index: RegistryIndex, tmp_path: Path, frames: list[tuple[float, bytes]], cut: float
+) -> None:
+    path = tmp_path / "t.pcap"
+    starts = write(path, frames)
+    at = starts[min(int(cut * len(starts)), len(starts) - 1)]
+    got, _ = two_halves(index, path, at)
+    assert got == one_process(index, path)
+
+
+def test_crafted_cases_join_or_fall_back(index: RegistryIndex, tmp_path: Path) -> None:
+    """Each case is summarised exactly; those the join can settle are joined."""
+    e, ip, tcp, udp = scapy_all.Ether, scapy_all.IP, scapy_all.TCP, scapy_all.UDP
+    c, s = "10.0.0.1", "10.0.1.1"
+    hs = [
+        ip(src=c, dst=s) / tcp(sport=40000, dport=443, flags="S"),
+        ip(src=s, dst=c) / tcp(sport=443, dport=40000, flags="SA"),
+        ip(src=c, dst=s) / tcp(sport=40000, dport=443, flags="A"),
+    ]
+    fin = ip(src=c, dst=s) / tcp(sport=40000, dport=443, flags="FA")
+    # Both ports assigned and the first packet to 5353: the second half's first packet
+    # goes the other way (its decision differs from the first half's).
+    m1 = ip(src="10.0.0.9", dst="10.0.0.8") / udp(sport=123, dport=5353)
+    m2 = ip(src="10.0.0.8", dst="10.0.0.9") / udp(sport=5353, dport=123)
+    cases: dict[str, tuple[list[Any], bool]] = {
+        "handshake across": (hs, True),
+        "ambiguous udp across": ([m1, m2, m2, m1], True),
+        "closed then reused": ([*hs, fin, hs[0], hs[1]], True),
+        "closed then data then SYN": ([*hs, fin, hs[2], hs[0]], False),
+    }
+    for name, (pkts, joinable) in cases.items():
+        frames = [(1_700_000_000.0 + k, bytes(e() / p)) for k, p in enumerate(pkts)]
+        path = tmp_path / "case.pcap"
+        starts = write(path, frames)
+        whole = one_process(index, path)
+        joins = []
+        for at in starts[1:]:
+            got, joined = two_halves(index, path, at)
+            assert got == whole, (name, at)
+            joins.append(joined)
+        if joinable:
+            assert all(joins), name
+        else:
+            assert not all(joins), name
+
+
+def test_idle_gap_across_the_join_falls_back(index: RegistryIndex, tmp_path: Path) -> None:
+    e, ip, udp = scapy_all.Ether, scapy_all.IP, scapy_all.UDP
+    a = ip(src="10.0.0.9", dst="10.0.0.8") / udp(sport=123, dport=5353)
+    b = ip(src="10.0.0.8", dst="10.0.0.9") / udp(sport=5353, dport=123)
+    other = ip(src="10.0.0.7", dst="10.0.0.6") / udp(sport=40000, dport=53)
+    frames = [(0.0, a), (1.0, a), (900.0, other), (901.0, b)]
+    path = tmp_path / "gap.pcap"
+    starts = write(path, [(1_700_000_000.0 + t, bytes(e() / p)) for t, p in frames])
+    got, joined = two_halves(index, path, starts[2])
+    assert got == one_process(index, path)
+    assert not joined
+
+
+# -- the head rows' timelines ---------------------------------------------------------------
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 5), st.floats(0, 5000), st.integers(1, 1500)),
+        min_size=1,
+        max_size=400,
+    ),
+    cuts=st.lists(st.integers(0, 400), max_size=5),
+    compact=st.integers(1, 64),
+)
+def test_head_timelines_equal_a_timeline_of_the_rows(
+    rows: list[tuple[int, float, int]], cuts: list[int], compact: int
+) -> None:
+    from portsniff.annotate.vector import LabelledBatch
+    from portsniff.timestamps import seconds
+
+    sums = summary_split.HeadSums()
+    old = summary_split._COMPACT
+    summary_split._COMPACT = compact
+    try:
+        bounds = sorted({0, len(rows), *(min(c, len(rows)) for c in cuts)})
+        for a, b in itertools.pairwise(bounds):
+            part = rows[a:b]
+            n = len(part)
+            lb = LabelledBatch.__new__(LabelledBatch)
+            lb.head = np.array([r[0] for r in part], np.int32)
+            lb.wirelen = np.array([r[2] for r in part], np.int64)
+            lb.ts_ns = np.array([round(r[1] * 1e9) for r in part], np.int64)
+            lb.vlan = {}
+            sums.add(lb, np.arange(n))
+    finally:
+        summary_split._COMPACT = old
+    groups = [[0, 1], [2], [3, 4, 5]]
+    got = sums.timelines(groups)
+    for g, slots in enumerate(groups):
+        want = Timeline()
+        for slot, ts, nbytes in rows:
+            if slot in slots:
+                want.add(seconds(round(ts * 1e9)), nbytes)
+        if not want.bins:
+            assert got[g] is None
+        else:
+            tl = got[g]
+            assert tl is not None and (tl.width, tl.bins) == (want.width, want.bins)
