@@ -46,8 +46,8 @@ def one_process(index: RegistryIndex, path: Path) -> dict[str, Any]:
 def two_halves(index: RegistryIndex, path: Path, at: int) -> tuple[dict[str, Any], bool]:
     run = AnnotateRun([str(path)], index, workers=2)
     meta = stream_meta_registry(index)
-    summary, joined = summary_split.summarise(run, meta, lambda: _Summarising(meta), at)
-    return _finish(run, summary), joined
+    summary, why = summary_split.summarise(run, meta, lambda: _Summarising(meta), at)
+    return _finish(run, summary), why is None
 
 
 def record_starts(path: Path) -> list[int]:
@@ -85,7 +85,7 @@ def test_summary_command_uses_two_halves(
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         got = real(*args, **kwargs)
-        calls.append(got[1])
+        calls.append(got[1] is None)
         return got
 
     monkeypatch.setattr(summary_split, "summarise", spy)
@@ -132,7 +132,7 @@ def traffic(draw: st.DrawFn) -> list[tuple[float, bytes]]:
     ts = 1_700_000_000.0
     out: list[tuple[float, bytes]] = []
     for _ in range(n):
-        ts += draw(st.sampled_from([0.0, 0.001, 0.5, 2.0, 700.0, 4000.0]))
+        ts += draw(st.sampled_from([0.0, 0.001, 0.5, 2.0, 700.0, 4000.0, -1.0]))
         c = draw(st.sampled_from(CLIENTS))
         sip, sport, proto = draw(st.sampled_from(SERVERS))
         cport = draw(st.sampled_from([40000, 40001, sport]))
@@ -227,17 +227,27 @@ def test_crafted_cases_join_or_fall_back(index: RegistryIndex, tmp_path: Path) -
             assert not all(joins), name
 
 
-def test_idle_gap_across_the_join_falls_back(index: RegistryIndex, tmp_path: Path) -> None:
+def test_idle_gaps_across_the_join(index: RegistryIndex, tmp_path: Path) -> None:
+    """With timestamps that never go back, forgetting idle flows is followed across the
+    join; otherwise a gap long enough to forget a flow in makes the parent read on."""
     e, ip, udp = scapy_all.Ether, scapy_all.IP, scapy_all.UDP
     a = ip(src="10.0.0.9", dst="10.0.0.8") / udp(sport=123, dport=5353)
     b = ip(src="10.0.0.8", dst="10.0.0.9") / udp(sport=5353, dport=123)
     other = ip(src="10.0.0.7", dst="10.0.0.6") / udp(sport=40000, dport=53)
-    frames = [(0.0, a), (1.0, a), (900.0, other), (901.0, b)]
-    path = tmp_path / "gap.pcap"
-    starts = write(path, [(1_700_000_000.0 + t, bytes(e() / p)) for t, p in frames])
-    got, joined = two_halves(index, path, starts[2])
-    assert got == one_process(index, path)
-    assert not joined
+    cases = {
+        # A new flow at 900 s makes one process forget a/b (idle 899 s): b decides anew.
+        "forgotten": ([(0.0, a), (1.0, a), (900.0, other), (901.0, b)], True),
+        # No new flow in between: a/b is remembered however long it was idle.
+        "remembered": ([(0.0, a), (1.0, a), (901.0, b), (902.0, a)], True),
+        # Time went back: the parent cannot follow expiry, and reads the half itself.
+        "time went back": ([(0.0, a), (1.0, a), (0.5, other), (1000.0, b)], False),
+    }
+    for name, (frames, joinable) in cases.items():
+        path = tmp_path / "gap.pcap"
+        starts = write(path, [(1_700_000_000.0 + t, bytes(e() / p)) for t, p in frames])
+        got, joined = two_halves(index, path, starts[2])
+        assert got == one_process(index, path), name
+        assert joined == joinable, name
 
 
 # -- the head rows' timelines ---------------------------------------------------------------

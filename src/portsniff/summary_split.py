@@ -90,7 +90,7 @@ class HeadFlowTable(FlowTable):
 #: Bins a head slot's timeline keeps (its bins widen beyond, as a Timeline's do).
 _MAX_BINS = 240
 #: Timeline entries held before they are summed up (and widened) per slot.
-_COMPACT = 1 << 20
+_COMPACT = 1 << 18
 
 
 @dataclass(slots=True)
@@ -107,6 +107,7 @@ class HeadSums:
     exp: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     bins: list[npt.NDArray[np.int64]] = field(default_factory=list)  # (3, n): slot, bin, bytes
     held: int = 0
+    limit: int = _COMPACT  # held entries that make the next compaction
 
     def _grow(self, size: int) -> None:
         old = self.packets.size
@@ -145,8 +146,11 @@ class HeadSums:
     def _hold(self, part: npt.NDArray[np.int64]) -> None:
         self.bins.append(part)
         self.held += part.shape[1]
-        if self.held > _COMPACT:
+        if self.held > self.limit:
             self.compact()
+            # Twice what is left (at most MAX_BINS a slot): compactions stay rare, and
+            # each one's temporaries are about the size of the last.
+            self.limit = max(_COMPACT, 2 * self.held)
 
     def compact(self) -> None:
         """Sum the held bins per (slot, bin), widening slots beyond MAX_BINS bins."""
@@ -208,7 +212,12 @@ def _summed(
     lo = int(b.min())
     span = int(b.max()) - lo + 1
     key = slot * span + (b - lo)
-    uniq, inv = _dense_unique(key)
+    if key.size * 4 < int(key.max()):
+        # Sparse keys (a compaction's: many slots over the whole half): sort them.
+        uniq, inv = np.unique(key, return_inverse=True)
+        inv = inv.reshape(-1)
+    else:
+        uniq, inv = _dense_unique(key)
     total = np.rint(np.bincount(inv, weights=nbytes, minlength=uniq.size)).astype(np.int64)
     return np.stack([uniq // span, uniq % span + lo, total])
 
@@ -224,18 +233,29 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
         self._made_keys: set[FlowKey] = set()
         #: (flows made so far, latest timestamp so far) after each block.
         self.made_by: list[tuple[int, float]] = []
+        #: Per key, the latest timestamp of the IP packets before its first flow's first.
+        self.ip_before: dict[FlowKey, float] = {}
+        self._ip_before = np.zeros(0, np.float64)
         self._latest = -np.inf
 
     def add_batch(self, lb: LabelledBatch) -> None:
-        super().add_batch(lb)
+        # Each row's latest IP timestamp before it (flow expiry runs on IP packets).
+        ts = np.where(lb.ip_version > 0, seconds_array(lb.ts_ns), -np.inf)
+        before = np.empty(len(lb), np.float64)
         if len(lb):
-            self._latest = max(self._latest, seconds(int(lb.ts_ns.max())))
+            before[0] = self._latest
+            before[1:] = np.maximum(np.maximum.accumulate(ts)[:-1], self._latest)
+        self._ip_before = before
+        super().add_batch(lb)
+        if len(lb) and (lb.ip_version > 0).any():
+            self._latest = max(self._latest, seconds(int(lb.ts_ns[lb.ip_version > 0].max())))
         self.made_by.append((self.flow_table._next_uid, self._latest))
 
     def _made(self, key: FlowKey, lb: LabelledBatch, i: int) -> None:
         if key in self._made_keys:
             return
         self._made_keys.add(key)
+        self.ip_before[key] = float(self._ip_before[i])
         fl = int(lb.tcp_flags[i])
         if int(lb.proto[i]) == _TCP and fl >= 0 and fl & SYN and not fl & ACK:
             self.syn_first.add(key)
@@ -266,7 +286,7 @@ class HalfResult:
     summary: Summary
     problems: Counter[str]
     fragments: int
-    gave_up: list[tuple[str, str, int, int]]
+    waited: list[tuple[str, str, int, int]]
     evicted: int
     slow_blocks: int
     slots: int
@@ -280,6 +300,11 @@ class HalfResult:
     sums: HeadSums
     head_flows: list[tuple[FlowKey, _Flow, bool, float]]
     syn_first: set[FlowKey]
+    ip_before: dict[FlowKey, float]
+    made_keys: list[bytes]  # every flow the labeller made, in the order it made them
+    made_ts: npt.NDArray[np.float64]
+    earliest: float
+    backwards: bool
 
 
 def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> HalfResult:
@@ -309,12 +334,13 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
     is_head = heads.code[slots] >= 0 if slots.size else np.zeros(0, np.bool_)
     chosen = np.flatnonzero(is_head)
     hs = slots[chosen]
+    made = np.argsort(heads.made[slots], kind="stable")
     return HalfResult(
         unit=res,
         summary=summary,
         problems=Counter(annot.counts.problems),
         fragments=annot.counts.fragments,
-        gave_up=heads.gave_up,
+        waited=heads.waited,
         evicted=annot.evicted,
         slow_blocks=builder.slow_blocks,
         slots=annot._slots,
@@ -330,6 +356,11 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
             (key, f, ended, builder.made_before(f.uid)) for key, (f, ended) in table.heads.items()
         ],
         syn_first=builder.syn_first,
+        ip_before=builder.ip_before,
+        made_keys=[keys[j] for j in made.tolist()],
+        made_ts=heads.made_ts[slots[made]],
+        earliest=heads.earliest,
+        backwards=heads.backwards,
     )
 
 
@@ -414,34 +445,60 @@ def _ends_key(key: bytes) -> FlowKey:
     return (None, proto, *sorted(ends, key=lambda e: (e[0], e[1] or 0)))
 
 
-def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult) -> _Plan | None:
-    """How to join ``half`` to the first half's state; None when it cannot be joined."""
+def _forgotten(annot: VectorAnnotator, half: HalfResult) -> set[bytes]:
+    """The first half's remembered flows that one process would have forgotten before
+    the half met them again. Flows are forgotten (idle) when a flow the side memory
+    does not know is met; with timestamps that never go back, the least recently used
+    flows are the idle ones, so a flow is forgotten at the first such meeting more than
+    ``idle_timeout`` after its last packet. The half's new flows are met in order."""
+    state = annot._flows
+    last = annot._last
+    idle = annot.idle_timeout
+    latest = -np.inf  # when the latest flow new to one process was met
+    out: set[bytes] = set()
+    for key, ts in zip(half.made_keys, half.made_ts.tolist(), strict=True):
+        slot = state.get(key)
+        if slot is not None and latest - float(last[slot]) <= idle:
+            continue  # met again while remembered
+        if slot is not None:
+            out.add(key)
+        latest = ts
+    return out
+
+
+def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bool) -> _Plan | str:
+    """How to join ``half`` to the first half's state; why not, when it cannot be.
+    ``steady``: no timestamp of the capture so far went back (then expiry is followed
+    exactly; otherwise nothing may have been idle long enough to expire)."""
     if half.evicted or half.slow_blocks:
-        return None  # the child forgot flows: what it did then depends on the first half
+        return "the child forgot idle flows"
     if len(annot._flows) + half.slots > annot.max_flows:
-        return None
+        return "more flows than the side memory keeps"
     if len(table._live) + half.uids > table.max_flows:
-        return None
+        return "more flows than the flow table keeps"
     if annot._waiting or any(r.waiting for r in annot._unresolved):
-        return None  # a fragment of the first half waits for its first
+        return "a fragment of the first half waits for its first"
     ff = annot._first_fragments
-    if len(ff) + half.fragments > _MAX_FRAGMENT_KEYS or any(k in ff for k in half.gave_up):
-        return None
+    if len(ff) + half.fragments > _MAX_FRAGMENT_KEYS or any(k in ff for k in half.waited):
+        return "a fragment of the child's half may belong to the first half's"
+    steady = steady and not half.backwards
+    forgotten = _forgotten(annot, half) if steady else set()
     plan = _Plan()
     wrong_fields: set[FlowKey] = set()  # keys whose first flow the child made on a guess
     state = annot._flows
     for j, key in enumerate(half.head_keys):
         code = int(half.head_code[j])
-        slot = state.get(key)
+        slot = None if key in forgotten else state.get(key)
         if slot is not None:
-            if float(half.head_before[j]) - float(annot._last[slot]) > annot.idle_timeout:
-                return None  # the first half's decision may have been forgotten by then
+            late = float(half.head_before[j]) - float(annot._last[slot]) > annot.idle_timeout
+            if late and not steady:
+                return "a decision may have been forgotten while time went back"
             known = int(annot._code[slot])
             synack = int(half.head_synack[j])
             if synack >= 0 and (known >> 1) & 7 <= 1 and (synack & 0x11) != (known & 0x11):
-                return None  # a SYN-ACK the first half's handshake outranks
+                return "a SYN-ACK that the first half's handshake outranks"
             if (known & 0x11) != (code & 0x11) and half.head_inner[j]:
-                return None  # a tunnelled header labelled on the child's guess
+                return "a tunnelled header labelled on the child's guess"
             if known != code:
                 wrong_fields.add(_ends_key(key))
             code = known
@@ -450,31 +507,41 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult) -> _Plan |
     closing = FIN | RST
     for fkey, f, ended, before in half.head_flows:
         mine = live.get(fkey)
+        if mine is not None:
+            prev = half.ip_before.get(fkey)
+            if steady and prev is not None:
+                # Idle flows expire at the first IP packet that finds them idle.
+                if prev - mine.last > table.idle_timeout:
+                    plan.close_first.append(fkey)
+                    mine = None
+            elif before - mine.last > table.idle_timeout:
+                return "a flow may have expired while time went back"
         if mine is None:
             if fkey in wrong_fields:
-                return None  # a new flow whose service fields came from the guess
+                return "a new flow whose service fields came from the child's guess"
             plan.new.append(f)
             continue
-        if before - mine.last > table.idle_timeout:
-            return None  # the first half's flow may have expired by then
         if (mine.flags_orig | mine.flags_resp) & closing:
             if fkey in half.syn_first:
                 plan.close_first.append(fkey)
                 plan.new.append(f)
                 continue
             if (f.flags_orig | f.flags_resp) & SYN:
-                return None  # a SYN in it may restart the connection the first half closed
+                return "a SYN that may restart a connection the first half closed"
         plan.merge.append((fkey, f, ended))
     return plan
 
 
-def join(builder: VectorSummaryBuilder, annot: VectorAnnotator, half: HalfResult) -> bool:
-    """Join the child's ``half`` into ``builder`` (which has the first half); False, with
-    nothing changed, when it cannot be joined exactly."""
+def join(
+    builder: VectorSummaryBuilder, annot: VectorAnnotator, half: HalfResult, steady: bool
+) -> str | None:
+    """Join the child's ``half`` into ``builder`` (which has the first half); None, or
+    why it cannot be joined exactly (then nothing changed). ``steady``: the first
+    half's timestamps never went back."""
     table = builder.flow_table
-    plan = _plan(annot, table, half)
-    if plan is None:
-        return False
+    plan = _plan(annot, table, half, steady)
+    if isinstance(plan, str):
+        return plan
     s = builder.summary
     # The child's flows take numbers after the first half's; merged ones take none.
     base = table._next_uid
@@ -502,7 +569,7 @@ def join(builder: VectorSummaryBuilder, annot: VectorAnnotator, half: HalfResult
     builder._collect(fresh)
     builder._collect(table.drain())
     table._next_uid = base + half.uids - len(merged)
-    return True
+    return None
 
 
 def _merge_flow(mine: _Flow, theirs: _Flow) -> None:
@@ -592,17 +659,19 @@ def summarise(
     meta: list[dict[str, Any]],
     fold: Callable[[], Any],
     at: int | None = None,
-) -> tuple[Summary, bool]:
+) -> tuple[Summary, str | None]:
     """The summary of ``run``'s one classic pcap, its second half (from byte ``at``,
     default the middle) summarised by a child and joined (module docstring), and
-    whether the child's half was joined (else this process read it). ``fold`` makes the
+    None if the child's half was joined, else why this process read it. ``fold`` makes the
     consumer (a FoldedSummary over a VectorSummaryBuilder) this process uses."""
     from portsniff.annotate.pipeline import FileReport
     from portsniff.capture.pcap import GLOBAL_HEADER_LEN
 
     path = run.paths[0]
     size = os.path.getsize(path)
-    mid = at if at is not None else GLOBAL_HEADER_LEN + int((size - GLOBAL_HEADER_LEN) * FIRST_SHARE)
+    mid = (
+        at if at is not None else GLOBAL_HEADER_LEN + int((size - GLOBAL_HEADER_LEN) * FIRST_SHARE)
+    )
     annot = run.annotator
     assert isinstance(annot, VectorAnnotator)
     report = FileReport(file=path, format="pcap")
@@ -610,9 +679,16 @@ def summarise(
     child = start_half(Unit(path, mid, size, False, run.engine, run.bpf), annot.index, meta)
     consumer = fold()
     problems: Counter[str] = Counter()
+    steady = _Steady()
     try:
         first = UnitResult(start=GLOBAL_HEADER_LEN, next_start=GLOBAL_HEADER_LEN)
-        _feed(run, Unit(path, GLOBAL_HEADER_LEN, mid, True, run.engine, run.bpf), first, consumer)
+        _feed(
+            run,
+            Unit(path, GLOBAL_HEADER_LEN, mid, True, run.engine, run.bpf),
+            first,
+            consumer,
+            steady,
+        )
         _note(report, first, problems)
         half = child.result() if child is not None else None
     except BaseException:
@@ -620,15 +696,24 @@ def summarise(
             child.abort()
         raise
     rest = first.damage is None and first.next_start < size
-    joined = False
-    if rest and half is not None and half.unit.start == first.next_start:
+    why: str | None
+    if first.damage is not None:
+        why = "the first half is damaged"
+    elif not rest:
+        why = "the first half is the whole capture"
+    elif half is None:
+        why = "the child failed"
+    elif half.unit.start != first.next_start:
+        why = "the halves do not meet at one record"
+    else:
         consumer.flush()
-        if join(consumer.builder, annot, half):
+        steady.see_after(half.earliest)
+        why = join(consumer.builder, annot, half, steady.ok)
+        if why is None:
             _note(report, half.unit, problems)
             if run.progress is not None:
                 run.progress(size - first.next_start)
             rest = False
-            joined = True
     if rest:
         second = UnitResult(start=first.next_start, next_start=first.next_start)
         _feed(run, Unit(path, first.next_start, size, True, run.engine, run.bpf), second, consumer)
@@ -639,14 +724,36 @@ def summarise(
     for lb in annot.finish():
         consumer.add_batch(lb)
     result: Summary = consumer.finish()
-    return result, joined
+    return result, why
 
 
-def _feed(run: AnnotateRun, unit: Unit, res: UnitResult, consumer: Any) -> None:
+class _Steady:
+    """Whether timestamps so far never went back."""
+
+    def __init__(self) -> None:
+        self.ok = True
+        self._latest = np.iinfo(np.int64).min
+
+    def see(self, ts_ns: npt.NDArray[np.int64]) -> None:
+        if ts_ns.size and self.ok:
+            self.ok = int(ts_ns[0]) >= self._latest and not bool(np.any(ts_ns[1:] < ts_ns[:-1]))
+            self._latest = max(self._latest, int(ts_ns.max()))
+
+    def see_after(self, earliest: float) -> None:
+        """The next part's earliest timestamp (seconds)."""
+        if earliest < seconds(self._latest):
+            self.ok = False
+
+
+def _feed(
+    run: AnnotateRun, unit: Unit, res: UnitResult, consumer: Any, steady: _Steady | None = None
+) -> None:
     annot = run.annotator
     assert isinstance(annot, VectorAnnotator)
     sent = 0
     for batch, mask in iter_unit(unit, res, bytearray()):
+        if steady is not None:
+            steady.see(batch.ts_ns)
         for lb in annot.feed(batch, mask):
             consumer.add_batch(lb)
         if run.progress is not None:

@@ -58,6 +58,7 @@ SYN, ACK = 0x02, 0x10
 _MAX_FRAGMENT_KEYS = 100_000
 _FLOW_SPACES = itertools.count(1)  # LabelledBatch.flow_space of each labeller
 _N_TRANSPORTS = len(TRANSPORTS)
+_TCP_CODE = PROTOS.index("tcp")
 assert PROTOS[:_N_TRANSPORTS] == TRANSPORTS  # proto codes 0-3 are the port transports
 
 
@@ -804,6 +805,8 @@ class VectorAnnotator:
                         row.src_port, row.dst_port = first
                         self._events_of(row, i, ev)
                     else:
+                        if self.heads is not None:
+                            self.heads.waited.append(frag.key)
                         self._waiting.setdefault(frag.key, []).append(row)
                         self._unresolved.append(row)
                         row.waiting = True  # made later (resolved or given up)
@@ -878,8 +881,6 @@ class VectorAnnotator:
         row.waiting = False
         row.outer = -1
         row.inner = [-1] * len(row.detail.inner)
-        if self.heads is not None and frag is not None:
-            self.heads.gave_up.append(frag.key)
         self.counts.unresolved_fragments += 1
         self.counts.add_problem("non-first fragment whose first fragment was not seen")
 
@@ -1082,7 +1083,7 @@ class VectorAnnotator:
             if extra.inner:
                 inner[nv + np.array(extra.inner, np.int64)] = True
             self._ev_head = self.heads.track(
-                order, flow, was_known, ev_slot, cand, syn, pure, synack, inner, pos, lb
+                order, flow, was_known, ev_slot, cand, syn, pure, synack, inner, pos, lb, proto, tsf
             )
         return code, src_is_dst, flow_dir, new_slots.astype(np.int32)
 
@@ -1260,20 +1261,29 @@ class HeadSlots:
 
     Per slot: ``code`` (the decision the head rows
     took, -1 for a flow first met with a pure SYN), ``synack`` (the decision a SYN-ACK
-    ending the head took, -1 if none did), ``inner`` (a tunnelled header was labelled
-    in the head), ``before`` (the latest timestamp up to the flow's first packet).
+    ending the head took, -1 if none did), ``sure`` (the head's decision names the
+    endpoint any earlier decision would: its rows are not head rows), ``inner`` (a
+    tunnelled header was labelled in the head), ``before`` (the latest timestamp up to
+    the flow's first packet); for every slot, ``made`` and ``made_ts`` (the order and
+    time its flow was made in).
     """
 
     def __init__(self) -> None:
         self.code = np.zeros(0, np.int64)
         self.synack = np.zeros(0, np.int64)
         self.open = np.zeros(0, np.bool_)
+        self.sure = np.zeros(0, np.bool_)
         self.inner = np.zeros(0, np.bool_)
         self.before = np.zeros(0, np.float64)
+        self.made = np.zeros(0, np.int64)  # order in which the slots' flows were made
+        self.made_ts = np.zeros(0, np.float64)  # timestamp of the event that made it
+        self._events = 0
         self.latest = -np.inf  # latest timestamp labelled so far
+        self.earliest = np.inf  # earliest one
         self.backwards = False  # whether timestamps ever went back
-        #: Fragments given up on (their first may be in the part before).
-        self.gave_up: list[tuple[str, str, int, int]] = []
+        #: Non-first fragments met before any first of their datagram: the part before
+        #: may hold one (then one process would have taken its ports).
+        self.waited: list[tuple[str, str, int, int]] = []
 
     def _grow(self, size: int) -> None:
         if size <= self.code.size:
@@ -1284,8 +1294,11 @@ class HeadSlots:
             ("code", -1),
             ("synack", -1),
             ("open", False),
+            ("sure", False),
             ("inner", False),
             ("before", 0.0),
+            ("made", 0),
+            ("made_ts", 0.0),
         ):
             a = getattr(self, name)
             grown = np.full(size, fill, a.dtype)
@@ -1305,8 +1318,11 @@ class HeadSlots:
         inner: B,
         pos: I64,
         lb: LabelledBatch,
+        proto: I64,
+        tsf: npt.NDArray[np.float64],
     ) -> I64:
-        """Update the slots for a block's events; each event's head slot (-1: none)."""
+        """Update the slots for a block's events; each event's head slot (-1: none, and
+        for the rows of ``sure`` slots)."""
         n = int(flow.size)
         nflows = int(known.size)
         rank = np.empty(n, np.int64)
@@ -1330,12 +1346,17 @@ class HeadSlots:
             ev0 = order[first[nf]]
             s = fslot[nf]
             self.code[s] = np.where(pure[ev0], -1, cand[ev0])
+            # Without SYNs (not TCP) every decision names the same endpoint, whichever
+            # packet made it, unless both ports are assigned (then the first one's dst).
+            self.sure[s] = (proto[ev0] != _TCP_CODE) & ((cand[ev0] >> 4) & 1 == 0)
             self.synack[s] = -1
             self.inner[s] = False
             rows = pos[ev0] // 64
             ts = lb.ts_ns
             top = np.maximum.accumulate(ts)
             self.before[s] = np.maximum(seconds_array(top[rows]), self.latest)
+            self.made[s] = self._events + first[nf]
+            self.made_ts[s] = tsf[ev0]
         # The first SYN-flagged event of an open flow ends its head; a SYN-ACK's
         # decision is kept (the half before may have decided otherwise).
         ends = np.flatnonzero(was_open & (first_syn < big))
@@ -1348,7 +1369,9 @@ class HeadSlots:
         hit = is_head & inner
         if hit.any():
             self.inner[ev_slot[hit]] = True
-        return np.where(is_head & (self.code[ev_slot] >= 0), ev_slot, -1)
+        self._events += n
+        head = is_head & (self.code[ev_slot] >= 0) & ~self.sure[ev_slot]
+        return np.where(head, ev_slot, -1)
 
     def see(self, ts_ns: I64) -> None:
         """Note a block's timestamps (after its events are tracked)."""
@@ -1357,6 +1380,7 @@ class HeadSlots:
             if lo < self.latest or bool(np.any(ts_ns[1:] < ts_ns[:-1])):
                 self.backwards = True
             self.latest = max(self.latest, seconds(int(ts_ns.max())))
+            self.earliest = min(self.earliest, lo)
 
 
 def _be(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
