@@ -251,6 +251,19 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
             self._latest = max(self._latest, seconds(int(lb.ts_ns[lb.ip_version > 0].max())))
         self.made_by.append((self.flow_table._next_uid, self._latest))
 
+    def _flows_one_by_one(self, lb: LabelledBatch) -> None:
+        table = self.flow_table
+        for i, r in enumerate(lb.iter_records()):
+            n = table._next_uid
+            table.add(r)
+            if table._next_uid != n and r.src_ip is not None and r.dst_ip is not None:
+                ends = ((r.src_ip, r.src_port), (r.dst_ip, r.dst_port))
+                key = (None, r.proto, *sorted(ends, key=lambda e: (e[0], e[1] or 0)))
+                f = table._live.get(key)
+                if f is not None and uid_number(f.uid) > n:
+                    self._made(key, lb, i)  # the packet made its own flow
+            self._collect(table.drain())
+
     def _made(self, key: FlowKey, lb: LabelledBatch, i: int) -> None:
         if key in self._made_keys:
             return
@@ -289,10 +302,8 @@ class HalfResult:
     waited: list[tuple[str, str, int, int]]
     evicted: int
     slow_blocks: int
-    slots: int
     uids: int
-    head_keys: list[bytes]
-    head_slots: npt.NDArray[np.int64]
+    head_keys: list[bytes]  # per head (numbered as HeadSums numbers them)
     head_code: npt.NDArray[np.int64]
     head_synack: npt.NDArray[np.int64]
     head_inner: npt.NDArray[np.bool_]
@@ -302,7 +313,8 @@ class HalfResult:
     syn_first: set[FlowKey]
     ip_before: dict[FlowKey, float]
     made_keys: list[bytes]  # every flow the labeller made, in the order it made them
-    made_ts: npt.NDArray[np.float64]
+    made_ts: list[float]
+    evictions: list[int]  # the made flows whose making made the labeller forget flows
     earliest: float
     backwards: bool
 
@@ -329,12 +341,7 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
     assert heads is not None
     table = builder.flow_table
     assert isinstance(table, HeadFlowTable)
-    keys = list(annot._flows)
-    slots = np.fromiter(annot._flows.values(), np.int64, len(keys))
-    is_head = heads.code[slots] >= 0 if slots.size else np.zeros(0, np.bool_)
-    chosen = np.flatnonzero(is_head)
-    hs = slots[chosen]
-    made = np.argsort(heads.made[slots], kind="stable")
+    nh = len(heads.keys)
     return HalfResult(
         unit=res,
         summary=summary,
@@ -343,22 +350,21 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
         waited=heads.waited,
         evicted=annot.evicted,
         slow_blocks=builder.slow_blocks,
-        slots=annot._slots,
         uids=table._next_uid,
-        head_keys=[keys[j] for j in chosen.tolist()],
-        head_slots=hs,
-        head_code=heads.code[hs],
-        head_synack=heads.synack[hs],
-        head_inner=heads.inner[hs],
-        head_before=heads.before[hs],
+        head_keys=heads.keys,
+        head_code=heads.code[:nh],
+        head_synack=heads.synack[:nh],
+        head_inner=heads.inner[:nh],
+        head_before=heads.before[:nh],
         sums=builder.head,
         head_flows=[
             (key, f, ended, builder.made_before(f.uid)) for key, (f, ended) in table.heads.items()
         ],
         syn_first=builder.syn_first,
         ip_before=builder.ip_before,
-        made_keys=[keys[j] for j in made.tolist()],
-        made_ts=heads.made_ts[slots[made]],
+        made_keys=heads.made_keys,
+        made_ts=heads.made_ts,
+        evictions=heads.evictions,
         earliest=heads.earliest,
         backwards=heads.backwards,
     )
@@ -445,22 +451,33 @@ def _ends_key(key: bytes) -> FlowKey:
     return (None, proto, *sorted(ends, key=lambda e: (e[0], e[1] or 0)))
 
 
-def _forgotten(annot: VectorAnnotator, half: HalfResult) -> set[bytes]:
+def _forgotten(annot: VectorAnnotator, half: HalfResult) -> set[bytes] | str:
     """The first half's remembered flows that one process would have forgotten before
-    the half met them again. Flows are forgotten (idle) when a flow the side memory
-    does not know is met; with timestamps that never go back, the least recently used
-    flows are the idle ones, so a flow is forgotten at the first such meeting more than
-    ``idle_timeout`` after its last packet. The half's new flows are met in order."""
+    the half met them again; why the join is refused, when the child forgot flows
+    where one process would not have.
+
+    Flows are forgotten (idle) when a flow the side memory does not know is met; with
+    timestamps that never go back, the least recently used flows are the idle ones, so
+    a flow is forgotten at the first such meeting more than ``idle_timeout`` after its
+    last packet, and the flows the child forgot are those one process forgets when the
+    meeting is new to both. The child's new flows are replayed in order."""
     state = annot._flows
     last = annot._last
     idle = annot.idle_timeout
+    evicting = set(half.evictions)
     latest = -np.inf  # when the latest flow new to one process was met
+    met: set[bytes] = set()
     out: set[bytes] = set()
-    for key, ts in zip(half.made_keys, half.made_ts.tolist(), strict=True):
+    for c, (key, ts) in enumerate(zip(half.made_keys, half.made_ts, strict=True)):
         slot = state.get(key)
-        if slot is not None and latest - float(last[slot]) <= idle:
+        # Made again in the half: forgotten there, as in one process (checked here).
+        again = key in met
+        met.add(key)
+        if not (again or slot is None or latest - float(last[slot]) > idle):
+            if c in evicting:
+                return "the child forgot flows where one process would not have"
             continue  # met again while remembered
-        if slot is not None:
+        if slot is not None and not again:
             out.add(key)
         latest = ts
     return out
@@ -470,9 +487,10 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bo
     """How to join ``half`` to the first half's state; why not, when it cannot be.
     ``steady``: no timestamp of the capture so far went back (then expiry is followed
     exactly; otherwise nothing may have been idle long enough to expire)."""
-    if half.evicted or half.slow_blocks:
-        return "the child forgot idle flows"
-    if len(annot._flows) + half.slots > annot.max_flows:
+    steady = steady and not half.backwards
+    if (half.evicted or half.slow_blocks) and not steady:
+        return "the child forgot idle flows while time went back"
+    if len(annot._flows) + len(half.made_keys) > annot.max_flows:
         return "more flows than the side memory keeps"
     if len(table._live) + half.uids > table.max_flows:
         return "more flows than the flow table keeps"
@@ -481,8 +499,9 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bo
     ff = annot._first_fragments
     if len(ff) + half.fragments > _MAX_FRAGMENT_KEYS or any(k in ff for k in half.waited):
         return "a fragment of the child's half may belong to the first half's"
-    steady = steady and not half.backwards
     forgotten = _forgotten(annot, half) if steady else set()
+    if isinstance(forgotten, str):
+        return forgotten
     plan = _Plan()
     wrong_fields: set[FlowKey] = set()  # keys whose first flow the child made on a guess
     state = annot._flows
@@ -598,7 +617,7 @@ def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnno
     label = annot.labels.label
     by_service: dict[tuple[str | None, str, int], list[int]] = {}
     for j, key in enumerate(half.head_keys):
-        slot = int(half.head_slots[j])
+        slot = j  # the head's number
         if slot >= sums.packets.size or not sums.packets[slot]:
             continue
         code = codes[j]

@@ -3,10 +3,9 @@ with the same records.
 
 Services, transports and timelines are sums over the block (bincount/unique). Flows are
 grouped per block and carried in the reference's own :class:`~portsniff.flows.FlowTable`,
-one update per flow and block. Blocks where a flow could expire (idle or too many flows)
-are fed packet by packet, and so are TCP flows where a SYN follows a FIN or RST in the
-block (a new connection on the same ports), so the flow table stays exactly the
-reference's.
+one update per flow and block (a SYN after a FIN or RST in the block starts a new
+connection there). In blocks where a flow could expire (idle or too many flows) the
+flows are fed packet by packet, so the flow table stays exactly the reference's.
 """
 
 from __future__ import annotations
@@ -66,12 +65,6 @@ class VectorSummaryBuilder(SummaryBuilder):
         fast = self._flows_fast_ok(lb)
         # Margin of a second: records' own ts may round differently from the block's.
         lo_bound = seconds(int(lb.ts_ns.min())) - 1.0
-        if not fast:
-            self.slow_blocks += 1
-            for record in lb.iter_records():
-                self.add(record)
-            self._note_bound(lo_bound)
-            return
         s = self.summary
         ts_ns = lb.ts_ns
         wirelen = lb.wirelen
@@ -99,9 +92,21 @@ class VectorSummaryBuilder(SummaryBuilder):
         for rec in lb.records.values():
             for d in rec.dnssd:
                 s.add_dnssd(d)
-        self._flows(lb)
+        if fast:
+            self._flows(lb)
+        else:
+            self.slow_blocks += 1
+            self._flows_one_by_one(lb)
         self._note_bound(lo_bound)
         self._collect(self.flow_table.drain())
+
+    def _flows_one_by_one(self, lb: LabelledBatch) -> None:
+        """Count the block's packets into their flows as the reference does, packet by
+        packet (flows may expire in the block: order matters)."""
+        table = self.flow_table
+        for record in lb.iter_records():
+            table.add(record)
+            self._collect(table.drain())
 
     def _note_bound(self, lo: float) -> None:
         """Keep the bound of live flows' ``last`` after a block starting at ``lo``."""

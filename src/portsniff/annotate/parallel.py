@@ -219,8 +219,8 @@ def _add_block(
     n = len(block)
     result.packets += n
     result.bytes += int(block.wirelen.sum())
-    ts0 = seconds(int(block.ts_ns[0]))
-    ts1 = seconds(int(block.ts_ns[-1]))
+    ts0 = seconds(int(block.ts_ns.min()))  # the earliest (time may go back)
+    ts1 = seconds(int(block.ts_ns.max()))
     result.first_ts = ts0 if result.first_ts is None else min(result.first_ts, ts0)
     result.last_ts = ts1 if result.last_ts is None else max(result.last_ts, ts1)
     lt, cnt = np.unique(block.linktype, return_counts=True)

@@ -226,8 +226,8 @@ class AnnotateRun:
                             continue
                         report.packets += n
                         report.bytes += int(block.wirelen.sum())
-                        ts0 = seconds(int(block.ts_ns[0]))
-                        ts1 = seconds(int(block.ts_ns[-1]))
+                        ts0 = seconds(int(block.ts_ns.min()))  # the earliest (time may go back)
+                        ts1 = seconds(int(block.ts_ns.max()))
                         report.first_ts = (
                             ts0 if report.first_ts is None else min(report.first_ts, ts0)
                         )

@@ -1074,7 +1074,10 @@ class VectorAnnotator:
             ev_slot = slot[flow]
         else:
             self.slow_blocks += 1
+            evicted = self.evicted
             code, ev_slot, new_slots = self._decide_slow(order, flow, keys, cand, pure, synack, tsf)
+            if self.heads is not None and self.evicted > evicted:
+                self.heads.evicting = True
         dec_a = (code & 1) > 0
         src_is_dst = (dec_a != s_lt) | same
         flow_dir = (ev_slot * 2 + (~s_lt)).astype(np.int32)
@@ -1083,7 +1086,20 @@ class VectorAnnotator:
             if extra.inner:
                 inner[nv + np.array(extra.inner, np.int64)] = True
             self._ev_head = self.heads.track(
-                order, flow, was_known, ev_slot, cand, syn, pure, synack, inner, pos, lb, proto, tsf
+                order,
+                flow,
+                keys,
+                was_known,
+                ev_slot,
+                cand,
+                syn,
+                pure,
+                synack,
+                inner,
+                pos,
+                lb,
+                proto,
+                tsf,
             )
         return code, src_is_dst, flow_dir, new_slots.astype(np.int32)
 
@@ -1242,6 +1258,8 @@ class VectorAnnotator:
                         now.pop(s0, None)
                         self._freed.append(s0)
                         self.evicted += 1
+                        if self.heads is not None:
+                            self.heads.note_eviction(e)
                     else:
                         break
         if now:
@@ -1254,30 +1272,35 @@ class VectorAnnotator:
 
 
 class HeadSlots:
-    """What a labeller that started mid-capture assumed, per flow slot: a flow first met
-    without a SYN was decided on that packet, where the capture's earlier part may have
-    decided it already. Its slot is a *head slot* until the flow's first SYN or SYN-ACK
-    (``open``); the rows in between are ``LabelledBatch.head`` rows.
+    """What a labeller that started mid-capture assumed. A flow first met (in this
+    part) without a pure SYN was decided on that packet, where the capture's earlier
+    part may have decided it already: it is a *head*, numbered in the order met, until
+    its first SYN or SYN-ACK; its rows until then are ``LabelledBatch.head`` rows
+    (marked with the head's number).
 
-    Per slot: ``code`` (the decision the head rows
-    took, -1 for a flow first met with a pure SYN), ``synack`` (the decision a SYN-ACK
-    ending the head took, -1 if none did), ``sure`` (the head's decision names the
-    endpoint any earlier decision would: its rows are not head rows), ``inner`` (a
-    tunnelled header was labelled in the head), ``before`` (the latest timestamp up to
-    the flow's first packet); for every slot, ``made`` and ``made_ts`` (the order and
-    time its flow was made in).
+    Per head: ``keys`` (the labeller's flow key), ``code`` (the decision its rows took),
+    ``synack`` (the decision of a SYN-ACK ending it, -1 if none did), ``sure`` (its
+    decision names the endpoint any earlier one would: its rows are not head rows),
+    ``inner`` (a tunnelled header was labelled in it), ``before`` (the latest timestamp
+    up to its first packet). Per flow made, in order: ``made_keys``, ``made_ts`` and
+    ``evicting`` (the indexes of those whose making made the labeller forget flows).
     """
 
     def __init__(self) -> None:
+        self.hid = np.zeros(0, np.int64)  # per slot: its flow's head, -1 for none
+        self.open = np.zeros(0, np.bool_)  # per slot: its head has not ended
+        self.keys: list[bytes] = []
         self.code = np.zeros(0, np.int64)
         self.synack = np.zeros(0, np.int64)
-        self.open = np.zeros(0, np.bool_)
         self.sure = np.zeros(0, np.bool_)
         self.inner = np.zeros(0, np.bool_)
         self.before = np.zeros(0, np.float64)
-        self.made = np.zeros(0, np.int64)  # order in which the slots' flows were made
-        self.made_ts = np.zeros(0, np.float64)  # timestamp of the event that made it
-        self._events = 0
+        self.made_keys: list[bytes] = []
+        self.made_ts: list[float] = []
+        self.evictions: list[int] = []
+        self.evicting = False  # set by the labeller for a block that forgot flows
+        self._seen: set[bytes] = set()
+        self._evicting_events: set[int] = set()
         self.latest = -np.inf  # latest timestamp labelled so far
         self.earliest = np.inf  # earliest one
         self.backwards = False  # whether timestamps ever went back
@@ -1285,30 +1308,33 @@ class HeadSlots:
         #: may hold one (then one process would have taken its ports).
         self.waited: list[tuple[str, str, int, int]] = []
 
-    def _grow(self, size: int) -> None:
-        if size <= self.code.size:
-            return
-        size = max(size, 2 * self.code.size, 1024)
-        old = self.code.size
-        for name, fill in (
-            ("code", -1),
-            ("synack", -1),
-            ("open", False),
-            ("sure", False),
-            ("inner", False),
-            ("before", 0.0),
-            ("made", 0),
-            ("made_ts", 0.0),
-        ):
-            a = getattr(self, name)
-            grown = np.full(size, fill, a.dtype)
-            grown[:old] = a
-            setattr(self, name, grown)
+    def note_eviction(self, event: int) -> None:
+        """The labeller forgot flows when event ``event`` (of the block) made a flow."""
+        self._evicting_events.add(event)
+
+    def _grow_slots(self, size: int) -> None:
+        if size > self.hid.size:
+            size = max(size, 2 * self.hid.size, 1024)
+            self.hid = _grown(self.hid, size, -1)
+            self.open = _grown(self.open, size, False)
+
+    def _add_heads(self, k: int) -> I64:
+        """Numbers for ``k`` new heads (their columns grown)."""
+        at = len(self.keys)
+        if at + k > self.code.size:
+            size = max(at + k, 2 * self.code.size, 1024)
+            self.code = _grown(self.code, size, -1)
+            self.synack = _grown(self.synack, size, -1)
+            self.sure = _grown(self.sure, size, False)
+            self.inner = _grown(self.inner, size, False)
+            self.before = _grown(self.before, size, 0.0)
+        return np.arange(at, at + k, dtype=np.int64)
 
     def track(
         self,
         order: I64,
         flow: I64,
+        keys: list[bytes],
         known: B,
         ev_slot: I64,
         cand: I64,
@@ -1321,57 +1347,149 @@ class HeadSlots:
         proto: I64,
         tsf: npt.NDArray[np.float64],
     ) -> I64:
-        """Update the slots for a block's events; each event's head slot (-1: none, and
-        for the rows of ``sure`` slots)."""
+        """Update the heads for a block's events; each event's head (-1: none, and for
+        the rows of ``sure`` heads)."""
         n = int(flow.size)
-        nflows = int(known.size)
+        self._grow_slots(int(ev_slot.max()) + 1 if n else 0)
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n)
+        # Rows' latest timestamps up to each (for ``before``).
+        top = np.maximum(seconds_array(np.maximum.accumulate(lb.ts_ns)), self.latest)
+        if self.evicting:
+            # Flows forgotten and made again inside the block: event by event.
+            self.evicting = False
+            out = self._track_events(
+                order,
+                flow,
+                keys,
+                known,
+                ev_slot,
+                cand,
+                syn,
+                pure,
+                synack,
+                inner,
+                pos,
+                top,
+                proto,
+                tsf,
+            )
+            self._evicting_events.clear()
+            return out
+        nflows = int(known.size)
         big = np.iinfo(np.int64).max
         first = np.full(nflows, big, np.int64)
         np.minimum.at(first, flow, rank)
         first_syn = np.full(nflows, big, np.int64)
         np.minimum.at(first_syn, flow, np.where(syn, rank, big))
-        first_ev = order[first[first < big]] if nflows else np.zeros(0, np.int64)
         fslot = np.full(nflows, -1, np.int64)
+        first_ev = order[first[first < big]] if nflows else np.zeros(0, np.int64)
         fslot[flow[first_ev]] = ev_slot[first_ev]
-        self._grow(int(ev_slot.max()) + 1 if n else 0)
-        # Known flows are open (in their head) as the slot says; new ones are unless
-        # their first event is a SYN or SYN-ACK (first_syn is then that event).
-        was_open = np.where(known, self.open[np.maximum(fslot, 0)], True)
+        new = np.flatnonzero(~known)
+        if new.size:
+            new = new[np.argsort(first[new])]  # in the order they were made
+            ev0 = order[first[new]]
+            new_keys = [keys[f] for f in new.tolist()]
+            self.made_keys.extend(new_keys)
+            self.made_ts.extend(tsf[ev0].tolist())
+            seen = self._seen
+            fresh = np.array([k not in seen for k in new_keys], np.bool_)
+            seen.update(new_keys)
+            # A flow made again (forgotten in this part) is decided afresh, as in one
+            # process: only a first meeting without a pure SYN is a head.
+            is_new_head = fresh & ~pure[ev0]
+            slots = fslot[new]
+            self.hid[slots] = -1
+            hf = np.flatnonzero(is_new_head)
+            if hf.size:
+                ids = self._add_heads(int(hf.size))
+                e = ev0[hf]
+                self.keys.extend(new_keys[j] for j in hf.tolist())
+                self.code[ids] = cand[e]
+                # Without SYNs (not TCP) every decision names the same endpoint, whichever
+                # packet made it, unless both ports are assigned (then the first one's dst).
+                self.sure[ids] = (proto[e] != _TCP_CODE) & ((cand[e] >> 4) & 1 == 0)
+                self.synack[ids] = -1
+                self.inner[ids] = False
+                self.before[ids] = top[pos[e] // 64]
+                self.hid[slots[hf]] = ids
+            self.open[slots] = is_new_head
+        was_open = self.open[np.maximum(fslot, 0)] & (fslot >= 0)
         is_head = was_open[flow] & (rank < first_syn[flow])
-        new = ~known
-        if new.any():
-            nf = np.flatnonzero(new)
-            ev0 = order[first[nf]]
-            s = fslot[nf]
-            self.code[s] = np.where(pure[ev0], -1, cand[ev0])
-            # Without SYNs (not TCP) every decision names the same endpoint, whichever
-            # packet made it, unless both ports are assigned (then the first one's dst).
-            self.sure[s] = (proto[ev0] != _TCP_CODE) & ((cand[ev0] >> 4) & 1 == 0)
-            self.synack[s] = -1
-            self.inner[s] = False
-            rows = pos[ev0] // 64
-            ts = lb.ts_ns
-            top = np.maximum.accumulate(ts)
-            self.before[s] = np.maximum(seconds_array(top[rows]), self.latest)
-            self.made[s] = self._events + first[nf]
-            self.made_ts[s] = tsf[ev0]
-        # The first SYN-flagged event of an open flow ends its head; a SYN-ACK's
-        # decision is kept (the half before may have decided otherwise).
+        # The first SYN-flagged event of an open head ends it; a SYN-ACK's decision is
+        # kept (the part before may have decided otherwise).
         ends = np.flatnonzero(was_open & (first_syn < big))
         if ends.size:
             ev_end = order[first_syn[ends]]
-            s = fslot[ends]
-            heads = self.code[s] >= 0
-            self.synack[s[heads]] = np.where(synack[ev_end[heads]], cand[ev_end[heads]], -1)
-        self.open[fslot] = was_open & (first_syn == big) & (self.code[np.maximum(fslot, 0)] >= 0)
+            ids = self.hid[fslot[ends]]
+            self.synack[ids] = np.where(synack[ev_end], cand[ev_end], -1)
+        self.open[fslot[fslot >= 0]] = (was_open & (first_syn == big))[fslot >= 0]
+        if not self.keys:
+            return np.full(n, -1, np.int64)
+        ev_hid = self.hid[ev_slot]
         hit = is_head & inner
         if hit.any():
-            self.inner[ev_slot[hit]] = True
-        self._events += n
-        head = is_head & (self.code[ev_slot] >= 0) & ~self.sure[ev_slot]
-        return np.where(head, ev_slot, -1)
+            self.inner[ev_hid[hit]] = True
+        head = is_head & ~self.sure[np.maximum(ev_hid, 0)]
+        return np.where(head, ev_hid, -1)
+
+    def _track_events(
+        self,
+        order: I64,
+        flow: I64,
+        keys: list[bytes],
+        known: B,
+        ev_slot: I64,
+        cand: I64,
+        syn: B,
+        pure: B,
+        synack: B,
+        inner: B,
+        pos: I64,
+        top: npt.NDArray[np.float64],
+        proto: I64,
+        tsf: npt.NDArray[np.float64],
+    ) -> I64:
+        """:meth:`track`, one event at a time (a flow's slot may change in the block)."""
+        out = np.full(int(flow.size), -1, np.int64)
+        current: dict[int, int] = {}  # block flow -> its slot so far
+        for e in order.tolist():
+            f = int(flow[e])
+            slot = int(ev_slot[e])
+            if current.get(f) != slot and not (known[f] and f not in current):
+                # The event made the flow (new here, or made again after forgetting it).
+                key = keys[f]
+                if e in self._evicting_events:
+                    self.evictions.append(len(self.made_keys))
+                self.made_keys.append(key)
+                self.made_ts.append(float(tsf[e]))
+                fresh = key not in self._seen
+                self._seen.add(key)
+                self.hid[slot] = -1
+                self.open[slot] = False
+                if fresh and not pure[e]:
+                    h = int(self._add_heads(1)[0])
+                    self.keys.append(key)
+                    self.code[h] = cand[e]
+                    self.sure[h] = proto[e] != _TCP_CODE and (int(cand[e]) >> 4) & 1 == 0
+                    self.synack[h] = -1
+                    self.inner[h] = False
+                    self.before[h] = top[int(pos[e]) // 64]
+                    self.hid[slot] = h
+                    self.open[slot] = True
+            current[f] = slot
+            h = int(self.hid[slot])
+            if h < 0 or not self.open[slot]:
+                continue
+            if syn[e]:
+                self.synack[h] = cand[e] if synack[e] else -1
+                self.open[slot] = False
+                continue
+            if inner[e]:
+                self.inner[h] = True
+            if not self.sure[h]:
+                out[e] = h
+        return out
 
     def see(self, ts_ns: I64) -> None:
         """Note a block's timestamps (after its events are tracked)."""
@@ -1381,6 +1499,12 @@ class HeadSlots:
                 self.backwards = True
             self.latest = max(self.latest, seconds(int(ts_ns.max())))
             self.earliest = min(self.earliest, lo)
+
+
+def _grown(a: npt.NDArray[Any], size: int, fill: Any) -> npt.NDArray[Any]:
+    out = np.full(size, fill, a.dtype)
+    out[: a.size] = a
+    return out
 
 
 def _be(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:

@@ -358,8 +358,8 @@ class LiveSession:
                     n = len(block)
                     report.packets += n
                     report.bytes += int(block.wirelen.sum())
-                    ts0 = seconds(int(block.ts_ns[0]))
-                    ts1 = seconds(int(block.ts_ns[-1]))
+                    ts0 = seconds(int(block.ts_ns.min()))  # the earliest (time may go back)
+                    ts1 = seconds(int(block.ts_ns.max()))
                     report.first_ts = ts0 if report.first_ts is None else report.first_ts
                     report.last_ts = ts1
                     report.linktypes[int(block.linktype[0])] += n
