@@ -96,15 +96,16 @@ def workers_arg(text: str) -> int:
     return n
 
 
-def add_workers_arg(p: argparse.ArgumentParser, what: str) -> None:
-    """``--workers N|auto`` (default 1), as annotate and summary take it."""
+def add_workers_arg(p: argparse.ArgumentParser, what: str, more: str = "") -> None:
+    """``--workers N|auto`` (default 1), as annotate and summary take it (``more``: what
+    else 2 does)."""
     p.add_argument(
         "--workers",
         type=workers_arg,
         default=1,
         metavar="N",
         help=f"processes for big captures: with 2, one more {what} while this one reads, "
-        "decodes and labels; each one beyond reads and decodes classic pcap in chunks "
+        f"decodes and labels{more}; each one beyond reads and decodes classic pcap in chunks "
         "(default 1: everything in this process; auto: one per CPU; each process takes "
         "memory; the output is the same)",
     )
