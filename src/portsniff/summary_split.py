@@ -12,11 +12,15 @@ What that assumption may get wrong is kept apart, to be settled at the join:
   first half has that flow live, the two are one conversation (the first half's uid,
   ends and service; the counts added up by endpoint).
 
-Flows the child makes are numbered again after the first half's. The join needs
-conditions it checks first (no flow state that either half could have forgotten near
-the join, no fragment whose parts straddle it, no SYN that would restart a connection
-the first half closed, the halves meeting at the same record); when one fails, the
-parent reads the second half itself and the child's work is dropped.
+Flows the child makes are numbered again after the first half's. Forgetting idle flows
+is replayed at the join: with timestamps that never go back, which flows one process
+would have forgotten, and when, follows from the flows' last packets and the order in
+which the child met new flows. The join checks its conditions first (the halves meet at
+one record; the child forgot flows only where one process would have, and when time
+went back, no flow was idle long enough to be forgotten; no fragment's parts straddle
+the join; no SYN would restart a connection the first half closed; ...). When one
+fails, the parent reads the second half itself and the child's work is dropped:
+``summarise`` says why.
 """
 
 from __future__ import annotations
@@ -87,17 +91,17 @@ class HeadFlowTable(FlowTable):
         return super().finish()
 
 
-#: Bins a head slot's timeline keeps (its bins widen beyond, as a Timeline's do).
+#: Bins a head's timeline keeps (its bins widen beyond, as a Timeline's do).
 _MAX_BINS = 240
-#: Timeline entries held before they are summed up (and widened) per slot.
+#: Timeline entries held before they are summed up (and widened) per head.
 _COMPACT = 1 << 18
 
 
 @dataclass(slots=True)
 class HeadSums:
-    """The head rows' sums per labeller flow slot (what a ServiceRow sums). Timelines
-    are (slot, bin, bytes) columns, each slot's bins ``2 ** exp[slot]`` seconds wide: at
-    most MAX_BINS bins a slot, as a Timeline of that slot's rows would have."""
+    """The head rows' sums per head (numbered by the labeller's Heads), what a ServiceRow
+    sums. Timelines are (head, bin, bytes) columns, each head's bins ``2 ** exp[head]``
+    seconds wide: at most MAX_BINS bins a head, as a Timeline of its rows would have."""
 
     packets: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     bytes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -105,7 +109,7 @@ class HeadSums:
     last: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     vlan: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     exp: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    bins: list[npt.NDArray[np.int64]] = field(default_factory=list)  # (3, n): slot, bin, bytes
+    bins: list[npt.NDArray[np.int64]] = field(default_factory=list)  # (3, n): head, bin, bytes
     held: int = 0
     limit: int = _COMPACT  # held entries that make the next compaction
 
@@ -124,70 +128,70 @@ class HeadSums:
         self.vlan = v
 
     def add(self, lb: LabelledBatch, rows: npt.NDArray[np.int64]) -> None:
-        """Sum ``rows`` of ``lb`` (head rows) into their slots."""
+        """Sum ``rows`` of ``lb`` (head rows) into their heads."""
         assert lb.head is not None
-        slot = lb.head[rows].astype(np.int64)
-        self._grow(int(slot.max()) + 1)
+        head = lb.head[rows].astype(np.int64)
+        self._grow(int(head.max()) + 1)
         size = self.packets.size
         wl = lb.wirelen[rows]
         ts = lb.ts_ns[rows]
-        self.packets += np.bincount(slot, minlength=size)
-        self.bytes += np.rint(np.bincount(slot, weights=wl, minlength=size)).astype(np.int64)
-        np.minimum.at(self.first, slot, ts)
-        np.maximum.at(self.last, slot, ts)
+        self.packets += np.bincount(head, minlength=size)
+        self.bytes += np.rint(np.bincount(head, weights=wl, minlength=size)).astype(np.int64)
+        np.minimum.at(self.first, head, ts)
+        np.maximum.at(self.last, head, ts)
         if lb.vlan:
             at = np.zeros(len(lb), np.bool_)
             at[list(lb.vlan)] = True
-            self.vlan[slot[at[rows]]] = True
-        # Seconds as the summary's timelines floor them, then each slot's width.
-        b = np.floor(seconds_array(ts)).astype(np.int64) >> self.exp[slot]
-        self._hold(_summed(slot, b, wl.astype(np.int64)))
+            self.vlan[head[at[rows]]] = True
+        # Seconds as the summary's timelines floor them, then each head's width.
+        b = np.floor(seconds_array(ts)).astype(np.int64) >> self.exp[head]
+        self._hold(_summed(head, b, wl.astype(np.int64)))
 
     def _hold(self, part: npt.NDArray[np.int64]) -> None:
         self.bins.append(part)
         self.held += part.shape[1]
         if self.held > self.limit:
             self.compact()
-            # Twice what is left (at most MAX_BINS a slot): compactions stay rare, and
+            # Twice what is left (at most MAX_BINS a head): compactions stay rare, and
             # each one's temporaries are about the size of the last.
             self.limit = max(_COMPACT, 2 * self.held)
 
     def compact(self) -> None:
-        """Sum the held bins per (slot, bin), widening slots beyond MAX_BINS bins."""
+        """Sum the held bins per (head, bin), widening heads beyond MAX_BINS bins."""
         if not self.bins:
             return
-        slot, b, nbytes = np.concatenate(self.bins, axis=1)
+        head, b, nbytes = np.concatenate(self.bins, axis=1)
         while True:
-            slot, b, nbytes = _summed(slot, b, nbytes)
-            count = np.bincount(slot, minlength=self.exp.size)
+            head, b, nbytes = _summed(head, b, nbytes)
+            count = np.bincount(head, minlength=self.exp.size)
             wide = count > _MAX_BINS
             if not wide.any():
                 break
             self.exp[wide] += 1
-            hit = wide[slot]
+            hit = wide[head]
             b = np.where(hit, b >> 1, b)
-        self.bins = [np.stack([slot, b, nbytes])]
-        self.held = int(slot.size)
+        self.bins = [np.stack([head, b, nbytes])]
+        self.held = int(head.size)
 
     def timelines(self, groups: list[list[int]]) -> list[Timeline | None]:
-        """The timeline of each group of slots' rows together (None for no rows)."""
+        """The timeline of each group of heads' rows together (None for no rows)."""
         if len(self.bins) != 1:
             self.compact()
         out: list[Timeline | None] = [None] * len(groups)
         if not self.bins:
             return out
-        slot, b, nbytes = self.bins[0]
+        head, b, nbytes = self.bins[0]
         group = np.full(self.exp.size, -1, np.int64)
         top = np.zeros(len(groups), np.int64)
-        for g, slots in enumerate(groups):
-            at = np.array(slots, np.int64)
+        for g, heads in enumerate(groups):
+            at = np.array(heads, np.int64)
             group[at] = g
             top[g] = int(self.exp[at].max())
-        g_of = group[slot]
+        g_of = group[head]
         keep = g_of >= 0
-        g_of, slot, b, nbytes = g_of[keep], slot[keep], b[keep], nbytes[keep]
-        # One width per group: its widest slot's (narrower bins are summed into it).
-        b = b >> (top[g_of] - self.exp[slot])
+        g_of, head, b, nbytes = g_of[keep], head[keep], b[keep], nbytes[keep]
+        # One width per group: its widest head's (narrower bins are summed into it).
+        b = b >> (top[g_of] - self.exp[head])
         g_of, b, nbytes = _summed(g_of, b, nbytes)
         cuts = np.flatnonzero(np.diff(g_of)) + 1
         for gs, bs, ns in zip(
@@ -204,16 +208,16 @@ class HeadSums:
 
 
 def _summed(
-    slot: npt.NDArray[np.int64], b: npt.NDArray[np.int64], nbytes: npt.NDArray[np.int64]
+    head: npt.NDArray[np.int64], b: npt.NDArray[np.int64], nbytes: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """Rows (slot, bin, bytes) with the bytes of equal (slot, bin) added up, ordered."""
-    if not slot.size:
+    """Rows (head, bin, bytes) with the bytes of equal (head, bin) added up, ordered."""
+    if not head.size:
         return np.zeros((3, 0), np.int64)
     lo = int(b.min())
     span = int(b.max()) - lo + 1
-    key = slot * span + (b - lo)
+    key = head * span + (b - lo)
     if key.size * 4 < int(key.max()):
-        # Sparse keys (a compaction's: many slots over the whole half): sort them.
+        # Sparse keys (a compaction's: many heads over the whole half): sort them.
         uniq, inv = np.unique(key, return_inverse=True)
         inv = inv.reshape(-1)
     else:
@@ -534,7 +538,7 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bo
                     plan.close_first.append(fkey)
                     mine = None
             elif before - mine.last > table.idle_timeout:
-                return "a flow may have expired while time went back"
+                return "a flow may have expired before the half met it again"
         if mine is None:
             if fkey in wrong_fields:
                 return "a new flow whose service fields came from the child's guess"
@@ -617,8 +621,7 @@ def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnno
     label = annot.labels.label
     by_service: dict[tuple[str | None, str, int], list[int]] = {}
     for j, key in enumerate(half.head_keys):
-        slot = j  # the head's number
-        if slot >= sums.packets.size or not sums.packets[slot]:
+        if j >= sums.packets.size or not sums.packets[j]:
             continue
         code = codes[j]
         misc = _WORDS.unpack(key)[0]
@@ -631,19 +634,19 @@ def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnno
             row = s.services[skey] = ServiceRow(
                 lab.service, PROTOS[proto], lab.port, lab.description, lab.status, lab.port_class
             )
-        packets = int(sums.packets[slot])
+        packets = int(sums.packets[j])
         row.packets += packets
-        row.bytes += int(sums.bytes[slot])
-        first, last = seconds(int(sums.first[slot])), seconds(int(sums.last[slot]))
+        row.bytes += int(sums.bytes[j])
+        first, last = seconds(int(sums.first[j])), seconds(int(sums.last[j]))
         row.first_seen = first if row.first_seen is None else min(row.first_seen, first)
         row.last_seen = last if row.last_seen is None else max(row.last_seen, last)
         if lab.unauthorized_use:
             row.unauthorized_use = lab.unauthorized_use
         if (code >> 4) & 1:
             row.ambiguous += packets
-        if sums.vlan[slot]:
+        if sums.vlan[j]:
             row.vlan = True
-        by_service.setdefault(skey, []).append(slot)
+        by_service.setdefault(skey, []).append(j)
     keys = list(by_service)
     for skey, tl in zip(keys, sums.timelines([by_service[k] for k in keys]), strict=True):
         if tl is not None:

@@ -593,7 +593,7 @@ class VectorAnnotator:
         self._held: deque[list[object]] = deque()  # [LabelledBatch, first row not output]
         self._seq = 0
         self._dnssd: dict[str, DnssdLabel] = {}
-        self.heads: HeadSlots | None = HeadSlots() if heads else None
+        self.heads: Heads | None = Heads() if heads else None
         self._ev_head: I64 = np.zeros(0, np.int64)
 
     # -- feeding ---------------------------------------------------------------------
@@ -1271,7 +1271,7 @@ class VectorAnnotator:
         return code, ev_slot, np.array(new_slots, np.int64)
 
 
-class HeadSlots:
+class Heads:
     """What a labeller that started mid-capture assumed. A flow first met (in this
     part) without a pure SYN was decided on that packet, where the capture's earlier
     part may have decided it already: it is a *head*, numbered in the order met, until
