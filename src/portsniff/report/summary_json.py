@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from itertools import compress
 from typing import Any, TextIO
 
 from portsniff.report.summaries import ReportOptions
@@ -19,6 +20,8 @@ from portsniff.summary import Summary
 
 #: Types the C encoder writes exactly as the indenting encoder does, whatever the depth.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONTAINERS = frozenset({list, dict, tuple})  # plain when empty
+_PLAIN_TYPES = _SCALARS | _CONTAINERS
 
 
 def _plain(v: object) -> bool:
@@ -28,8 +31,16 @@ def _plain(v: object) -> bool:
 
 
 def _flat(obj: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
-    """Whether every member of ``obj`` is plain."""
-    return all(map(_plain, obj.values() if isinstance(obj, dict) else obj))
+    """Whether every member of ``obj`` is plain (:func:`_plain`, with the loops in C:
+    a capture's flows are checked one by one)."""
+    members = tuple(obj.values() if isinstance(obj, dict) else obj)
+    types = tuple(map(type, members))
+    kinds = set(types)
+    if kinds <= _SCALARS:
+        return True
+    if not kinds <= _PLAIN_TYPES:
+        return False
+    return not any(compress(members, map(_CONTAINERS.__contains__, types)))
 
 
 def _key(k: object) -> str:
@@ -89,18 +100,27 @@ def _encode(obj: object, level: int, out: list[str], stream: TextIO | None = Non
             out.append(_flat_encoder(level)(run)[1:-1])
         out.append(close + "}")
     else:
-        if len(obj) > 1 and all(type(v) is dict and v and _flat(v) for v in obj):
-            _encode_flat_dicts(obj, level, out, stream)
-            return
         out.append("[")
         sep = inner
+        run: list[Any] = []  # flat dicts in a row: encoded together, in C
         for v in obj:
+            if type(v) is dict and v and _flat(v):
+                run.append(v)
+                continue
+            if run:
+                out.append(sep)
+                _encode_flat_dicts(run, level, out, stream)
+                run = []
+                sep = "," + inner
             out.append(sep)
             _encode(v, level + 1, out, stream)
             sep = "," + inner
             if stream is not None and len(out) >= _SPILL:
                 stream.write("".join(out))
                 out.clear()
+        if run:
+            out.append(sep)
+            _encode_flat_dicts(run, level, out, stream)
         out.append(close + "]")
 
 
@@ -111,9 +131,10 @@ _RUN = 2048
 def _encode_flat_dicts(
     items: list[Any] | tuple[Any, ...], level: int, out: list[str], stream: TextIO | None
 ) -> None:
-    """Append a list of non-empty dicts of plain members, at ``level``: runs of them are
-    encoded by one C call, whose item separator is then the members' and the dicts' own.
-    The dicts' boundaries are ``},`` + that separator + ``{``, which appears nowhere
+    """Append non-empty dicts of plain members, items of a list at ``level`` (without
+    the brackets and the separators before the first and after the last): runs of them
+    are encoded by one C call, whose item separator is then the members' and the dicts'
+    own. The dicts' boundaries are ``},`` + that separator + ``{``, which appears nowhere
     else: a member starts with its key's quote, and strings never hold a raw newline."""
     member = ",\n" + " " * (level + 2)
     boundary = "}" + member + "{"
@@ -121,7 +142,6 @@ def _encode_flat_dicts(
     close_item = "\n" + " " * (level + 1) + "}"
     between = close_item + ",\n" + " " * (level + 1) + open_item
     encode = _flat_encoder(level + 1)
-    out.append("[\n" + " " * (level + 1))
     for a in range(0, len(items), _RUN):
         text = encode(list(items[a : a + _RUN]))
         if a:
@@ -131,7 +151,6 @@ def _encode_flat_dicts(
         if stream is not None and len(out) >= _SPILL:
             stream.write("".join(out))
             out.clear()
-    out.append("\n" + " " * level + "]")
 
 
 def dumps(obj: object) -> str:
