@@ -307,7 +307,7 @@ class HalfResult:
     evicted: int
     slow_blocks: int
     uids: int
-    head_keys: list[bytes]  # per head (numbered as HeadSums numbers them)
+    head_keys: list[bytes]  # per head, numbered by the labeller's Heads
     head_code: npt.NDArray[np.int64]
     head_synack: npt.NDArray[np.int64]
     head_inner: npt.NDArray[np.bool_]
@@ -383,17 +383,21 @@ class Half:
     def __init__(self, process: Any, conn: Any) -> None:
         self._process = process
         self._conn = conn
+        self.error = ""  # why the child failed, when it did
 
     def result(self) -> HalfResult | None:
         """The child's result; None when it failed (the parent then reads the half)."""
         try:
             kind, value = self._conn.recv()
         except (EOFError, OSError):
-            kind, value = "error", None
+            kind, value = "error", f"it died (exit status {self._process.exitcode})"
         finally:
             self._conn.close()
             self._process.join()
-        return value if kind == "ok" else None
+        if kind == "ok":
+            return value  # type: ignore[no-any-return]
+        self.error = str(value)
+        return None
 
     def abort(self) -> None:
         """Stop the child now."""
@@ -657,7 +661,7 @@ def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnno
 
 #: The first half's share of the file: the child also sends its result, which the
 #: parent unpickles before it joins (~0.1 s per 1M packets), so it takes a little less.
-FIRST_SHARE = 0.54
+FIRST_SHARE = 0.57
 
 
 def splittable(run: AnnotateRun) -> bool:
@@ -724,7 +728,7 @@ def summarise(
     elif not rest:
         why = "the first half is the whole capture"
     elif half is None:
-        why = "the child failed"
+        why = f"the child failed: {child.error}" if child is not None else "no fork here"
     elif half.unit.start != first.next_start:
         why = "the halves do not meet at one record"
     else:

@@ -109,9 +109,9 @@ class LabelledBatch:
     (a labeller's block does; batches joined across a slot's new use do not).
 
     ``head`` is set by a labeller that tracks heads (the second half of a capture labelled
-    apart, :mod:`portsniff.summary_split`): the flow slot of rows labelled before their
-    flow's first SYN or SYN-ACK in a flow first met without a SYN (the rows whose label
-    depends on what came before the half), else -1.
+    apart, :mod:`portsniff.summary_split`): for rows labelled before their flow's first
+    SYN or SYN-ACK, in a flow first met without a SYN (rows whose label may depend on
+    what came before the half), the number of that flow's head (:class:`Heads`), else -1.
     """
 
     file: str
@@ -1283,7 +1283,7 @@ class Heads:
     decision names the endpoint any earlier one would: its rows are not head rows),
     ``inner`` (a tunnelled header was labelled in it), ``before`` (the latest timestamp
     up to its first packet). Per flow made, in order: ``made_keys``, ``made_ts`` and
-    ``evicting`` (the indexes of those whose making made the labeller forget flows).
+    ``evictions`` (the indexes of those whose making made the labeller forget flows).
     """
 
     def __init__(self) -> None:

@@ -102,15 +102,15 @@ def _encode(obj: object, level: int, out: list[str], stream: TextIO | None = Non
     else:
         out.append("[")
         sep = inner
-        run: list[Any] = []  # flat dicts in a row: encoded together, in C
+        dicts: list[Any] = []  # flat dicts in a row: encoded together, in C
         for v in obj:
             if type(v) is dict and v and _flat(v):
-                run.append(v)
+                dicts.append(v)
                 continue
-            if run:
+            if dicts:
                 out.append(sep)
-                _encode_flat_dicts(run, level, out, stream)
-                run = []
+                _encode_flat_dicts(dicts, level, out, stream)
+                dicts = []
                 sep = "," + inner
             out.append(sep)
             _encode(v, level + 1, out, stream)
@@ -118,9 +118,9 @@ def _encode(obj: object, level: int, out: list[str], stream: TextIO | None = Non
             if stream is not None and len(out) >= _SPILL:
                 stream.write("".join(out))
                 out.clear()
-        if run:
+        if dicts:
             out.append(sep)
-            _encode_flat_dicts(run, level, out, stream)
+            _encode_flat_dicts(dicts, level, out, stream)
         out.append(close + "]")
 
 
