@@ -86,3 +86,18 @@ def test_flow_records_pickle_field_by_field():
     (f,) = flows_of(tcp(*c, *s, SYN), tcp(*s, *c, SYN | ACK))
     back = pickle.loads(pickle.dumps(f, protocol=pickle.HIGHEST_PROTOCOL))
     assert back == f and back.as_dict() == f.as_dict()
+
+
+def test_live_flows_pickle_slot_by_slot():
+    """A summary's second half sends its live flows to the first (summary_split)."""
+    import pickle
+
+    from portsniff.flows import _Flow
+
+    f = _Flow("udp", ("10.0.0.5", 5353), ("10.0.0.9", 123), 1.5, "vxlan", "F7")
+    f.orig_pkts, f.resp_bytes, f.flags_orig, f.vlan, f.ambiguous = 3, 99, 0x12, (7,), True
+    back = pickle.loads(pickle.dumps([f, f], protocol=pickle.HIGHEST_PROTOCOL))
+    assert back[0] is back[1]  # shared, as pickle keeps it
+    assert [getattr(back[0], s) for s in _Flow.__slots__] == [
+        getattr(f, s) for s in _Flow.__slots__
+    ]

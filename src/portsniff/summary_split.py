@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import dataclasses
 import multiprocessing
 import os
 import signal
@@ -52,6 +51,7 @@ from portsniff.flows import (
     FlowRecord,
     FlowTable,
     _Flow,
+    _stored_values,
     flow_record,
     uid_number,
 )
@@ -578,7 +578,10 @@ def join(
         n = uid_number(uid)
         return f"F{base + n - bisect.bisect_left(merged, n)}"
 
-    half.summary.flows = [dataclasses.replace(r, uid=renumber(r.uid)) for r in half.summary.flows]
+    # (FlowRecord's fields in order, the uid first: faster than dataclasses.replace.)
+    half.summary.flows = [
+        FlowRecord(renumber(r.uid), *_stored_values(r)[1:]) for r in half.summary.flows
+    ]
     s.merge(half.summary)
     s.problems.update(half.problems)
     _add_heads(s, half, plan.codes, annot)

@@ -81,14 +81,26 @@ _flat_dicts = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(_flat_dicts, st.integers(0, 3), st.sampled_from([1, 2, 3, 2048]))
+@given(
+    _flat_dicts,
+    st.integers(0, 3),
+    st.sampled_from([1, 2, 3, 2048]),
+    st.lists(st.tuples(st.integers(0, 9), st.sampled_from([{"v": [7]}, 5, {}, [], "s"]))),
+)
 def test_runs_of_flat_dicts_are_json_dumps_indent_1(
-    items: list[dict[object, object]], depth: int, run: int
+    items: list[dict[object, object]],
+    depth: int,
+    run: int,
+    breaks: list[tuple[int, object]],
 ) -> None:
     """Lists of flat dicts (flows) are encoded a run at a time: the same text, whatever
-    the members hold (strings with braces and newlines, empty containers)."""
+    the members hold (strings with braces and newlines, empty containers), and whatever
+    breaks the runs (a flow with a VLAN tag: a dict with a non-empty list, other items)."""
     from portsniff.report import summary_json
 
+    items = list(items)
+    for at, item in breaks:
+        items.insert(min(at, len(items)), item)  # type: ignore[arg-type]
     doc: object = items
     for _ in range(depth):
         doc = {"x": doc, "n": 1}
