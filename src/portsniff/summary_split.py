@@ -60,7 +60,7 @@ from portsniff.summary_vector import VectorSummaryBuilder, _dense_unique
 from portsniff.timestamps import seconds, seconds_array
 
 if TYPE_CHECKING:
-    from portsniff.annotate.pipeline import AnnotateRun, FileReport
+    from portsniff.annotate.pipeline import AnnotateRun
     from portsniff.registry.index import RegistryIndex
 
 FlowKey = tuple[Any, ...]
@@ -606,20 +606,21 @@ def _merge_flow(mine: _Flow, theirs: _Flow) -> None:
     """Add the child's part of a conversation to the first half's."""
     mine.first = min(mine.first, theirs.first)
     mine.last = max(mine.last, theirs.last)
-    if theirs.orig == mine.orig:
-        mine.orig_pkts += theirs.orig_pkts
-        mine.orig_bytes += theirs.orig_bytes
-        mine.flags_orig |= theirs.flags_orig
-        mine.resp_pkts += theirs.resp_pkts
-        mine.resp_bytes += theirs.resp_bytes
-        mine.flags_resp |= theirs.flags_resp
-    else:
-        mine.orig_pkts += theirs.resp_pkts
-        mine.orig_bytes += theirs.resp_bytes
-        mine.flags_orig |= theirs.flags_resp
-        mine.resp_pkts += theirs.orig_pkts
-        mine.resp_bytes += theirs.orig_bytes
-        mine.flags_resp |= theirs.flags_orig
+    same = theirs.orig == mine.orig
+    # (packets, bytes, flags) each way: the child's orig is ours when it names the same end.
+    o_pkts, o_bytes, o_flags = (theirs.orig_pkts, theirs.orig_bytes, theirs.flags_orig)
+    r_pkts, r_bytes, r_flags = (theirs.resp_pkts, theirs.resp_bytes, theirs.flags_resp)
+    if not same:
+        (o_pkts, o_bytes, o_flags), (r_pkts, r_bytes, r_flags) = (
+            (r_pkts, r_bytes, r_flags),
+            (o_pkts, o_bytes, o_flags),
+        )
+    mine.orig_pkts += o_pkts
+    mine.orig_bytes += o_bytes
+    mine.flags_orig |= o_flags
+    mine.resp_pkts += r_pkts
+    mine.resp_bytes += r_bytes
+    mine.flags_resp |= r_flags
 
 
 def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnnotator) -> None:
@@ -718,7 +719,7 @@ def summarise(
             consumer,
             steady,
         )
-        _note(report, first, problems)
+        report.add_unit(first, problems)
         half = child.result() if child is not None else None
     except BaseException:
         if child is not None:
@@ -739,14 +740,14 @@ def summarise(
         steady.see_after(half.earliest)
         why = join(consumer.builder, annot, half, steady.ok)
         if why is None:
-            _note(report, half.unit, problems)
+            report.add_unit(half.unit, problems)
             if run.progress is not None:
                 run.progress(size - first.next_start)
             rest = False
     if rest:
         second = UnitResult(start=first.next_start, next_start=first.next_start)
         _feed(run, Unit(path, first.next_start, size, True, run.engine, run.bpf), second, consumer)
-        _note(report, second, problems)
+        report.add_unit(second, problems)
     from portsniff.capture.pcap import count_problems
 
     report.problems.extend(count_problems(problems))
@@ -792,21 +793,3 @@ def _feed(
             sent += step
     if run.progress is not None and res.next_start - res.start > sent:
         run.progress(res.next_start - res.start - sent)
-
-
-def _note(report: FileReport, res: UnitResult, problems: Counter[str]) -> None:
-    """Add a half's figures to the file's report."""
-    from portsniff.capture.block import CaptureDamage
-
-    report.packets += res.packets
-    report.bytes += res.bytes
-    if res.first_ts is not None:
-        report.first_ts = (
-            res.first_ts if report.first_ts is None else min(report.first_ts, res.first_ts)
-        )
-    if res.last_ts is not None:
-        report.last_ts = res.last_ts if report.last_ts is None else max(report.last_ts, res.last_ts)
-    report.linktypes.update(res.linktypes)
-    problems.update(res.problems)
-    if res.damage is not None:
-        report.damage = CaptureDamage(report.file, res.damage[0], res.damage[1])

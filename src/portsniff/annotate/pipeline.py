@@ -18,6 +18,7 @@ from portsniff.decode.batch import DecodedBatch
 from portsniff.timestamps import seconds
 
 if TYPE_CHECKING:
+    from portsniff.annotate.parallel import UnitResult
     from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
     from portsniff.registry.index import RegistryIndex
 
@@ -41,6 +42,22 @@ class FileReport:
     error: str | None = None  # the file could not be read at all
     problems: list[str] = field(default_factory=list)
     section_comments: list[str] = field(default_factory=list)
+
+    def add_unit(self, res: UnitResult, problems: Counter[str]) -> None:
+        """Add what was read from one byte range of the file (its parser's problem
+        counts go to ``problems``, counted into the report once the file is read)."""
+        self.packets += res.packets
+        self.bytes += res.bytes
+        if res.first_ts is not None:
+            self.first_ts = (
+                res.first_ts if self.first_ts is None else min(self.first_ts, res.first_ts)
+            )
+        if res.last_ts is not None:
+            self.last_ts = res.last_ts if self.last_ts is None else max(self.last_ts, res.last_ts)
+        self.linktypes.update(res.linktypes)
+        problems.update(res.problems)
+        if res.damage is not None:
+            self.damage = CaptureDamage(self.file, res.damage[0], res.damage[1])
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -289,26 +306,14 @@ class AnnotateRun:
         frames = 0
         units = plan(path, self.engine, self.bpf)
         for _unit, res in parallel_units(units, self.decode_workers):
-            report.packets += res.packets
-            report.bytes += res.bytes
-            if res.first_ts is not None:
-                report.first_ts = (
-                    res.first_ts if report.first_ts is None else min(report.first_ts, res.first_ts)
-                )
-            if res.last_ts is not None:
-                report.last_ts = (
-                    res.last_ts if report.last_ts is None else max(report.last_ts, res.last_ts)
-                )
-            report.linktypes.update(res.linktypes)
-            problems.update(res.problems)
+            report.add_unit(res, problems)
             if self.progress is not None:
                 self.progress(res.next_start - res.start)
             for batch, mask in res.batches:
                 batch.first_frame += frames
                 frames += len(batch)
                 yield batch, mask
-            if res.damage is not None:
-                report.damage = CaptureDamage(path, res.damage[0], res.damage[1])
+            if report.damage is not None:
                 break
         report.problems.extend(count_problems(problems))
 
