@@ -1085,7 +1085,7 @@ class VectorAnnotator:
             inner = np.zeros(n, np.bool_)
             if extra.inner:
                 inner[nv + np.array(extra.inner, np.int64)] = True
-            self._ev_head = self.heads.track(
+            events = BlockEvents(
                 order,
                 flow,
                 keys,
@@ -1097,10 +1097,10 @@ class VectorAnnotator:
                 synack,
                 inner,
                 pos,
-                lb,
                 proto,
                 tsf,
             )
+            self._ev_head = self.heads.track(events, lb.ts_ns)
         return code, src_is_dst, flow_dir, new_slots.astype(np.int32)
 
     def _take_slots(self, k: int) -> I64:
@@ -1271,6 +1271,28 @@ class VectorAnnotator:
         return code, ev_slot, np.array(new_slots, np.int64)
 
 
+@dataclass(frozen=True, slots=True)
+class BlockEvents:
+    """A block's side-memory events as ``_decide`` sees them (for :class:`Heads`): call
+    order, block flow of each, the flows' keys and whether each was known before the
+    block, each event's slot, candidate decision code, SYN / pure SYN / SYN-ACK /
+    tunnelled header flags, position (row * 64 + sub), transport code and time."""
+
+    order: I64
+    flow: I64
+    keys: list[bytes]
+    known: B
+    slot: I64
+    cand: I64
+    syn: B
+    pure: B
+    synack: B
+    inner: B
+    pos: I64
+    proto: I64
+    ts: npt.NDArray[np.float64]
+
+
 class Heads:
     """What a labeller that started mid-capture assumed. A flow first met (in this
     part) without a pure SYN was decided on that packet, where the capture's earlier
@@ -1330,50 +1352,22 @@ class Heads:
             self.before = _grown(self.before, size, 0.0)
         return np.arange(at, at + k, dtype=np.int64)
 
-    def track(
-        self,
-        order: I64,
-        flow: I64,
-        keys: list[bytes],
-        known: B,
-        ev_slot: I64,
-        cand: I64,
-        syn: B,
-        pure: B,
-        synack: B,
-        inner: B,
-        pos: I64,
-        lb: LabelledBatch,
-        proto: I64,
-        tsf: npt.NDArray[np.float64],
-    ) -> I64:
-        """Update the heads for a block's events; each event's head (-1: none, and for
-        the rows of ``sure`` heads)."""
+    def track(self, ev: BlockEvents, ts_ns: I64) -> I64:
+        """Update the heads for a block's events (``ts_ns``: its rows'); each event's
+        head (-1: none, and for the rows of ``sure`` heads)."""
+        order, flow, keys, known, ev_slot = ev.order, ev.flow, ev.keys, ev.known, ev.slot
+        cand, syn, pure, synack, inner = ev.cand, ev.syn, ev.pure, ev.synack, ev.inner
+        pos, proto, tsf = ev.pos, ev.proto, ev.ts
         n = int(flow.size)
         self._grow_slots(int(ev_slot.max()) + 1 if n else 0)
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n)
         # Rows' latest timestamps up to each (for ``before``).
-        top = np.maximum(seconds_array(np.maximum.accumulate(lb.ts_ns)), self.latest)
+        top = np.maximum(seconds_array(np.maximum.accumulate(ts_ns)), self.latest)
         if self.evicting:
             # Flows forgotten and made again inside the block: event by event.
             self.evicting = False
-            out = self._track_events(
-                order,
-                flow,
-                keys,
-                known,
-                ev_slot,
-                cand,
-                syn,
-                pure,
-                synack,
-                inner,
-                pos,
-                top,
-                proto,
-                tsf,
-            )
+            out = self._track_events(ev, top)
             self._evicting_events.clear()
             return out
         nflows = int(known.size)
@@ -1433,27 +1427,20 @@ class Heads:
         head = is_head & ~self.sure[np.maximum(ev_hid, 0)]
         return np.where(head, ev_hid, -1)
 
-    def _track_events(
-        self,
-        order: I64,
-        flow: I64,
-        keys: list[bytes],
-        known: B,
-        ev_slot: I64,
-        cand: I64,
-        syn: B,
-        pure: B,
-        synack: B,
-        inner: B,
-        pos: I64,
-        top: npt.NDArray[np.float64],
-        proto: I64,
-        tsf: npt.NDArray[np.float64],
-    ) -> I64:
+    def _track_events(self, ev: BlockEvents, top: npt.NDArray[np.float64]) -> I64:
         """:meth:`track`, one event at a time (a flow's slot may change in the block)."""
+        flow, keys, known, ev_slot, cand = ev.flow, ev.keys, ev.known, ev.slot, ev.cand
+        syn, pure, synack, inner, pos, proto = (
+            ev.syn,
+            ev.pure,
+            ev.synack,
+            ev.inner,
+            ev.pos,
+            ev.proto,
+        )
         out = np.full(int(flow.size), -1, np.int64)
         current: dict[int, int] = {}  # block flow -> its slot so far
-        for e in order.tolist():
+        for e in ev.order.tolist():
             f = int(flow[e])
             slot = int(ev_slot[e])
             if current.get(f) != slot and not (known[f] and f not in current):
@@ -1462,7 +1449,7 @@ class Heads:
                 if e in self._evicting_events:
                     self.evictions.append(len(self.made_keys))
                 self.made_keys.append(key)
-                self.made_ts.append(float(tsf[e]))
+                self.made_ts.append(float(ev.ts[e]))
                 fresh = key not in self._seen
                 self._seen.add(key)
                 self.hid[slot] = -1
