@@ -38,13 +38,15 @@ def _finish(run: AnnotateRun, summary: Any) -> dict[str, Any]:
     return out
 
 
-def one_process(index: RegistryIndex, path: Path) -> dict[str, Any]:
-    run = AnnotateRun([str(path)], index, workers=1)
+def one_process(index: RegistryIndex, path: Path, bpf: str | None = None) -> dict[str, Any]:
+    run = AnnotateRun([str(path)], index, workers=1, bpf=bpf)
     return _finish(run, _vector_summary(run, stream_meta_registry(index)))
 
 
-def two_halves(index: RegistryIndex, path: Path, at: int) -> tuple[dict[str, Any], bool]:
-    run = AnnotateRun([str(path)], index, workers=2)
+def two_halves(
+    index: RegistryIndex, path: Path, at: int, bpf: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    run = AnnotateRun([str(path)], index, workers=2, bpf=bpf)
     meta = stream_meta_registry(index)
     summary, why = summary_split.summarise(run, meta, lambda: _Summarising(meta), at)
     return _finish(run, summary), why is None
@@ -70,6 +72,14 @@ def test_generated_workload_joins_at_any_point(index: RegistryIndex, tmp_path: P
         # This workload has no gap a flow could be forgotten in (past the last record's
         # start the first half reads everything: nothing to join).
         assert joined == (at <= starts[-1]), at
+
+
+def test_a_filter_applies_to_both_halves(index: RegistryIndex, tmp_path: Path) -> None:
+    path = workload(tmp_path, 20_000, 3)
+    starts = record_starts(path)
+    for bpf in ("udp", "tcp port 443 or icmp"):
+        got, joined = two_halves(index, path, starts[len(starts) // 2], bpf)
+        assert joined and got == one_process(index, path, bpf), bpf
 
 
 def test_summary_command_uses_two_halves(
