@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scapy.all as scapy_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +21,6 @@ from portsniff.registry.index import RegistryIndex
 from portsniff.registry.sources import open_registry
 from portsniff.summary import Timeline
 from tests.annotate.test_vector import workload
-
-scapy_all = pytest.importorskip("scapy.all")
 
 
 @pytest.fixture(scope="module")
