@@ -246,6 +246,17 @@ def uid_number(uid: str) -> int:
     return int(uid[1:]) if uid[1:].isdigit() else 0
 
 
+def _end_order(e: tuple[str, int | None]) -> tuple[str, int]:
+    return (e[0], e[1] or 0)
+
+
+def table_key(
+    tunnel: str | None, proto: str, a: tuple[str, int | None], b: tuple[str, int | None]
+) -> tuple[Any, ...]:
+    """FlowTable's key of a flow: the same for both directions (endpoints in order)."""
+    return (tunnel, proto, *sorted((a, b), key=_end_order))
+
+
 class FlowTable:
     """Live flows; ``add`` returns nothing, finished flows come out of ``drain``/``finish``.
 
@@ -300,7 +311,7 @@ class FlowTable:
     ) -> str:
         src = (sip, sport)
         dst = (dip, dport)
-        key = (tunnel, proto, *sorted((src, dst), key=lambda e: (e[0], e[1] or 0)))
+        key = table_key(tunnel, proto, src, dst)
         flow = self._live.get(key)
         flags = (r.tcp_flags or 0) if tunnel is None and proto == "tcp" else 0
         if flow is not None and flags & SYN and not flags & ACK and flow.closed:

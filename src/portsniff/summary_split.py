@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from portsniff.annotate.annotator import _MAX_FRAGMENT_KEYS
 from portsniff.annotate.parallel import Unit, UnitResult, iter_unit
-from portsniff.annotate.vector import LabelledBatch, VectorAnnotator, address_text
+from portsniff.annotate.vector import LabelledBatch, VectorAnnotator, _grown, address_text
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import (
     ACK,
@@ -53,11 +53,12 @@ from portsniff.flows import (
     _Flow,
     _stored_values,
     flow_record,
+    table_key,
     uid_number,
 )
 from portsniff.summary import ServiceRow, Summary, Timeline
 from portsniff.summary_vector import VectorSummaryBuilder, _dense_unique
-from portsniff.timestamps import seconds, seconds_array
+from portsniff.timestamps import TimeOrder, seconds, seconds_array
 
 if TYPE_CHECKING:
     from portsniff.annotate.pipeline import AnnotateRun
@@ -114,18 +115,19 @@ class HeadSums:
     limit: int = _COMPACT  # held entries that make the next compaction
 
     def _grow(self, size: int) -> None:
-        old = self.packets.size
-        if size <= old:
+        if size <= self.packets.size:
             return
-        size = max(size, 2 * old, 1024)
+        size = max(size, 2 * self.packets.size, 1024)
         hi, lo = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-        for name, fill in (("packets", 0), ("bytes", 0), ("first", hi), ("last", lo), ("exp", 0)):
-            a = np.full(size, fill, np.int64)
-            a[:old] = getattr(self, name)
-            setattr(self, name, a)
-        v = np.zeros(size, np.bool_)
-        v[:old] = self.vlan
-        self.vlan = v
+        for name, fill in (
+            ("packets", 0),
+            ("bytes", 0),
+            ("first", hi),
+            ("last", lo),
+            ("exp", 0),
+            ("vlan", False),
+        ):
+            setattr(self, name, _grown(getattr(self, name), size, fill))
 
     def add(self, lb: LabelledBatch, rows: npt.NDArray[np.int64]) -> None:
         """Sum ``rows`` of ``lb`` (head rows) into their heads."""
@@ -215,13 +217,7 @@ def _summed(
         return np.zeros((3, 0), np.int64)
     lo = int(b.min())
     span = int(b.max()) - lo + 1
-    key = head * span + (b - lo)
-    if key.size * 4 < int(key.max()):
-        # Sparse keys (a compaction's: many heads over the whole half): sort them.
-        uniq, inv = np.unique(key, return_inverse=True)
-        inv = inv.reshape(-1)
-    else:
-        uniq, inv = _dense_unique(key)
+    uniq, inv = _dense_unique(head * span + (b - lo))
     total = np.rint(np.bincount(inv, weights=nbytes, minlength=uniq.size)).astype(np.int64)
     return np.stack([uniq // span, uniq % span + lo, total])
 
@@ -254,19 +250,6 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
         if len(lb) and (lb.ip_version > 0).any():
             self._latest = max(self._latest, seconds(int(lb.ts_ns[lb.ip_version > 0].max())))
         self.made_by.append((self.flow_table._next_uid, self._latest))
-
-    def _flows_one_by_one(self, lb: LabelledBatch) -> None:
-        table = self.flow_table
-        for i, r in enumerate(lb.iter_records()):
-            n = table._next_uid
-            table.add(r)
-            if table._next_uid != n and r.src_ip is not None and r.dst_ip is not None:
-                ends = ((r.src_ip, r.src_port), (r.dst_ip, r.dst_port))
-                key = (None, r.proto, *sorted(ends, key=lambda e: (e[0], e[1] or 0)))
-                f = table._live.get(key)
-                if f is not None and uid_number(f.uid) > n:
-                    self._made(key, lb, i)  # the packet made its own flow
-            self._collect(table.drain())
 
     def _made(self, key: FlowKey, lb: LabelledBatch, i: int) -> None:
         if key in self._made_keys:
@@ -319,8 +302,7 @@ class HalfResult:
     made_keys: list[bytes]  # every flow the labeller made, in the order it made them
     made_ts: list[float]
     evictions: list[int]  # the made flows whose making made the labeller forget flows
-    earliest: float
-    backwards: bool
+    time: TimeOrder  # the half's timestamps
 
 
 def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> HalfResult:
@@ -369,8 +351,7 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
         made_keys=heads.made_keys,
         made_ts=heads.made_ts,
         evictions=heads.evictions,
-        earliest=heads.earliest,
-        backwards=heads.backwards,
+        time=heads.time,
     )
 
 
@@ -456,7 +437,7 @@ def _ends_key(key: bytes) -> FlowKey:
     ):
         raw = hi.to_bytes(8, "big") + lo.to_bytes(8, "big")
         ends.append((address_text(ver, raw), port))
-    return (None, proto, *sorted(ends, key=lambda e: (e[0], e[1] or 0)))
+    return table_key(None, proto, *ends)
 
 
 def _forgotten(annot: VectorAnnotator, half: HalfResult) -> set[bytes] | str:
@@ -493,9 +474,9 @@ def _forgotten(annot: VectorAnnotator, half: HalfResult) -> set[bytes] | str:
 
 def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bool) -> _Plan | str:
     """How to join ``half`` to the first half's state; why not, when it cannot be.
-    ``steady``: no timestamp of the capture so far went back (then expiry is followed
-    exactly; otherwise nothing may have been idle long enough to expire)."""
-    steady = steady and not half.backwards
+    ``steady``: no timestamp of the capture went back, in either half or between them
+    (then expiry is followed exactly; otherwise nothing may have been idle long enough
+    to expire)."""
     if (half.evicted or half.slow_blocks) and not steady:
         return "the child forgot idle flows while time went back"
     if len(annot._flows) + len(half.made_keys) > annot.max_flows:
@@ -563,8 +544,8 @@ def join(
     builder: VectorSummaryBuilder, annot: VectorAnnotator, half: HalfResult, steady: bool
 ) -> str | None:
     """Join the child's ``half`` into ``builder`` (which has the first half); None, or
-    why it cannot be joined exactly (then nothing changed). ``steady``: the first
-    half's timestamps never went back."""
+    why it cannot be joined exactly (then nothing changed). ``steady``: as for
+    :func:`_plan`."""
     table = builder.flow_table
     plan = _plan(annot, table, half, steady)
     if isinstance(plan, str):
@@ -709,7 +690,7 @@ def summarise(
     child = start_half(Unit(path, mid, size, False, run.engine, run.bpf), annot.index, meta)
     consumer = fold()
     problems: Counter[str] = Counter()
-    steady = _Steady()
+    time = TimeOrder()  # the first half's timestamps
     try:
         first = UnitResult(start=GLOBAL_HEADER_LEN, next_start=GLOBAL_HEADER_LEN)
         _feed(
@@ -717,7 +698,7 @@ def summarise(
             Unit(path, GLOBAL_HEADER_LEN, mid, True, run.engine, run.bpf),
             first,
             consumer,
-            steady,
+            time,
         )
         report.add_unit(first, problems)
         half = child.result() if child is not None else None
@@ -737,8 +718,7 @@ def summarise(
         why = "the halves do not meet at one record"
     else:
         consumer.flush()
-        steady.see_after(half.earliest)
-        why = join(consumer.builder, annot, half, steady.ok)
+        why = join(consumer.builder, annot, half, time.then(half.time))
         if why is None:
             report.add_unit(half.unit, problems)
             if run.progress is not None:
@@ -757,33 +737,15 @@ def summarise(
     return result, why
 
 
-class _Steady:
-    """Whether timestamps so far never went back."""
-
-    def __init__(self) -> None:
-        self.ok = True
-        self._latest = np.iinfo(np.int64).min
-
-    def see(self, ts_ns: npt.NDArray[np.int64]) -> None:
-        if ts_ns.size and self.ok:
-            self.ok = int(ts_ns[0]) >= self._latest and not bool(np.any(ts_ns[1:] < ts_ns[:-1]))
-            self._latest = max(self._latest, int(ts_ns.max()))
-
-    def see_after(self, earliest: float) -> None:
-        """The next part's earliest timestamp (seconds)."""
-        if earliest < seconds(self._latest):
-            self.ok = False
-
-
 def _feed(
-    run: AnnotateRun, unit: Unit, res: UnitResult, consumer: Any, steady: _Steady | None = None
+    run: AnnotateRun, unit: Unit, res: UnitResult, consumer: Any, time: TimeOrder | None = None
 ) -> None:
     annot = run.annotator
     assert isinstance(annot, VectorAnnotator)
     sent = 0
     for batch, mask in iter_unit(unit, res, bytearray()):
-        if steady is not None:
-            steady.see(batch.ts_ns)
+        if time is not None:
+            time.see(batch.ts_ns)
         for lb in annot.feed(batch, mask):
             consumer.add_batch(lb)
         if run.progress is not None:

@@ -27,7 +27,7 @@ from portsniff.annotate.vector import (
     address_texts,
 )
 from portsniff.decode.packet import PROTOS
-from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow
+from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow, table_key, uid_number
 from portsniff.summary import ServiceRow, SummaryBuilder
 from portsniff.timestamps import seconds, seconds_array
 
@@ -104,8 +104,14 @@ class VectorSummaryBuilder(SummaryBuilder):
         """Count the block's packets into their flows as the reference does, packet by
         packet (flows may expire in the block: order matters)."""
         table = self.flow_table
-        for record in lb.iter_records():
-            table.add(record)
+        for i, r in enumerate(lb.iter_records()):
+            made = table._next_uid
+            table.add(r)
+            if table._next_uid != made and r.src_ip is not None and r.dst_ip is not None:
+                key = table_key(None, r.proto, (r.src_ip, r.src_port), (r.dst_ip, r.dst_port))
+                f = table._live.get(key)
+                if f is not None and uid_number(f.uid) > made:
+                    self._made(key, lb, i)  # the packet made its own (outer) flow
             self._collect(table.drain())
 
     def _note_bound(self, lo: float) -> None:
@@ -509,11 +515,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         got = self._keys.get(numeric)
         if got is None:
             src, dst = self._ends(lb, i)
-            got = (
-                None,
-                PROTOS[int(lb.proto[i])],
-                *sorted((src, dst), key=lambda e: (e[0], e[1] or 0)),
-            )
+            got = table_key(None, PROTOS[int(lb.proto[i])], src, dst)
             if len(self._keys) > 1_000_000:
                 self._keys.clear()
             self._keys[numeric] = got
@@ -656,9 +658,11 @@ def _dense_unique(
     keys: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """``np.unique(keys, return_inverse=True)`` for non-negative keys; small key ranges
-    are counted rather than sorted (sorting a block's keys costs more)."""
+    are counted rather than sorted (sorting a block's keys costs more). A range much
+    wider than the keys are many is sorted: counting would take memory for the range."""
     top = int(keys.max()) + 1 if keys.size else 0
-    if top > _DENSE_MAX or (keys.size and int(keys.min()) < 0):
+    sparse = top > 4 * keys.size + (1 << 16)
+    if top > _DENSE_MAX or sparse or (keys.size and int(keys.min()) < 0):
         uniq, inv = np.unique(keys, return_inverse=True)
         return uniq.astype(np.int64), inv.astype(np.int64).reshape(-1)
     present = np.bincount(keys, minlength=top)
@@ -682,9 +686,8 @@ def _rows_between(lb: LabelledBatch, src: str, dst: str) -> npt.NDArray[np.int64
 
 def _inner_key(e: EndpointLabel) -> tuple[Any, ...]:
     """FlowTable's key of a tunnelled header's flow."""
-    src = (e.src_ip, e.src_port)
-    dst = (e.dst_ip, e.dst_port)
-    return (e.tunnel, e.proto, *sorted((src, dst), key=lambda x: (x[0], x[1] or 0)))
+    assert e.src_ip is not None and e.dst_ip is not None  # counted headers have both
+    return table_key(e.tunnel, e.proto, (e.src_ip, e.src_port), (e.dst_ip, e.dst_port))
 
 
 def _ip(lb: LabelledBatch, i: int, which: str) -> str:

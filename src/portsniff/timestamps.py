@@ -142,3 +142,36 @@ def repr_texts(ts_ns: npt.NDArray[np.int64]) -> list[str]:
         for i, text in zip(rows.tolist(), texts, strict=True):
             out[i] = text
     return out
+
+
+class TimeOrder:
+    """The range of the timestamps seen so far (ns) and whether they ever went back."""
+
+    def __init__(self) -> None:
+        self.earliest: int | None = None
+        self.latest: int | None = None
+        self.backwards = False
+
+    def see(self, ts_ns: npt.NDArray[np.int64]) -> None:
+        """Note the timestamps of a block, in order."""
+        if not ts_ns.size:
+            return
+        if (self.latest is not None and int(ts_ns[0]) < self.latest) or bool(
+            (ts_ns[1:] < ts_ns[:-1]).any()
+        ):
+            self.backwards = True
+        lo, hi = int(ts_ns.min()), int(ts_ns.max())
+        self.earliest = lo if self.earliest is None else min(self.earliest, lo)
+        self.latest = hi if self.latest is None else max(self.latest, hi)
+
+    def latest_seconds(self) -> float:
+        """The latest timestamp in seconds (-inf before any)."""
+        return -float("inf") if self.latest is None else seconds(self.latest)
+
+    def then(self, later: TimeOrder) -> bool:
+        """Whether ``later``'s timestamps follow these without time ever going back."""
+        return (
+            not self.backwards
+            and not later.backwards
+            and (self.latest is None or later.earliest is None or later.earliest >= self.latest)
+        )

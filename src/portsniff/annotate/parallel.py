@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -213,19 +213,33 @@ def iter_unit(
             result.problems = parser.problems
 
 
+class Figures(Protocol):
+    """What a file report and a unit's result count of the records read."""
+
+    packets: int
+    bytes: int
+    first_ts: float | None
+    last_ts: float | None
+    linktypes: Counter[int]
+
+
+def count_block(figures: Figures, block: RawBlock) -> None:
+    """Count a block of records into ``figures``."""
+    figures.packets += len(block)
+    figures.bytes += int(block.wirelen.sum())
+    ts0 = seconds(int(block.ts_ns.min()))  # the earliest (time may go back)
+    ts1 = seconds(int(block.ts_ns.max()))
+    figures.first_ts = ts0 if figures.first_ts is None else min(figures.first_ts, ts0)
+    figures.last_ts = ts1 if figures.last_ts is None else max(figures.last_ts, ts1)
+    lt, cnt = np.unique(block.linktype, return_counts=True)
+    for k, v in zip(lt.tolist(), cnt.tolist(), strict=True):
+        figures.linktypes[int(k)] += int(v)
+
+
 def _add_block(
     result: UnitResult, block: RawBlock, engine: Any, bpf: str | None, compile_filter: Any
 ) -> tuple[DecodedBatch, npt.NDArray[np.bool_] | None]:
-    n = len(block)
-    result.packets += n
-    result.bytes += int(block.wirelen.sum())
-    ts0 = seconds(int(block.ts_ns.min()))  # the earliest (time may go back)
-    ts1 = seconds(int(block.ts_ns.max()))
-    result.first_ts = ts0 if result.first_ts is None else min(result.first_ts, ts0)
-    result.last_ts = ts1 if result.last_ts is None else max(result.last_ts, ts1)
-    lt, cnt = np.unique(block.linktype, return_counts=True)
-    for k, v in zip(lt.tolist(), cnt.tolist(), strict=True):
-        result.linktypes[int(k)] += int(v)
+    count_block(result, block)
     mask = None
     if bpf is not None:
         f = compile_filter(bpf, int(block.linktype[0]))

@@ -15,7 +15,6 @@ from portsniff.annotate.annotator import AnnotateCounts, Annotator
 from portsniff.annotate.records import PacketRecord
 from portsniff.capture.block import CaptureDamage, Interface, RawBlock
 from portsniff.decode.batch import DecodedBatch
-from portsniff.timestamps import seconds
 
 if TYPE_CHECKING:
     from portsniff.annotate.parallel import UnitResult
@@ -210,6 +209,7 @@ class AnnotateRun:
         self, writer: PcapngOut | None, block_bytes: int = 8 << 20
     ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
         """Every file's decoded blocks (and the BPF mask), filling ``self.files``."""
+        from portsniff.annotate.parallel import count_block
         from portsniff.capture.bpf import BpfFilter, compile_filter
         from portsniff.capture.reader import open_capture
         from portsniff.decode.engines import open_engine
@@ -238,20 +238,9 @@ class AnnotateRun:
                 read = 0
                 try:
                     for block in reader.blocks():
-                        n = len(block)
-                        if n == 0:
+                        if len(block) == 0:
                             continue
-                        report.packets += n
-                        report.bytes += int(block.wirelen.sum())
-                        ts0 = seconds(int(block.ts_ns.min()))  # the earliest (time may go back)
-                        ts1 = seconds(int(block.ts_ns.max()))
-                        report.first_ts = (
-                            ts0 if report.first_ts is None else min(report.first_ts, ts0)
-                        )
-                        report.last_ts = ts1 if report.last_ts is None else max(report.last_ts, ts1)
-                        lt, cnt = np.unique(block.linktype, return_counts=True)
-                        for k, v in zip(lt.tolist(), cnt.tolist(), strict=True):
-                            report.linktypes[int(k)] += int(v)
+                        count_block(report, block)
                         mask = None
                         if self.bpf is not None:
                             if flt is None:

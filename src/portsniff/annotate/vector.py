@@ -37,7 +37,7 @@ from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address
 from portsniff.decode.ip import address_text as plain_address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
-from portsniff.timestamps import seconds, seconds_array
+from portsniff.timestamps import TimeOrder, seconds, seconds_array
 
 if TYPE_CHECKING:
     from portsniff.registry.index import RegistryIndex
@@ -673,7 +673,7 @@ class VectorAnnotator:
         if lb.head is not None:
             lb.head[vrows] = self._ev_head[:nv]
         if self.heads is not None:
-            self.heads.see(lb.ts_ns)
+            self.heads.time.see(lb.ts_ns)
         # Vector rows take their decision.
         vcode = codes[:nv]
         side = np.where(src_is_dst[:nv], SIDE_DST, SIDE_SRC).astype(np.int8)
@@ -1323,9 +1323,7 @@ class Heads:
         self.evicting = False  # set by the labeller for a block that forgot flows
         self._seen: set[bytes] = set()
         self._evicting_events: set[int] = set()
-        self.latest = -np.inf  # latest timestamp labelled so far
-        self.earliest = np.inf  # earliest one
-        self.backwards = False  # whether timestamps ever went back
+        self.time = TimeOrder()  # the timestamps labelled so far
         #: Non-first fragments met before any first of their datagram: the part before
         #: may hold one (then one process would have taken its ports).
         self.waited: list[tuple[str, str, int, int]] = []
@@ -1363,7 +1361,7 @@ class Heads:
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n)
         # Rows' latest timestamps up to each (for ``before``).
-        top = np.maximum(seconds_array(np.maximum.accumulate(ts_ns)), self.latest)
+        top = np.maximum(seconds_array(np.maximum.accumulate(ts_ns)), self.time.latest_seconds())
         if self.evicting:
             # Flows forgotten and made again inside the block: event by event.
             self.evicting = False
@@ -1477,15 +1475,6 @@ class Heads:
             if not self.sure[h]:
                 out[e] = h
         return out
-
-    def see(self, ts_ns: I64) -> None:
-        """Note a block's timestamps (after its events are tracked)."""
-        if ts_ns.size:
-            lo = seconds(int(ts_ns.min()))
-            if lo < self.latest or bool(np.any(ts_ns[1:] < ts_ns[:-1])):
-                self.backwards = True
-            self.latest = max(self.latest, seconds(int(ts_ns.max())))
-            self.earliest = min(self.earliest, lo)
 
 
 def _grown(a: npt.NDArray[Any], size: int, fill: Any) -> npt.NDArray[Any]:
