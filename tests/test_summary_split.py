@@ -268,6 +268,13 @@ def test_idle_gaps_across_the_join(index: RegistryIndex, tmp_path: Path) -> None
         [(0.0, a), (1.0, a), (10.0, m1), (700.0, b), (701.0, m2), (702.0, x_back)],
         False,
     )
+    # The child's flow table forgets k (idle past 3600 s) while its labeller remembers
+    # it: k's second flow is made from a head row, whose service the join counts it for.
+    k = ip(src="10.0.0.1", dst="10.0.1.1") / scapy_all.TCP(sport=40000, dport=443, flags="A")
+    cases["a head's later flow"] = (
+        [(0.0, k), (1.0, k), (2.0, k), (3.0, x), (3700.0, x), (3800.0, k)],
+        True,
+    )
     for name, (frames, joinable) in cases.items():
         path = tmp_path / "gap.pcap"
         starts = write(path, [(1_700_000_000.0 + t, bytes(e() / p)) for t, p in frames])

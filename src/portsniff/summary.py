@@ -363,11 +363,16 @@ class SummaryBuilder:
         self.summary.add_file(report, linktypes)
 
     def _collect(self, flows: Any) -> None:
-        s = self.summary
+        got = list(flows)
+        self.summary.flows.extend(got)
+        self._count_flows(got)
+
+    def _count_flows(self, flows: list[FlowRecord]) -> None:
+        """Count finished outer flows into their services' rows."""
+        services = self.summary.services
         for f in flows:
-            s.flows.append(f)
             if f.tunnel is None and f.service_port is not None:
-                row = s.services.get((f.service, f.proto, f.service_port))
+                row = services.get((f.service, f.proto, f.service_port))
                 if row is not None:
                     row.flows += 1
 

@@ -231,6 +231,9 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
         #: Keys whose first flow was made by a pure SYN.
         self.syn_first: set[FlowKey] = set()
         self._made_keys: set[FlowKey] = set()
+        #: Keys the child made a later flow for, not with a pure SYN (its fields may
+        #: come from the head's decision, as the first flow's do).
+        self.remade: set[FlowKey] = set()
         #: (flows made so far, latest timestamp so far) after each block.
         self.made_by: list[tuple[int, float]] = []
         #: Per key, the latest timestamp of the IP packets before its first flow's first.
@@ -251,13 +254,20 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
             self._latest = max(self._latest, seconds(int(lb.ts_ns[lb.ip_version > 0].max())))
         self.made_by.append((self.flow_table._next_uid, self._latest))
 
+    def _count_flows(self, flows: list[FlowRecord]) -> None:
+        # Counted at the join: a flow's row may hold only head rows here (kept apart).
+        pass
+
     def _made(self, key: FlowKey, lb: LabelledBatch, i: int) -> None:
+        fl = int(lb.tcp_flags[i])
+        pure_syn = int(lb.proto[i]) == _TCP and fl >= 0 and bool(fl & SYN) and not fl & ACK
         if key in self._made_keys:
+            if not pure_syn:  # a pure SYN decides afresh: the flow is not the guess's
+                self.remade.add(key)
             return
         self._made_keys.add(key)
         self.ip_before[key] = float(self._ip_before[i])
-        fl = int(lb.tcp_flags[i])
-        if int(lb.proto[i]) == _TCP and fl >= 0 and fl & SYN and not fl & ACK:
+        if pure_syn:
             self.syn_first.add(key)
 
     def _services(self, lb: LabelledBatch, keep: npt.NDArray[np.bool_] | None = None) -> None:
@@ -298,6 +308,7 @@ class HalfResult:
     sums: HeadSums
     head_flows: list[tuple[FlowKey, _Flow, bool, float]]
     syn_first: set[FlowKey]
+    remade: set[FlowKey]
     ip_before: dict[FlowKey, float]
     made_keys: list[bytes]  # every flow the labeller made, in the order it made them
     made_ts: list[float]
@@ -347,6 +358,7 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
             (key, f, ended, builder.made_before(f.uid)) for key, (f, ended) in table.heads.items()
         ],
         syn_first=builder.syn_first,
+        remade=builder.remade,
         ip_before=builder.ip_before,
         made_keys=heads.made_keys,
         made_ts=heads.made_ts,
@@ -524,6 +536,8 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bo
                     mine = None
             elif before - mine.last > table.idle_timeout:
                 return "a flow may have expired before the half met it again"
+        if fkey in wrong_fields and fkey in half.remade:
+            return "a later flow whose service fields may come from the child's guess"
         if mine is None:
             if fkey in wrong_fields:
                 return "a new flow whose service fields came from the child's guess"
@@ -566,6 +580,7 @@ def join(
     s.merge(half.summary)
     s.problems.update(half.problems)
     _add_heads(s, half, plan.codes, annot)
+    builder._count_flows(half.summary.flows)  # now that every row is there
     for key in plan.close_first:
         table._finish(key)
     for key, f, ended in plan.merge:
