@@ -101,3 +101,43 @@ def test_live_flows_pickle_slot_by_slot():
     assert [getattr(back[0], s) for s in _Flow.__slots__] == [
         getattr(f, s) for s in _Flow.__slots__
     ]
+
+
+def test_flow_record_fields_come_from_their_slots():
+    """flow_record fills FlowRecord by field order: every field is the flow's own."""
+    from portsniff.flows import FlowRecord, _Flow, flow_record
+
+    f = _Flow("tcp", ("10.0.0.5", 51000), ("10.0.0.9", 80), 1.25, "vxlan", "F9")
+    f.last = 3.5
+    f.orig_pkts, f.orig_bytes, f.resp_pkts, f.resp_bytes = 3, 180, 2, 1500
+    f.flags_orig, f.flags_resp = SYN | ACK, SYN | ACK
+    f.service, f.service_port, f.status, f.port_class = "http", 80, "assigned", "system"
+    f.basis, f.ambiguous, f.vlan = "syn", True, (7, 9)
+    expected = FlowRecord(
+        uid="F9",
+        ts=1.25,
+        duration=2.25,
+        proto="tcp",
+        orig_ip="10.0.0.5",
+        orig_port=51000,
+        resp_ip="10.0.0.9",
+        resp_port=80,
+        orig_pkts=3,
+        orig_bytes=180,
+        resp_pkts=2,
+        resp_bytes=1500,
+        service="http",
+        service_port=80,
+        status="assigned",
+        port_class="system",
+        basis="syn",
+        ambiguous=True,
+        conn_state="S1",
+        tunnel="vxlan",
+        vlan=(7, 9),
+    )
+    got = flow_record(f)
+    assert got == expected
+    assert [getattr(got, n) for n in FlowRecord.__slots__] == [
+        getattr(expected, n) for n in FlowRecord.__slots__
+    ]

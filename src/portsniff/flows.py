@@ -66,10 +66,10 @@ class FlowRecord:
             bool(self.vlan),
         )
 
-    def __reduce__(self) -> tuple[type[FlowRecord], tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[Any, tuple[tuple[Any, ...]]]:
         # The fields in order (a summary sent between processes holds every flow:
         # pickling by field names and slots state took several times longer).
-        return FlowRecord, _stored_values(self)
+        return _new_record, (_stored_values(self),)
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(zip(_STORED, _stored_values(self), strict=True))
@@ -94,6 +94,7 @@ class _Flow:
         "last",
         "orig",
         "orig_bytes",
+        "orig_is_a",
         "orig_pkts",
         "port_class",
         "proto",
@@ -132,6 +133,9 @@ class _Flow:
         self.ambiguous = False
         self.tunnel = tunnel
         self.vlan: tuple[int, ...] = ()
+        # Whether orig is endpoint A of the vectorised summary's canonical key (fixed
+        # for the flow: known after its first block there).
+        self.orig_is_a: bool | None = None
 
     @property
     def closed(self) -> bool:
@@ -214,30 +218,47 @@ def flow_filters(
     return bpf, display
 
 
+#: FlowRecord's slot setters in field order: a record made by them skips the frozen
+#: __init__'s object.__setattr__ per field (a summary makes one per flow; a scan, one
+#: per packet or two).
+_SETTERS = tuple(getattr(FlowRecord, name).__set__ for name in _STORED)
+
+
+def _new_record(values: tuple[Any, ...]) -> FlowRecord:
+    """``FlowRecord(*values)``, faster (FlowRecord has no checks in its __init__)."""
+    r = object.__new__(FlowRecord)
+    for put, v in zip(_SETTERS, values, strict=True):
+        put(r, v)
+    return r
+
+
 def flow_record(f: _Flow) -> FlowRecord:
     """The FlowRecord of a finished flow."""
-    return FlowRecord(
-        uid=f.uid,
-        ts=f.first,
-        duration=round(f.last - f.first, 9),
-        proto=f.proto,
-        orig_ip=f.orig[0],
-        orig_port=f.orig[1],
-        resp_ip=f.resp[0],
-        resp_port=f.resp[1],
-        orig_pkts=f.orig_pkts,
-        orig_bytes=f.orig_bytes,
-        resp_pkts=f.resp_pkts,
-        resp_bytes=f.resp_bytes,
-        service=f.service,
-        service_port=f.service_port,
-        status=f.status,
-        port_class=f.port_class,
-        basis=f.basis,
-        ambiguous=f.ambiguous,
-        conn_state=conn_state(f.proto, f.flags_orig, f.flags_resp, f.resp_pkts, f.orig_pkts),
-        tunnel=f.tunnel,
-        vlan=f.vlan,
+    orig, resp = f.orig, f.resp
+    return _new_record(
+        (
+            f.uid,
+            f.first,
+            round(f.last - f.first, 9),
+            f.proto,
+            orig[0],
+            orig[1],
+            resp[0],
+            resp[1],
+            f.orig_pkts,
+            f.orig_bytes,
+            f.resp_pkts,
+            f.resp_bytes,
+            f.service,
+            f.service_port,
+            f.status,
+            f.port_class,
+            f.basis,
+            f.ambiguous,
+            conn_state(f.proto, f.flags_orig, f.flags_resp, f.resp_pkts, f.orig_pkts),
+            f.tunnel,
+            f.vlan,
+        )
     )
 
 
@@ -246,15 +267,15 @@ def uid_number(uid: str) -> int:
     return int(uid[1:]) if uid[1:].isdigit() else 0
 
 
-def _end_order(e: tuple[str, int | None]) -> tuple[str, int]:
-    return (e[0], e[1] or 0)
-
-
 def table_key(
     tunnel: str | None, proto: str, a: tuple[str, int | None], b: tuple[str, int | None]
 ) -> tuple[Any, ...]:
     """FlowTable's key of a flow: the same for both directions (endpoints in order)."""
-    return (tunnel, proto, *sorted((a, b), key=_end_order))
+    # Ordered by (address, port or 0), a tie keeping (a, b): a comparison, not sorted()
+    # (each new flow of a scan makes a key).
+    if (b[0], b[1] or 0) < (a[0], a[1] or 0):
+        return (tunnel, proto, b, a)
+    return (tunnel, proto, a, b)
 
 
 class FlowTable:

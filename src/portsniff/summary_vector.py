@@ -22,13 +22,14 @@ from portsniff.annotate.vector import (
     SIDE_DST,
     SIDE_SRC,
     LabelledBatch,
+    Labeller,
     _be,
     _group,
     address_texts,
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow, table_key, uid_number
-from portsniff.summary import ServiceRow, SummaryBuilder
+from portsniff.summary import ServiceRow, Summary, SummaryBuilder
 from portsniff.timestamps import seconds, seconds_array
 
 #: Summary transport key per proto code (non-IP rows are "non_ip" whatever their code).
@@ -46,8 +47,9 @@ class VectorSummaryBuilder(SummaryBuilder):
     ) -> None:
         super().__init__(caveat, registry, flows)
         self._keys: dict[bytes, tuple[Any, ...]] = {}
-        self._orient: dict[bytes, tuple[_Flow, bool]] = {}
         self._ends_memo: dict[int, tuple[tuple[str, int | None], tuple[str, int | None]]] = {}
+        self._rows_for: dict[Any, ServiceRow] | None = None
+        self._rows_of: dict[int, ServiceRow] = {}
         self.slow_blocks = 0
         # A lower bound of the live flows' ``last`` (a flow's ``last`` only grows, and a
         # flow made in a block starts at or after the block's first packet). It holds
@@ -155,7 +157,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         if lb.vlan:
             at = np.zeros(len(lb), np.bool_)
             at[list(lb.vlan)] = True
-            vlan[np.unique(inv[at[rows]])] = True
+            vlan[inv[at[rows]]] = True
         # Timelines: bytes per (service, second).
         sec = np.floor(seconds_array(ts_ns)).astype(np.int64)
         base = int(sec.min())
@@ -166,32 +168,54 @@ class VectorSummaryBuilder(SummaryBuilder):
         bins: list[dict[int, int]] = [{} for _ in range(m)]
         for k, b in zip(tu.tolist(), tbytes.tolist(), strict=True):
             bins[k // span][k % span + base] = round(b)
-        label = lb.labels.label
-        for j, c in enumerate(uniq.tolist()):
-            proto, p = c >> 16, c & 0xFFFF
-            lab = label(proto, p)
-            key = (lab.service, PROTOS[proto], lab.port)
-            row = s.services.get(key)
+        rows_of = self._service_rows(s)
+        for c, opk, oby, f, la, am, vl, bn in zip(
+            uniq.tolist(),
+            packets.tolist(),
+            np.rint(nbytes).astype(np.int64).tolist(),
+            seconds_array(first).tolist(),
+            seconds_array(last).tolist(),
+            np.rint(amb).astype(np.int64).tolist(),
+            vlan.tolist(),
+            bins,
+            strict=True,
+        ):
+            row = rows_of.get(c)
             if row is None:
-                row = s.services[key] = ServiceRow(
-                    lab.service,
-                    PROTOS[proto],
-                    lab.port,
-                    lab.description,
-                    lab.status,
-                    lab.port_class,
-                )
-            row.packets += int(packets[j])
-            row.bytes += round(nbytes[j])
-            f, la = seconds(int(first[j])), seconds(int(last[j]))
-            row.first_seen = f if row.first_seen is None else min(row.first_seen, f)
-            row.last_seen = la if row.last_seen is None else max(row.last_seen, la)
-            if lab.unauthorized_use:
-                row.unauthorized_use = lab.unauthorized_use
-            row.ambiguous += round(amb[j])
-            if vlan[j]:
+                row = rows_of[c] = self._service_row(s, lb.labels, c)
+            row.packets += opk
+            row.bytes += oby
+            if row.first_seen is None or f < row.first_seen:
+                row.first_seen = f
+            if row.last_seen is None or la > row.last_seen:
+                row.last_seen = la
+            row.ambiguous += am
+            if vl:
                 row.vlan = True
-            row.timeline.add_bins(1.0, bins[j])
+            row.timeline.add_bins(1.0, bn)
+
+    def _service_rows(self, s: Summary) -> dict[int, ServiceRow]:
+        """The summary's service rows by (proto code << 16 | port): a scan meets tens of
+        thousands of ports, each a row looked up again in every block."""
+        if self._rows_for is not s.services:
+            self._rows_for = s.services
+            self._rows_of = {}
+        return self._rows_of
+
+    @staticmethod
+    def _service_row(s: Summary, labels: Labeller, c: int) -> ServiceRow:
+        """The row of proto code and port ``c`` (made when new)."""
+        proto, p = c >> 16, c & 0xFFFF
+        lab = labels.label(proto, p)
+        key = (lab.service, PROTOS[proto], lab.port)
+        row = s.services.get(key)
+        if row is None:
+            row = s.services[key] = ServiceRow(
+                lab.service, PROTOS[proto], lab.port, lab.description, lab.status, lab.port_class
+            )
+        if lab.unauthorized_use:
+            row.unauthorized_use = lab.unauthorized_use
+        return row
 
     # -- flows ---------------------------------------------------------------------------
 
@@ -323,9 +347,10 @@ class VectorSummaryBuilder(SummaryBuilder):
         found = list(map(self._keys.get, numeric))
         if None in found:
             missing = [j for j, k in enumerate(found) if k is None]
-            self._prefill_ends(lb, [fr_l[j] for j in missing])
+            self._make_keys(lb, [numeric[j] for j in missing], [fr_l[j] for j in missing])
+            kget = self._keys.__getitem__
             for j in missing:
-                found[j] = self._key(numeric[j], lb, fr_l[j])
+                found[j] = kget(numeric[j])
         keys = cast(list[tuple[Any, ...]], found)  # every key found or made
         lget = live.get
         known = list(map(lget, keys))
@@ -378,43 +403,23 @@ class VectorSummaryBuilder(SummaryBuilder):
         seg_flow_l = fs[seg_start].tolist()
         seg_split_l = split_s[seg_start].tolist()
         src_is_a_l = s_lt[seg_first].tolist()
-        side_src_l = (lb.side[rows[seg_first]] == SIDE_SRC).tolist()
+        side_src = lb.side[rows[seg_first]] == SIDE_SRC
+        side_src_l = side_src.tolist()
         orig_is_a_l: list[bool] = []
         objs: list[_Flow] = []
-        labels = lb.labels.label
-        orient = self._orient
-        oget = orient.get
+        # The segments that make a flow (a split, or a flow the table does not know):
+        # their flows are made first, for all at once.
+        unknown = np.array([o is None for o in known], np.bool_)
+        makes = np.flatnonzero(split_s[seg_start] | unknown[fs[seg_start]])
+        made = iter(self._new_flows(lb, rows[seg_first[makes]], side_src[makes]))
         for j in range(nseg):
             f = seg_flow_l[j]
             split = seg_split_l[j]
-            nkey = numeric[f]
             obj = None if split else known[f]
             if obj is None:
                 i = seg_rows_l[j]
-                side_src = side_src_l[j]
-                rec = lb.records.get(i)
-                src, dst = self._ends(lb, i)
-                orig, resp = (dst, src) if side_src else (src, dst)
-                obj = _Flow(
-                    PROTOS[int(lb.proto[i])], orig, resp, seconds(int(lb.ts_ns[i])), None, ""
-                )
-                if rec is not None:
-                    obj.service, obj.service_port = rec.service, rec.service_port
-                    obj.status, obj.port_class = rec.status, rec.port_class
-                    obj.basis, obj.ambiguous = rec.basis, rec.ambiguous
-                    obj.vlan = rec.vlan
-                else:
-                    sd = int(lb.side[i])
-                    if sd:
-                        sp = int(lb.dst_port[i] if sd == SIDE_DST else lb.src_port[i])
-                        lab = labels(int(lb.proto[i]), sp)
-                        obj.service, obj.service_port = lab.service, lab.port
-                        obj.status, obj.port_class = lab.status, lab.port_class
-                    b = int(lb.basis[i])
-                    obj.basis = BASES[b] if b >= 0 else None
-                    obj.ambiguous = bool(lb.ambiguous[i])
-                    obj.vlan = lb.vlan.get(i, ())
-                oa = src_is_a_l[j] != side_src
+                obj = next(made)
+                oa = obj.orig_is_a = src_is_a_l[j] != side_src_l[j]
                 created.append((i, 0, obj))
                 self._made(keys[f], lb, i)
                 if split:
@@ -422,19 +427,12 @@ class VectorSummaryBuilder(SummaryBuilder):
                 else:
                     live[keys[f]] = obj
             else:
-                seen = oget(nkey)
-                if seen is not None and seen[0] is obj:
-                    objs.append(obj)
-                    orig_is_a_l.append(seen[1])
-                    continue  # already cached as it is
-                i = seg_rows_l[j]
-                src = self._ends(lb, i)[0]
-                oa = (obj.orig == src) == src_is_a_l[j]
+                oa = obj.orig_is_a
+                if oa is None:  # a flow made elsewhere (packet by packet)
+                    src = self._ends(lb, seg_rows_l[j])[0]
+                    oa = obj.orig_is_a = (obj.orig == src) == src_is_a_l[j]
             objs.append(obj)
             orig_is_a_l.append(oa)
-            if len(orient) > 1_000_000:
-                orient.clear()
-            orient[nkey] = (obj, oa)
         ts = lb.ts_ns[rows]
         wl = lb.wirelen[rows]
         orig_is_a = np.array(orig_is_a_l, np.bool_)
@@ -478,6 +476,50 @@ class VectorSummaryBuilder(SummaryBuilder):
         by_last = np.argsort(last_row)
         return [keys[f] for f in fs[fend][by_last].tolist()], last_row[by_last].tolist()
 
+    def _new_flows(
+        self, lb: LabelledBatch, at: npt.NDArray[np.int64], side_src: npt.NDArray[np.bool_]
+    ) -> list[_Flow]:
+        """The flows made from rows ``at`` (IP rows; ``side_src``: the row's service is
+        its source), one per row, not yet in the table."""
+        at_l = at.tolist()
+        self._prefill_ends(lb, at_l)
+        memo = self._ends_memo
+        records = lb.records
+        vlan = lb.vlan
+        labels = lb.labels.label
+        side = lb.side[at]
+        out: list[_Flow] = []
+        for i, pc, ts, ss, sd, sp, b, amb in zip(
+            at_l,
+            lb.proto[at].tolist(),
+            seconds_array(lb.ts_ns[at]).tolist(),
+            side_src.tolist(),
+            side.tolist(),
+            np.where(side == SIDE_DST, lb.dst_port[at], lb.src_port[at]).tolist(),
+            lb.basis[at].tolist(),
+            lb.ambiguous[at].tolist(),
+            strict=True,
+        ):
+            src, dst = memo[i]
+            orig, resp = (dst, src) if ss else (src, dst)
+            obj = _Flow(PROTOS[pc], orig, resp, ts, None, "")
+            rec = records.get(i)
+            if rec is not None:
+                obj.service, obj.service_port = rec.service, rec.service_port
+                obj.status, obj.port_class = rec.status, rec.port_class
+                obj.basis, obj.ambiguous = rec.basis, rec.ambiguous
+                obj.vlan = rec.vlan
+            else:
+                if sd:
+                    lab = labels(pc, sp)
+                    obj.service, obj.service_port = lab.service, lab.port
+                    obj.status, obj.port_class = lab.status, lab.port_class
+                obj.basis = BASES[b] if b >= 0 else None
+                obj.ambiguous = amb
+                obj.vlan = vlan.get(i, ())
+            out.append(obj)
+        return out
+
     def _prefill_ends(self, lb: LabelledBatch, rows: list[int]) -> None:
         """Remember the endpoints of ``rows`` (IP rows), their texts made for all at once."""
         memo = self._ends_memo
@@ -510,16 +552,17 @@ class VectorSummaryBuilder(SummaryBuilder):
             )
         return got
 
-    def _key(self, numeric: bytes, lb: LabelledBatch, i: int) -> tuple[Any, ...]:
-        """The FlowTable key of row ``i``'s flow (cached by its numeric key)."""
-        got = self._keys.get(numeric)
-        if got is None:
-            src, dst = self._ends(lb, i)
-            got = table_key(None, PROTOS[int(lb.proto[i])], src, dst)
-            if len(self._keys) > 1_000_000:
-                self._keys.clear()
-            self._keys[numeric] = got
-        return got
+    def _make_keys(self, lb: LabelledBatch, numeric: list[bytes], rows: list[int]) -> None:
+        """Remember the FlowTable keys of flows by their numeric keys, each made from
+        one of its rows (``rows``: IP rows)."""
+        if len(self._keys) + len(rows) > 1_000_000:
+            self._keys.clear()
+        self._prefill_ends(lb, rows)
+        memo = self._ends_memo
+        keys = self._keys
+        for nkey, i, pc in zip(numeric, rows, lb.proto[rows].tolist(), strict=True):
+            src, dst = memo[i]
+            keys[nkey] = table_key(None, PROTOS[pc], src, dst)
 
 
 _Grouped = tuple[

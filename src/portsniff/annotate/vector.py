@@ -401,8 +401,12 @@ _ZERO_TAIL = bytes(12)
 
 
 def _raw_text(raw: bytes) -> str:
-    # Only for columns where a zero tail means IPv4 (see address_texts).
-    got = _RAW_CACHE[raw] = address_text(4 if raw[4:] == _ZERO_TAIL else 6, raw)
+    # Only for columns where a zero tail means IPv4 (see address_texts). IPv4 is
+    # written here (decode.ip.ipv4_text's form): a scan brings an address per packet.
+    if raw[4:] == _ZERO_TAIL:
+        got = _RAW_CACHE[raw] = f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+    else:
+        got = _RAW_CACHE[raw] = address_text(6, raw)
     return got
 
 
