@@ -146,6 +146,32 @@ def test_label_table_agrees_with_lookup(xml_index: RegistryIndex) -> None:
     assert xml_index.label_table("tcp")[0] is labels  # built once
 
 
+def _uncached(index: RegistryIndex, transport: str, port: int) -> PortLabel:
+    """The label as the registry's records make it, port by port (no shared shapes)."""
+    src, records = index._winner(transport, port)
+    return index._label(transport, port, records, src.label if src else None, index.complete)
+
+
+@pytest.mark.parametrize(("transport", "step"), [("tcp", 1), ("udp", 3), ("sctp", 7), ("dccp", 7)])
+def test_lookup_equals_the_records_label_on_every_port(
+    xml_index: RegistryIndex, transport: str, step: int
+) -> None:
+    """Labels of one record set share their shape: each port's label is still its own
+    (port, class, unauthorized-use note), equal field by field, records included."""
+    for port in range(0, 65536, step):
+        got = xml_index.lookup(transport, port)
+        want = _uncached(xml_index, transport, port)
+        assert got == want, port
+        assert got.records == want.records, port
+
+
+def test_lookup_with_sources_of_every_kind_equals_the_records_label() -> None:
+    services = parse_services(b"web 80/tcp\nlocal 9999/tcp\nrange 6000/tcp\n", "/etc/services")
+    index = RegistryIndex.build([services])
+    for port in (0, 79, 80, 81, 6000, 9999, 49152, 65535):
+        assert index.lookup("tcp", port) == _uncached(index, "tcp", port)
+
+
 def test_precedence_richest_kind_then_order() -> None:
     services = parse_services(b"web 80/tcp\nlocal 9999/tcp\n", "/etc/services")
     wireshark = parse_services(b"# Wireshark\nhttp-ws 80/tcp\n", "ws")

@@ -242,14 +242,17 @@ class _Source:
         return covered, named
 
     def covering(self, transport: str, port: int) -> tuple[ServiceRecord, ...]:
+        return tuple(map(self.record, self.covering_ids(transport, port)))
+
+    def covering_ids(self, transport: str, port: int) -> tuple[int, ...]:
+        """The indices of the records covering the pair, in registry order."""
         single = self._single if self._single is not None else self._build()
-        hits = list(single[transport].get(port, ()))
+        hits = single[transport].get(port, ())
         bounds, members = self._range_segments(transport)
         k = bisect_right(bounds, port) - 1
-        if k >= 0:
-            hits.extend(members[k])
-        hits.sort()
-        return tuple(self.record(i) for i in hits)
+        if k >= 0 and members[k]:
+            return tuple(sorted((*hits, *members[k])))
+        return tuple(hits)
 
 
 class RegistryIndex:
@@ -278,6 +281,7 @@ class RegistryIndex:
         self._tables: dict[str, tuple[list[PortLabel], npt.NDArray[np.int32]]] = {}
         self._assigned: dict[str, npt.NDArray[np.bool_]] = {}
         self._covered: dict[str, npt.NDArray[np.bool_]] = {}
+        self._shapes: dict[tuple[str, int, tuple[int, ...]], tuple[PortLabel, bool]] = {}
 
     @classmethod
     def build(cls, parsed: Sequence[ParsedRegistry]) -> RegistryIndex:
@@ -317,6 +321,15 @@ class RegistryIndex:
                 return src, records
         return None, ()
 
+    def _winner_ids(self, transport: str, port: int) -> tuple[int, tuple[int, ...]]:
+        """The rank of the first source covering the pair and its records' indices
+        ((-1, ()) when no source does)."""
+        for rank, src in enumerate(self._ranked):
+            ids = src.covering_ids(transport, port)
+            if ids:
+                return rank, ids
+        return -1, ()
+
     def records_for(self, transport: str, port: int) -> tuple[ServiceRecord, ...]:
         """The winning source's records for the pair, in registry order."""
         self._check(transport, port)
@@ -329,8 +342,33 @@ class RegistryIndex:
         if covered is not None and not covered[port]:
             # No source lists the port (most ports of a scan): no source to ask.
             return self._label(transport, port, (), None, self.complete)
-        src, records = self._winner(transport, port)
-        return self._label(transport, port, records, src.label if src else None, self.complete)
+        rank, ids = self._winner_ids(transport, port)
+        if rank < 0:
+            return self._label(transport, port, (), None, self.complete)
+        src = self._ranked[rank]
+        # The label of a set of records is the same for every port they cover but for
+        # the port, its class and the unauthorized-use note (a scan meets thousands of
+        # ports of one range record): made once per set, then copied.
+        key = (transport, rank, ids)
+        got = self._shapes.get(key)
+        if got is None:
+            records = tuple(map(src.record, ids))
+            shape = self._label(transport, -1, records, src.label)
+            got = self._shapes[key] = (shape, any(r.unauthorized_use_reported for r in records))
+        t, noted = got
+        return PortLabel(
+            transport,
+            port,
+            t.service,
+            t.names,
+            t.description,
+            t.status,
+            port_class(port),
+            t.aliases,
+            self._label(transport, port, t.records, None).unauthorized_use if noted else None,
+            t.source,
+            t.records,
+        )
 
     @staticmethod
     def _label(
