@@ -522,7 +522,8 @@ def report(
         (
             f"- workload: `{args.workload}` ({args.packets} packets, "
             if args.workload
-            else f"- workload: `bench/gen_workload.py --packets {args.packets} --seed {args.seed}` ("
+            else "- workload: `bench/gen_workload.py --packets "
+            f"{args.packets} --seed {args.seed}{_flows(args)}` ("
         )
         + f"{workload.stat().st_size / 1e6:.1f} MB), file in page cache",
         f"- registry: {os.environ.get('PORTSNIFF_REGISTRY') or 'default (cache/system/bundled)'}",
@@ -553,10 +554,20 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+def _flows(args: argparse.Namespace) -> str:
+    return f" --flows {args.flows}" if args.flows else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--flows",
+        type=int,
+        help="conversations in the generated workload (gen_workload.py's default when not "
+        "given; e.g. 200000 in 500000 packets for traffic of many short flows)",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="leave out the slowest peers (pyshark)")
     ap.add_argument("--workload", type=Path, help="use this capture instead of generating one")
@@ -587,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.packets),
                     "--seed",
                     str(args.seed),
+                    *(["--flows", str(args.flows)] if args.flows else []),
                     "--out",
                     str(workload),
                 ],

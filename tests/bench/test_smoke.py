@@ -33,6 +33,8 @@ def test_bench_quick(tmp_path: Path) -> None:
             str(ROOT / "bench" / "run.py"),
             "--packets",
             "2000",
+            "--flows",
+            "700",
             "--repeat",
             "1",
             "--quick",
@@ -53,6 +55,7 @@ def test_bench_quick(tmp_path: Path) -> None:
     assert "| `portsniff annotate (text)` |" in text
     assert "failed" not in text  # every portsniff command exited 0
     assert "- machine:" in text and "- versions:" in text
+    assert "`bench/gen_workload.py --packets 2000 --seed 1 --flows 700`" in text
     assert "| target (issue 5) | this run | met |" in text
     assert "| registry lookup <= 0.25 s |" in text
     assert "## Growth:" in text and "time grows linearly: 2x packets <= 2.1x time" in text
