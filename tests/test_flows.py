@@ -95,7 +95,8 @@ def test_live_flows_pickle_slot_by_slot():
     from portsniff.flows import _Flow
 
     f = _Flow("udp", ("10.0.0.5", 5353), ("10.0.0.9", 123), 1.5, "vxlan", "F7")
-    f.orig_pkts, f.resp_bytes, f.flags_orig, f.vlan, f.ambiguous = 3, 99, 0x12, (7,), True
+    for k, name in enumerate(_Flow.__slots__):  # every slot a value of its own
+        setattr(f, name, (name, k))
     back = pickle.loads(pickle.dumps([f, f], protocol=pickle.HIGHEST_PROTOCOL))
     assert back[0] is back[1]  # shared, as pickle keeps it
     assert [getattr(back[0], s) for s in _Flow.__slots__] == [

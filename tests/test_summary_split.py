@@ -329,3 +329,30 @@ def test_head_timelines_equal_a_timeline_of_the_rows(
         else:
             tl = got[g]
             assert tl is not None and (tl.width, tl.bins) == (want.width, want.bins)
+
+
+@given(
+    st.sampled_from([4, 6]),
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=16, max_size=16),
+    st.integers(0, 65535),
+    st.integers(0, 65535),
+    st.sampled_from(["tcp", "udp"]),
+)
+def test_a_labeller_key_names_its_flow_table_key(
+    version: int, a: bytes, b: bytes, a_port: int, b_port: int, proto: str
+) -> None:
+    """A labeller flow key (misc word, then each end's address as two big-endian words)
+    gives the flow table's key of the same two ends."""
+    import ipaddress
+
+    from portsniff.decode.packet import PROTOS
+    from portsniff.flows import table_key
+
+    if version == 4:
+        a, b = a[:4] + bytes(12), b[:4] + bytes(12)
+    misc = (PROTOS.index(proto) << 48) | (version << 40) | (version << 32) | (a_port << 16) | b_port
+    key = struct.pack("=5Q", misc, *struct.unpack(">QQ", a), *struct.unpack(">QQ", b))
+    text = [str(ipaddress.ip_address(x[:4] if version == 4 else x)) for x in (a, b)]
+    want = table_key(None, proto, (text[0], a_port), (text[1], b_port))
+    assert summary_split._ends_key(key) == want

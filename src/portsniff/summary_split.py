@@ -441,15 +441,17 @@ class _Plan:
 def _ends_key(key: bytes) -> FlowKey:
     """The FlowTable key (outer flow) of a labeller flow key."""
     misc, a_hi, a_lo, b_hi, b_lo = _WORDS.unpack(key)
-    proto = PROTOS[misc >> 48]
-    ends = []
-    for ver, hi, lo, port in (
-        ((misc >> 40) & 0xFF, a_hi, a_lo, (misc >> 16) & 0xFFFF),
-        ((misc >> 32) & 0xFF, b_hi, b_lo, misc & 0xFFFF),
-    ):
-        raw = hi.to_bytes(8, "big") + lo.to_bytes(8, "big")
-        ends.append((address_text(ver, raw), port))
-    return table_key(None, proto, *ends)
+    a = (_word_address((misc >> 40) & 0xFF, a_hi, a_lo), (misc >> 16) & 0xFFFF)
+    b = (_word_address((misc >> 32) & 0xFF, b_hi, b_lo), misc & 0xFFFF)
+    return table_key(None, PROTOS[misc >> 48], a, b)
+
+
+def _word_address(version: int, hi: int, lo: int) -> str:
+    """An address column value given as two big-endian words, as text (address_text's;
+    IPv4 written from the word: a join with many flows makes thousands)."""
+    if version == 4:
+        return f"{hi >> 56}.{(hi >> 48) & 0xFF}.{(hi >> 40) & 0xFF}.{(hi >> 32) & 0xFF}"
+    return address_text(version, hi.to_bytes(8, "big") + lo.to_bytes(8, "big"))
 
 
 def _forgotten(annot: VectorAnnotator, half: HalfResult) -> set[bytes] | str:
