@@ -281,20 +281,23 @@ class Summary:
             "problems": dict(sorted(self.problems.items())),
         }
 
-    def to_dict(self, top: int | None = None) -> dict[str, Any]:
-        """The JSON document (docs/summary.schema.json). ``top`` limits the lists."""
+    def to_dict(self, top: int | None = None, *, flow_dicts: bool = True) -> dict[str, Any]:
+        """The JSON document (docs/summary.schema.json). ``top`` limits the lists; with
+        ``flow_dicts`` False, "flows" holds the FlowRecords (for a writer that encodes
+        them itself)."""
         total = self.bytes
         services = self.service_rows()
         unknown = self.unknown_rows()
         if top is not None:
             services, unknown = services[:top], unknown[:top]
+        flows = self.top_flows(top)
         return {
             "caveat": self.caveat,
             "registry": {"sources": self.registry},
             "capture": self.capture_dict(),
             "services": [r.as_dict(total) for r in services],
             "unknown_ports": [r.as_dict(total) for r in unknown],
-            "flows": [f.as_dict() for f in self.top_flows(top)],
+            "flows": [f.as_dict() for f in flows] if flow_dicts else flows,
             "dnssd": [d.as_dict() for d in sorted(self.dnssd.values(), key=lambda d: d.type)],
             "transports": {
                 k: {

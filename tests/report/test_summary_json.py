@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from portsniff.flows import FlowRecord
 from portsniff.report.summaries import ReportOptions
 from portsniff.report.summary_json import dumps, render
 from tests.report.summary_samples import sample_summary
@@ -46,22 +47,71 @@ def test_render_is_the_indented_document() -> None:
     assert out.getvalue() == expected
 
 
+_text = st.text(max_size=6) | st.sampled_from(['"', "\\", "\n", "é", "}, {", "\x00"])
+_flow_records = st.lists(
+    st.builds(
+        FlowRecord,
+        uid=st.integers(1, 10**6).map(lambda n: f"F{n}"),
+        ts=st.floats(0, 2e9) | st.sampled_from([1700000000.000186, 1e-07, 0.0]),
+        duration=st.floats(0, 1e6),
+        proto=st.sampled_from(["tcp", "udp", "icmp", "other"]),
+        orig_ip=st.none() | st.sampled_from(["10.0.0.1", "2001:db8::1"]),
+        orig_port=st.none() | st.integers(0, 65535),
+        resp_ip=st.none() | st.sampled_from(["10.0.0.2", "fe80::1"]),
+        resp_port=st.none() | st.integers(0, 65535),
+        orig_pkts=st.integers(0, 2**40),
+        orig_bytes=st.integers(0, 2**62),
+        resp_pkts=st.integers(0, 10),
+        resp_bytes=st.integers(0, 10**12),
+        service=st.none() | _text,
+        service_port=st.none() | st.integers(0, 65535),
+        status=st.none() | st.sampled_from(["assigned", "unassigned"]),
+        port_class=st.none() | _text,
+        basis=st.none() | _text,
+        ambiguous=st.booleans(),
+        conn_state=st.none() | _text,
+        tunnel=st.none() | _text,
+        vlan=st.lists(st.integers(0, 4095), max_size=3).map(tuple),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_flow_records, st.integers(0, 3))
+def test_flows_are_written_as_their_dicts(flows: list[FlowRecord], depth: int) -> None:
+    """The writer's flows (field by field) are the text of their ``as_dict()`` list, at
+    any depth: strings with quotes, newlines and non-ASCII, None, VLAN lists."""
+    from portsniff.report import summary_json
+
+    doc: object = summary_json._Flows(flows)
+    same: object = [f.as_dict() for f in flows]
+    for _ in range(depth):
+        doc, same = {"flows": doc, "n": 1}, {"flows": same, "n": 1}
+    out: list[str] = []
+    summary_json._encode(doc, 0, out)
+    assert "".join(out) == json.dumps(same, ensure_ascii=False, indent=1)
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(_values, max_size=12), st.sampled_from([1, 2, 5]))
-def test_render_spills_to_the_stream_on_the_way(values: list[object], spill: int) -> None:
+@given(st.lists(_values, max_size=12), _flow_records, st.sampled_from([1, 2, 5]))
+def test_render_spills_to_the_stream_on_the_way(
+    values: list[object], flows: list[FlowRecord], spill: int
+) -> None:
     """The text goes to the stream piece by piece (every ``_SPILL`` pieces): the same
     document as one ``json.dumps``."""
     from portsniff.report import summary_json
 
     class Doc:
-        def to_dict(self, top: int | None) -> object:
-            return {"flows": values, "n": len(values)}
+        def to_dict(self, top: int | None, *, flow_dicts: bool = True) -> object:
+            listed = [f.as_dict() for f in flows] if flow_dicts else flows
+            return {"values": values, "flows": listed, "n": len(values)}
 
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(summary_json, "_SPILL", spill)
         render(Doc(), out, ReportOptions())  # type: ignore[arg-type]
-    expected = json.dumps({"flows": values, "n": len(values)}, ensure_ascii=False, indent=1)
+    expected = json.dumps(Doc().to_dict(None), ensure_ascii=False, indent=1)
     assert out.getvalue() == expected + "\n"
 
 
