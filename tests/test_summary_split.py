@@ -122,6 +122,36 @@ def test_summary_command_uses_two_halves(
     assert calls == [True]
 
 
+def test_many_short_flows_stop_the_child(
+    index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the first half's rows make many flows, the child is stopped (its join would
+    cost more than it saves) and this process reads on; long conversations still join.
+    Either way the summary is the one-process summary."""
+    import subprocess
+    import sys
+
+    from portsniff.annotate import parallel
+    from tests.conftest import ROOT
+
+    short = tmp_path / "short.pcap"
+    generate = [sys.executable, str(ROOT / "bench" / "gen_workload.py"), "--seed", "2"]
+    subprocess.run(
+        [*generate, "--packets", "20000", "--flows", "20000", "--out", str(short)], check=True
+    )
+    monkeypatch.setattr(summary_split, "PROBE_ROWS", 2000)
+    meta = stream_meta_registry(index)
+    for path, stopped in ((short, True), (workload(tmp_path, 20_000, 4), False)):
+        monkeypatch.setattr(parallel, "CHUNK_BYTES", path.stat().st_size // 16)
+        run = AnnotateRun([str(path)], index, workers=2)
+        summary, why = summary_split.summarise(run, meta, lambda: _Summarising(meta))
+        assert _finish(run, summary) == one_process(index, path)
+        if stopped:
+            assert why is not None and why.startswith("many short flows"), why
+        else:
+            assert why is None
+
+
 # -- crafted traffic: flows across the join, handshakes cut by it, idle gaps, fragments -----
 
 CLIENTS = ["10.0.0.1", "10.0.0.2", "192.168.1.9"]
