@@ -663,9 +663,10 @@ def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnno
 
 # -- the whole ----------------------------------------------------------------------------
 
-#: The first half's share of the file: the child also sends its result, which the
-#: parent unpickles before it joins (~0.1 s per 1M packets), so it takes a little less.
-FIRST_SHARE = 0.57
+#: The first half's share of the file, where the two processes finish together: the
+#: child's heads and result cost about what the parent's join does (on the yardstick
+#: 0.51-0.53 was best; 0.57, 3 % slower).
+FIRST_SHARE = 0.53
 #: Rows the first half labels after its first batch before it judges the child: the
 #: flows they make per row say whether two halves pay. (A first batch makes every flow it
 #: meets; later ones make few where conversations are long, many where they are short.)
