@@ -345,13 +345,18 @@ class RegistryIndex:
         rank, ids = self._winner_ids(transport, port)
         if rank < 0:
             return self._label(transport, port, (), None, self.complete)
-        src = self._ranked[rank]
-        # The label of a set of records is the same for every port they cover but for
-        # the port, its class and the unauthorized-use note (a scan meets thousands of
-        # ports of one range record): made once per set, then copied.
+        return self._shaped(transport, port, rank, ids)
+
+    def _shaped(self, transport: str, port: int, rank: int, ids: tuple[int, ...]) -> PortLabel:
+        """The label of ``port``, covered by the records ``ids`` of the source of ``rank``.
+
+        A set of records makes the same label for every port it covers but for the port,
+        its class and the unauthorized-use note (a scan meets thousands of ports of one
+        range record): the set's shape is made once, then copied with the port's own."""
         key = (transport, rank, ids)
         got = self._shapes.get(key)
         if got is None:
+            src = self._ranked[rank]
             records = tuple(map(src.record, ids))
             shape = self._label(transport, -1, records, src.label)
             got = self._shapes[key] = (shape, any(r.unauthorized_use_reported for r in records))
@@ -485,37 +490,13 @@ class RegistryIndex:
                             members[p] = [i]
                         else:
                             m.append(i)
-        templates: dict[tuple[int, tuple[int, ...]], PortLabel] = {}
         labels: list[PortLabel] = []
         for port in range(65536):
             m = members[port]
             if m is None:
                 labels.append(self._label(transport, port, (), None, self.complete))
-                continue
-            src = self._ranked[owner[port]]
-            key = (owner[port], tuple(m))
-            t = templates.get(key)
-            if t is None:
-                records = tuple(src.record(i) for i in m)
-                t = templates[key] = self._label(transport, -1, records, src.label)
-            unauthorized = None
-            if any(r.unauthorized_use_reported for r in t.records):
-                unauthorized = self._label(transport, port, t.records, None).unauthorized_use
-            labels.append(
-                PortLabel(
-                    transport,
-                    port,
-                    t.service,
-                    t.names,
-                    t.description,
-                    t.status,
-                    port_class(port),
-                    t.aliases,
-                    unauthorized,
-                    t.source,
-                    t.records,
-                )
-            )
+            else:  # record indices in file order, as covering_ids gives them
+                labels.append(self._shaped(transport, port, owner[port], tuple(m)))
         table = np.arange(65536, dtype=np.int32)
         self._tables[transport] = (labels, table)
         return labels, table
