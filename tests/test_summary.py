@@ -1,11 +1,15 @@
-"""Timelines: adding a block's bins is merging a Timeline of them."""
+"""Timelines: adding a block's bins is merging a Timeline of them; the flows a summary
+keeps."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portsniff.summary import MAX_BINS, Timeline
+from portsniff.flows import FlowRecord
+from portsniff.summary import MAX_BINS, Summary, SummaryBuilder, Timeline
 
 WIDTHS = st.sampled_from([1.0, 2.0, 4.0, 64.0])
 BINS = st.dictionaries(st.integers(-5, 3 * MAX_BINS), st.integers(0, 10**6), max_size=2 * MAX_BINS)
@@ -27,3 +31,62 @@ def test_add_bins_is_merge(
     b.merge(Timeline(w2, dict(b2)))
     assert (a.width, a.bins) == (b.width, b.bins)
     assert len(a.bins) <= MAX_BINS
+
+
+_FLOW = st.tuples(
+    st.integers(0, 5),  # bytes: few values, so that ties fall to the later keys
+    st.sampled_from([1.0, 2.0]),  # start
+    st.sampled_from(["tcp", "udp"]),
+    st.sampled_from(["10.0.0.1", "10.0.0.2", None]),
+)
+
+
+def _records(specs: list[tuple[int, float, str, str | None]]) -> list[FlowRecord]:
+    # Numbered in order, as a flow table numbers the flows it makes.
+    fixed: dict[str, Any] = {
+        "duration": 0.0, "orig_port": 1, "resp_ip": "10.9.9.9", "resp_port": 2,
+        "orig_pkts": 1, "resp_pkts": 0, "resp_bytes": 0, "service": None,
+        "service_port": None, "status": None, "port_class": None, "basis": None,
+        "ambiguous": False, "conn_state": "S0", "tunnel": None, "vlan": (),
+    }  # fmt: skip
+    return [
+        FlowRecord(uid=f"F{k + 1}", ts=ts, proto=proto, orig_ip=ip, orig_bytes=n, **fixed)
+        for k, (n, ts, proto, ip) in enumerate(specs)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_FLOW, max_size=60),
+    st.integers(1, 8),
+    st.integers(1, 25),
+    st.integers(0, 60),
+    st.sampled_from([0, 3, 1024]),
+)
+def test_kept_flows_are_the_top_of_all(
+    specs: list[tuple[int, float, str, str | None]], keep: int, chunk: int, cut: int, slack: int
+) -> None:
+    """A summary that keeps its top ``keep`` flows (collected a chunk at a time, pruned on
+    the way) has the top flows and the count of one that keeps them all; so does the merge
+    of two such summaries (the flows of a capture's two parts)."""
+    import portsniff.summary
+
+    portsniff.summary.PRUNE_SLACK = slack  # (hypothesis: no monkeypatch fixture)
+    try:
+        flows = _records(specs)
+        full = Summary(caveat="c", registry=[], flows=list(flows))
+
+        def kept(part: list[FlowRecord]) -> Summary:
+            b = SummaryBuilder("c", [], keep=keep)
+            for a in range(0, len(part), chunk):
+                b._collect(part[a : a + chunk])
+            return b.finish()
+
+        one = kept(flows)
+        assert one.top_flows(keep) == full.top_flows(keep)
+        assert one.flow_total == len(flows) and len(one.flows) == min(keep, len(flows))
+        merged = kept(flows[:cut]).merge(kept(flows[cut:]))
+        assert merged.top_flows(keep) == full.top_flows(keep)
+        assert merged.flow_total == len(flows)
+    finally:
+        portsniff.summary.PRUNE_SLACK = 1024

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.report.packet_text import color_wanted
     from portsniff.report.packet_text_fast import FastTextWriter
     from portsniff.report.packets import PacketWriter, StreamEnd, StreamMeta, packet_writer
-    from portsniff.report.summaries import ReportOptions, reporter
+    from portsniff.report.summaries import DEFAULT_TOP, ReportOptions, reporter
     from portsniff.summary import SummaryBuilder
     from portsniff.summary_vector import VectorSummaryBuilder
 
@@ -156,10 +156,13 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     for s in registry
                 ),
             )
+        # A long capture finishes many flows: the summary keeps the top ones its text,
+        # Markdown or HTML report shows (JSON and CSV list them all).
+        keep = DEFAULT_TOP if args.summary_format in ("text", "markdown", "html") else None
         builder = (
-            VectorSummaryBuilder(CAVEAT, registry)
+            VectorSummaryBuilder(CAVEAT, registry, keep=keep)
             if session.vector
-            else SummaryBuilder(CAVEAT, registry)
+            else SummaryBuilder(CAVEAT, registry, keep=keep)
         )
         writer: PacketWriter | FastTextWriter | FastJsonlWriter | None = None
         if view == "lines":

@@ -91,11 +91,12 @@ def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tup
         progress=bar.advance if bar is not None else None,
     )
     meta = stream_meta_registry(index)
+    keep = kept_flows(args)
     with bar if bar is not None else contextlib.nullcontext():
         if run.vector:
-            summary = _vector_summary(run, meta)
+            summary = _vector_summary(run, meta, keep)
         else:
-            builder = SummaryBuilder(CAVEAT, meta)
+            builder = SummaryBuilder(CAVEAT, meta, keep=keep)
             for record in run.records():
                 builder.add(record)
             summary = builder.finish()
@@ -103,6 +104,18 @@ def build_summary(args: argparse.Namespace, stderr: TextIO | None = None) -> tup
         summary.add_file(f.as_dict(), f.linktypes)
     summary.problems.update(run.counts.problems)
     return summary, run.damaged
+
+
+def kept_flows(args: argparse.Namespace) -> int | None:
+    """How many finished flows the summary keeps: the top ones its report shows (``--top``,
+    or the default for the formats that show a top list), else all (JSON and CSV list
+    every flow)."""
+    from portsniff.report.summaries import DEFAULT_TOP
+
+    top: int | None = getattr(args, "top", None)
+    if top is not None:
+        return top
+    return DEFAULT_TOP if getattr(args, "format", None) in ("text", "markdown", "html") else None
 
 
 #: Rows the summary takes at a time: its per-flow work is per block, so blocks bigger
@@ -117,11 +130,11 @@ class _Summarising(FoldedSummary):
     folded together up to SUMMARY_ROWS rows (the summary is the same whatever the
     blocks)."""
 
-    def __init__(self, meta: list[dict[str, Any]]) -> None:
+    def __init__(self, meta: list[dict[str, Any]], keep: int | None = None) -> None:
         from portsniff.caveat import CAVEAT
         from portsniff.summary_vector import VectorSummaryBuilder
 
-        super().__init__(VectorSummaryBuilder(CAVEAT, meta), SUMMARY_ROWS)
+        super().__init__(VectorSummaryBuilder(CAVEAT, meta, keep=keep), SUMMARY_ROWS)
 
     def add(self, lb: Any) -> None:
         self.add_batch(lb)
@@ -131,20 +144,21 @@ class _Summarising(FoldedSummary):
         return self.builder.finish()
 
 
-def _vector_summary(run: Any, meta: list[dict[str, Any]]) -> Any:
-    """The summary of ``run``'s batches: built in a process of its own while this one
-    labels, when there are CPUs to spare and input worth it."""
+def _vector_summary(run: Any, meta: list[dict[str, Any]], keep: int | None = None) -> Any:
+    """The summary of ``run``'s batches (keeping the top ``keep`` flows, or all): built
+    in a process of its own while this one labels, when there are CPUs to spare and input
+    worth it."""
     from portsniff import summary_split
 
     if summary_split.splittable(run):
-        return summary_split.summarise(run, meta, lambda: _Summarising(meta))[0]
+        return summary_split.summarise(run, meta, lambda: _Summarising(meta, keep))[0]
     child = None
     if run.big_input():
         from portsniff.annotate import stage
 
-        child = stage.start(lambda: _Summarising(meta), run.annotator.labels)
+        child = stage.start(lambda: _Summarising(meta, keep), run.annotator.labels)
     if child is None:
-        consumer = _Summarising(meta)
+        consumer = _Summarising(meta, keep)
         for lb in run.batches():
             consumer.add(lb)
         return consumer.finish()

@@ -18,6 +18,8 @@ from portsniff.flows import FlowRecord, FlowTable, uid_number
 TRANSPORT_KEYS = ("tcp", "udp", "sctp", "dccp", "icmp", "icmpv6", "other_ip", "non_ip")
 MAX_BINS = 240  # time bins per timeline; bins widen (x2) to stay under this
 MAX_INSTANCES = 1000
+#: Flows a summary that keeps its top ones holds beyond twice those before it prunes.
+PRUNE_SLACK = 1024
 
 
 def _min(a: float | None, b: float | None) -> float | None:
@@ -189,6 +191,21 @@ class Summary:
     dnssd: dict[str, DnssdRow] = field(default_factory=dict)
     transports: dict[str, list[int]] = field(default_factory=dict)
     problems: Counter[str] = field(default_factory=Counter)
+    #: Finished flows not kept in ``flows`` (a summary that reports only its top flows
+    #: keeps those: its memory then grows with the live flows, not with all of them).
+    flows_dropped: int = 0
+
+    @property
+    def flow_total(self) -> int:
+        """Every conversation seen, kept or not."""
+        return len(self.flows) + self.flows_dropped
+
+    def keep_flows(self, n: int) -> None:
+        """Keep only the first ``n`` flows of :meth:`top_flows`' order (the order is
+        total: the top flows of merged summaries are then the top of their kept ones)."""
+        if len(self.flows) > n:
+            self.flows_dropped += len(self.flows) - n
+            self.flows = self.top_flows(n)
 
     def merge(self, o: Summary) -> Summary:
         """Add ``o`` into this summary (exactly: counts add, spans widen)."""
@@ -207,6 +224,7 @@ class Summary:
             else:
                 mine.merge(row)
         self.flows.extend(o.flows)
+        self.flows_dropped += o.flows_dropped
         for dkey, d in o.dnssd.items():
             m = self.dnssd.get(dkey)
             if m is None:
@@ -313,10 +331,16 @@ class SummaryBuilder:
     """Folds labelled packets (and file reports) into a Summary."""
 
     def __init__(
-        self, caveat: str, registry: list[dict[str, Any]], flows: FlowTable | None = None
+        self,
+        caveat: str,
+        registry: list[dict[str, Any]],
+        flows: FlowTable | None = None,
+        keep: int | None = None,
     ) -> None:
         self.summary = Summary(caveat=caveat, registry=registry)
         self.flow_table = flows if flows is not None else FlowTable()
+        #: Finished flows kept: the top ``keep`` (None: all), for reports of the top ones.
+        self.keep = keep
         self._flow_rows: dict[tuple[str | None, str, int], int] = {}
 
     def add(self, r: PacketRecord) -> None:
@@ -367,8 +391,12 @@ class SummaryBuilder:
 
     def _collect(self, flows: Any) -> None:
         got = list(flows)
-        self.summary.flows.extend(got)
+        s = self.summary
+        s.flows.extend(got)
         self._count_flows(got)
+        # Pruned now and then (a sort each time the list doubles past ``keep``).
+        if self.keep is not None and len(s.flows) > 2 * self.keep + PRUNE_SLACK:
+            s.keep_flows(self.keep)
 
     def _count_flows(self, flows: list[FlowRecord]) -> None:
         """Count finished outer flows into their services' rows."""
@@ -382,4 +410,6 @@ class SummaryBuilder:
     def finish(self) -> Summary:
         """Close every live flow and return the summary."""
         self._collect(self.flow_table.finish())
+        if self.keep is not None:
+            self.summary.keep_flows(self.keep)
         return self.summary

@@ -43,9 +43,13 @@ class VectorSummaryBuilder(SummaryBuilder):
     """A SummaryBuilder that also takes whole LabelledBatches (:meth:`add_batch`)."""
 
     def __init__(
-        self, caveat: str, registry: list[dict[str, Any]], flows: FlowTable | None = None
+        self,
+        caveat: str,
+        registry: list[dict[str, Any]],
+        flows: FlowTable | None = None,
+        keep: int | None = None,
     ) -> None:
-        super().__init__(caveat, registry, flows)
+        super().__init__(caveat, registry, flows, keep)
         self._keys: dict[bytes, tuple[Any, ...]] = {}
         self._ends_memo: dict[int, tuple[tuple[str, int | None], tuple[str, int | None]]] = {}
         self._rows_for: dict[Any, ServiceRow] | None = None

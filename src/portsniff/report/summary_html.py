@@ -254,7 +254,7 @@ def _kpis(summary: Summary, view: sv.View) -> str:
         ("Bytes", sv.human_bytes(summary.bytes)),
         ("Duration", sv.duration(summary.capture_dict()["duration"])),
         ("Services", sv.count(len(summary.service_rows()))),
-        ("Conversations", sv.count(len(summary.flows))),
+        ("Conversations", sv.count(summary.flow_total)),
         ("Unknown-port bytes", sv.percent(unknown, summary.bytes)),
     ]
     return (

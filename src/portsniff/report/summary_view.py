@@ -539,7 +539,7 @@ def flows_table(summary: Summary, top: int, clock: Clock, filters: bool) -> Tabl
             Column("State"),
             Column("Notes"),
         ],
-        note=_note(len(flows), len(summary.flows), "conversations"),
+        note=_note(len(flows), summary.flow_total, "conversations"),
         empty="no conversations (no IP packets)",
         wide={"Originator", "Responder", "Notes"},
     )
