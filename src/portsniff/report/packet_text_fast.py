@@ -16,7 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from portsniff.annotate.records import PacketRecord
-from portsniff.annotate.vector import SIDE_DST, SIDE_SRC, LabelledBatch, _group, address_text
+from portsniff.annotate.vector import (
+    SIDE_DST,
+    SIDE_SRC,
+    LabelledBatch,
+    _group,
+    address_text,
+    address_texts,
+)
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_text import TextWriter, label_text, packet_line
 from portsniff.report.rowtext import TAIL_CACHE, utf8_buffer
@@ -69,6 +76,7 @@ class BatchText:
         self.color = color
         self._seconds: dict[int, str] = {}
         self._labels: dict[tuple[int, int, bool], str] = {}
+        self._combo_labels: dict[int, str] = {}  # the same by (proto, port, ambiguous) code
         self._tail_cache: dict[bytes, bytes] = {}
         self._flow_tails = FlowTails()
 
@@ -225,9 +233,11 @@ class BatchText:
         vlan: npt.NDArray[np.uint64],
     ) -> list[bytes]:
         """The text after the stamp (with the newline) of each group's first row."""
-        versions = lb.ip_version[first].tolist()
-        srcs = lb.src_addr[first].tolist()
-        dsts = lb.dst_addr[first].tolist()
+        version = lb.ip_version[first]
+        # Address texts for all rows at once (a look-up each; traffic of many flows makes
+        # a group, and a text, per flow and direction).
+        srcs = address_texts(version, lb.src_addr[first])
+        dsts = address_texts(version, lb.dst_addr[first])
         sps = lb.src_port[first].tolist()
         dps = lb.dst_port[first].tolist()
         protos = lb.proto[first].tolist()
@@ -235,16 +245,17 @@ class BatchText:
         wirelens = lb.wirelen[first].tolist()
         tags = vlan[first].tolist()
         names = PROTOS
+        by_combo = self._combo_labels
         out: list[bytes] = []
-        for v, s, d, sp, dp, p, c, wl, tag in zip(
-            versions, srcs, dsts, sps, dps, protos, combos, wirelens, tags, strict=True
+        for a, b, sp, dp, p, c, wl, tag in zip(
+            srcs, dsts, sps, dps, protos, combos, wirelens, tags, strict=True
         ):
-            lab = "" if c < 0 else self._label(lb, c >> 17, (c >> 1) & 0xFFFF, bool(c & 1))
-            if not v:
+            lab = "" if c < 0 else by_combo.get(c)
+            if lab is None:
+                lab = by_combo[c] = self._label(lb, c >> 17, (c >> 1) & 0xFFFF, bool(c & 1))
+            if a is None or b is None:  # not IP
                 head = f"{names[p]} (non-IP frame, {int(wl)} bytes)"
             else:
-                a = address_text(v, s)
-                b = address_text(v, d)
                 if sp >= 0:
                     a = f"{a}.{sp}"
                 if dp >= 0:
