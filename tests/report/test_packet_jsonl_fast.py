@@ -69,3 +69,19 @@ def test_bytes_under_a_utf8_stream_and_nanosecond_stamps(
     assert got == want
     # The stamps moved by 123 ns are there, with more than six decimals.
     assert re.search(rb'"ts":\d+\.\d{7,},"len"', got)
+
+
+def test_labels_with_percent_signs(tmp_path: Path) -> None:
+    """A label's texts may hold "%" (and "%s"): the line templates keep them as text."""
+    from portsniff.registry.record import ParsedRegistry, RegistrySource, ServiceRecord
+
+    def rec(name: str, port: int, proto: str, desc: str) -> ServiceRecord:
+        return ServiceRecord(name, str(port), proto, desc, "", "", "", "", "", "", "", "")
+
+    records = tuple(
+        rec(name, port, proto, "100% %s %d %%")
+        for name, port, proto in (("h%s", 443, "tcp"), ("d%", 53, "udp"), ("w", 80, "tcp"))
+    )
+    source = RegistrySource("iana-csv", "test", None, "0" * 64, len(records))
+    index = RegistryIndex.build([ParsedRegistry(records, source)])
+    assert check(index, [workload(tmp_path, 3_000, 3)]) == 3_000

@@ -53,6 +53,8 @@ class BatchJsonl:
         self._skeletons: dict[tuple[str, int, int, int, bool], str] = {}
         self._tails: dict[str, dict[bytes, bytes]] = {}  # one file's at a time
         self._head: dict[str, tuple[bytes, bytes]] = {}
+        # Line templates after the lengths, by file and label code (see _suffix).
+        self._suffixes: dict[str, dict[int, str]] = {}
 
     def _template(self, lb: LabelledBatch, key: tuple[str, int, int, int, int, bool]) -> str:
         got = self._templates.get(key)
@@ -215,6 +217,10 @@ class BatchJsonl:
         # Address texts need no JSON escaping (digits, hex letters, dots and colons).
         srcs = address_texts(lb.ip_version[first], lb.src_addr[first])
         dsts = address_texts(lb.ip_version[first], lb.dst_addr[first])
+        suffixes = self._suffixes.get(lb.file)
+        if suffixes is None or len(suffixes) > TAIL_CACHE:
+            self._suffixes.clear()  # another file (or a scan: a label per port)
+            suffixes = self._suffixes[lb.file] = {}
         out = []
         for c, a, b, sp, dp, i in zip(
             combo[first].tolist(),
@@ -225,29 +231,42 @@ class BatchJsonl:
             first.tolist(),
             strict=True,
         ):
-            amb = bool(c & 1)
-            c >>= 1
-            basis = c % 6 - 1
-            c //= 6
-            p = c % 65536
-            c //= 65536
-            template = self._template(lb, (lb.file, c // 3, c % 3, p, basis, amb))
+            suffix = suffixes.get(c)
+            if suffix is None:
+                suffix = suffixes[c] = self._suffix(lb, c)
             tags = lb.vlan.get(i)
-            line = template % (
-                "",
-                _TS_MARK,
-                "",
-                "",
+            line = suffix % (
                 "null" if a is None else f'"{a}"',
                 "null" if b is None else f'"{b}"',
                 "null" if sp < 0 else sp,
                 "null" if dp < 0 else dp,
                 _dumps(list(tags)) if tags else "[]",
             )
-            lead = b"".join(self._heads(lb)).decode() + _TS_MARK + ',"len":,"caplen":'
-            assert line.startswith(lead)  # the record's fields come in JsonlWriter's order
-            out.append(line[len(lead) :].encode() + b"\n")
+            out.append(line.encode())
         return out
+
+    def _suffix(self, lb: LabelledBatch, combo: int) -> str:
+        """The template of a line's text after its lengths (with the newline), for the
+        label ``combo`` codes: ``%s`` for the addresses, ports and VLAN tags."""
+        amb = bool(combo & 1)
+        c = combo >> 1
+        basis = c % 6 - 1
+        c //= 6
+        port = c % 65536
+        c //= 65536
+        template = self._template(lb, (lb.file, c // 3, c % 3, port, basis, amb))
+        lead = b"".join(self._heads(lb)).decode() + _TS_MARK + ',"len":,"caplen":'
+        line = template % ("", _TS_MARK, "", "", *_SUFFIX_MARKS)
+        assert line.startswith(lead)  # the record's fields come in JsonlWriter's order
+        rest = line[len(lead) :].replace("%", "%%")
+        for mark in _SUFFIX_MARKS:
+            rest = rest.replace(mark, "%s")
+        return rest + "\n"
+
+
+#: Stand-ins for a line's values after its lengths while its template is made (a NUL
+#: never appears in JSON text: it is escaped there).
+_SUFFIX_MARKS = tuple(f"\x00{k}\x00" for k in range(5))
 
 
 _SLICE = 16384
