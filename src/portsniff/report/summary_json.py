@@ -3,9 +3,10 @@ listed unless ``--top`` is given.
 
 The layout is ``json.dumps(..., indent=1)``'s, byte for byte, but produced mostly by the
 C encoder (the standard library uses its pure-Python encoder whenever ``indent`` is set):
-a container whose members are all scalars (a flow, a service row) is encoded in one C
-call with the newline and indentation as its item separator, and so is a run of such
-dicts in a list (the flows), their boundaries then indented apart.
+a container whose members are all scalars (a service row) is encoded in one C call with
+the newline and indentation as its item separator, and so is a run of such dicts in a
+list, their boundaries then indented apart. The flows, most of a capture's document, are
+written field by field from their FlowRecords (the text of their dicts, without them).
 """
 
 from __future__ import annotations
