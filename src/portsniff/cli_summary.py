@@ -39,7 +39,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         engine_help="decoder: fast (numpy, default), scapy, or pyshark (needs tshark)",
         annotator_help="labelling path (the summary is the same): vector, reference, or auto",
     )
-    add_workers_arg(p, "summarises", " (one classic pcap: two processes read half of it each)")
+    add_workers_arg(
+        p,
+        "summarises",
+        " (one classic pcap: two processes read half of it each, unless its first packets "
+        "make many short flows)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=run)
 
