@@ -53,13 +53,14 @@ from portsniff.flows import (
     FlowRecord,
     FlowTable,
     _Flow,
+    _new_record,
     _stored_values,
     flow_record,
     table_key,
     uid_number,
 )
-from portsniff.summary import ServiceRow, Summary, Timeline
-from portsniff.summary_vector import VectorSummaryBuilder, _dense_unique
+from portsniff.summary import Summary, Timeline
+from portsniff.summary_vector import VectorSummaryBuilder, _dense_unique, service_row
 from portsniff.timestamps import TimeOrder, seconds, seconds_array
 
 if TYPE_CHECKING:
@@ -579,7 +580,7 @@ def join(
 
     # (FlowRecord's fields in order, the uid first: faster than dataclasses.replace.)
     half.summary.flows = [
-        FlowRecord(renumber(r.uid), *_stored_values(r)[1:]) for r in half.summary.flows
+        _new_record((renumber(r.uid), *_stored_values(r)[1:])) for r in half.summary.flows
     ]
     s.merge(half.summary)
     s.problems.update(half.problems)
@@ -626,7 +627,6 @@ def _merge_flow(mine: _Flow, theirs: _Flow) -> None:
 def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnnotator) -> None:
     """Count the head rows into the services their flows' decisions name."""
     sums = half.sums
-    label = annot.labels.label
     by_service: dict[tuple[str | None, str, int], list[int]] = {}
     for j, key in enumerate(half.head_keys):
         if j >= sums.packets.size or not sums.packets[j]:
@@ -635,21 +635,14 @@ def _add_heads(s: Summary, half: HalfResult, codes: list[int], annot: VectorAnno
         misc = _WORDS.unpack(key)[0]
         proto = misc >> 48
         port = (misc >> 16) & 0xFFFF if code & 1 else misc & 0xFFFF
-        lab = label(proto, port)
-        skey = (lab.service, PROTOS[proto], lab.port)
-        row = s.services.get(skey)
-        if row is None:
-            row = s.services[skey] = ServiceRow(
-                lab.service, PROTOS[proto], lab.port, lab.description, lab.status, lab.port_class
-            )
+        row = service_row(s, annot.labels, proto << 16 | port)
+        skey = (row.service, row.proto, row.port)
         packets = int(sums.packets[j])
         row.packets += packets
         row.bytes += int(sums.bytes[j])
         first, last = seconds(int(sums.first[j])), seconds(int(sums.last[j]))
         row.first_seen = first if row.first_seen is None else min(row.first_seen, first)
         row.last_seen = last if row.last_seen is None else max(row.last_seen, last)
-        if lab.unauthorized_use:
-            row.unauthorized_use = lab.unauthorized_use
         if (code >> 4) & 1:
             row.ambiguous += packets
         if sums.vlan[j]:

@@ -186,7 +186,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         ):
             row = rows_of.get(c)
             if row is None:
-                row = rows_of[c] = self._service_row(s, lb.labels, c)
+                row = rows_of[c] = service_row(s, lb.labels, c)
             row.packets += opk
             row.bytes += oby
             if row.first_seen is None or f < row.first_seen:
@@ -205,21 +205,6 @@ class VectorSummaryBuilder(SummaryBuilder):
             self._rows_for = s.services
             self._rows_of = {}
         return self._rows_of
-
-    @staticmethod
-    def _service_row(s: Summary, labels: Labeller, c: int) -> ServiceRow:
-        """The row of proto code and port ``c`` (made when new)."""
-        proto, p = c >> 16, c & 0xFFFF
-        lab = labels.label(proto, p)
-        key = (lab.service, PROTOS[proto], lab.port)
-        row = s.services.get(key)
-        if row is None:
-            row = s.services[key] = ServiceRow(
-                lab.service, PROTOS[proto], lab.port, lab.description, lab.status, lab.port_class
-            )
-        if lab.unauthorized_use:
-            row.unauthorized_use = lab.unauthorized_use
-        return row
 
     # -- flows ---------------------------------------------------------------------------
 
@@ -717,6 +702,22 @@ def _dense_unique(
     lut = np.empty(top, np.int64)
     lut[uniq] = np.arange(uniq.size)
     return uniq.astype(np.int64), lut[keys]
+
+
+def service_row(s: Summary, labels: Labeller, c: int) -> ServiceRow:
+    """The service row of proto code and port ``c`` (``proto << 16 | port``) in ``s``,
+    made when new, with the label's unauthorized-use note."""
+    proto, p = c >> 16, c & 0xFFFF
+    lab = labels.label(proto, p)
+    key = (lab.service, PROTOS[proto], lab.port)
+    row = s.services.get(key)
+    if row is None:
+        row = s.services[key] = ServiceRow(
+            lab.service, PROTOS[proto], lab.port, lab.description, lab.status, lab.port_class
+        )
+    if lab.unauthorized_use:
+        row.unauthorized_use = lab.unauthorized_use
+    return row
 
 
 def _rows_between(lb: LabelledBatch, src: str, dst: str) -> npt.NDArray[np.int64]:

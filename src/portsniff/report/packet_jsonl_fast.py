@@ -49,20 +49,16 @@ class BatchJsonl:
     """Formats LabelledBatches as packet lines (caches live as long as this object)."""
 
     def __init__(self) -> None:
-        self._templates: dict[tuple[str, int, int, int, int, bool], str] = {}
         self._skeletons: dict[tuple[str, int, int, int, bool], str] = {}
         self._tails: dict[str, dict[bytes, bytes]] = {}  # one file's at a time
         self._head: dict[str, tuple[bytes, bytes]] = {}
         # Line templates after the lengths, by file and label code (see _suffix).
         self._suffixes: dict[str, dict[int, str]] = {}
 
-    def _template(self, lb: LabelledBatch, key: tuple[str, int, int, int, int, bool]) -> str:
-        got = self._templates.get(key)
-        if got is not None:
-            return got
-        file, proto, side, port, basis, amb = key
-        if len(self._templates) > TAIL_CACHE:
-            self._templates.clear()  # a scan: a label per port
+    def _template(
+        self, lb: LabelledBatch, file: str, proto: int, side: int, port: int, basis: int, amb: bool
+    ) -> str:
+        """A whole line's template for one label (kept as its _suffix)."""
         text = self._skeleton(file, proto, side, basis, amb)
         if side:
             # The label's fields, each as json.dumps writes it inside the record.
@@ -75,8 +71,7 @@ class BatchJsonl:
                     json_value = _dumps(list(value) if isinstance(value, tuple) else value)
                     json_value = json_value.replace("%", "%%")
                 text = text.replace(mark, json_value)
-        got = self._templates[key] = text
-        return got
+        return text
 
     def _skeleton(self, file: str, proto: int, side: int, basis: int, amb: bool) -> str:
         """A line template of every label on (transport, side, basis, ambiguous): the
@@ -254,7 +249,7 @@ class BatchJsonl:
         c //= 6
         port = c % 65536
         c //= 65536
-        template = self._template(lb, (lb.file, c // 3, c % 3, port, basis, amb))
+        template = self._template(lb, lb.file, c // 3, c % 3, port, basis, amb)
         lead = b"".join(self._heads(lb)).decode() + _TS_MARK + ',"len":,"caplen":'
         line = template % ("", _TS_MARK, "", "", *_SUFFIX_MARKS)
         assert line.startswith(lead)  # the record's fields come in JsonlWriter's order

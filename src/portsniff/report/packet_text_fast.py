@@ -75,17 +75,18 @@ class BatchText:
     def __init__(self, color: bool = False) -> None:
         self.color = color
         self._seconds: dict[int, str] = {}
-        self._labels: dict[tuple[int, int, bool], str] = {}
-        self._combo_labels: dict[int, str] = {}  # the same by (proto, port, ambiguous) code
+        # Label texts by code: (proto * 65536 + port) * 2 + ambiguous, the rows' combo.
+        self._labels: dict[int, str] = {}
         self._tail_cache: dict[bytes, bytes] = {}
         self._flow_tails = FlowTails()
 
-    def _label(self, lb: LabelledBatch, proto: int, port: int, amb: bool) -> str:
-        key = (proto, port, amb)
-        got = self._labels.get(key)
+    def _label(self, lb: LabelledBatch, code: int) -> str:
+        """The label text (with its leading space) of label ``code`` (see _labels)."""
+        got = self._labels.get(code)
         if got is None:
+            proto, port, amb = code >> 17, (code >> 1) & 0xFFFF, bool(code & 1)
             rec = _label_record(PROTOS[proto], lb.labels.label(proto, port), amb)
-            got = self._labels[key] = " " + label_text(rec, self.color)
+            got = self._labels[code] = " " + label_text(rec, self.color)
         return got
 
     def lines(self, lb: LabelledBatch) -> list[str]:
@@ -245,14 +246,12 @@ class BatchText:
         wirelens = lb.wirelen[first].tolist()
         tags = vlan[first].tolist()
         names = PROTOS
-        by_combo = self._combo_labels
+        labels = self._labels
         out: list[bytes] = []
         for a, b, sp, dp, p, c, wl, tag in zip(
             srcs, dsts, sps, dps, protos, combos, wirelens, tags, strict=True
         ):
-            lab = "" if c < 0 else by_combo.get(c)
-            if lab is None:
-                lab = by_combo[c] = self._label(lb, c >> 17, (c >> 1) & 0xFFFF, bool(c & 1))
+            lab = "" if c < 0 else labels.get(c) or self._label(lb, c)
             if a is None or b is None:  # not IP
                 head = f"{names[p]} (non-IP frame, {int(wl)} bytes)"
             else:
@@ -289,7 +288,8 @@ class BatchText:
         if side <= 0:
             return head
         port = int(lb.dst_port[i] if side == SIDE_DST else lb.src_port[i])
-        return head + self._label(lb, int(lb.proto[i]), port, bool(lb.ambiguous[i]))
+        code = (int(lb.proto[i]) * 65536 + port) * 2 + int(lb.ambiguous[i])
+        return head + self._label(lb, code)
 
 
 _SLICE = 65536
