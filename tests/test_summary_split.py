@@ -386,3 +386,158 @@ def test_a_labeller_key_names_its_flow_table_key(
     text = [str(ipaddress.ip_address(x[:4] if version == 4 else x)) for x in (a, b)]
     want = table_key(None, proto, (text[0], a_port), (text[1], b_port))
     assert summary_split._ends_key(key) == want
+
+
+# -- several files: the halves meet at a file's start, or inside a classic pcap ------------
+
+
+def write_pcapng(path: Path, frames: list[tuple[float, bytes]]) -> None:
+    """A pcapng of (time, Ethernet frame)."""
+    from portsniff.capture.writer import PcapngWriter
+
+    with path.open("wb") as fh:
+        w = PcapngWriter(fh)
+        iface = w.add_interface(1, 65535)
+        for ts, data in frames:
+            w.write_packet(iface, round(ts * 1e9), len(data), data)
+        w.close()
+
+
+def several(
+    index: RegistryIndex, paths: list[Path], at: int | None, bpf: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """The one-process summary of ``paths`` and the two halves' (split at ``at``)."""
+    names = [str(p) for p in paths]
+    run = AnnotateRun(names, index, workers=1, bpf=bpf, keep_going=True)
+    whole = _finish(run, _vector_summary(run, stream_meta_registry(index)))
+    run = AnnotateRun(names, index, workers=2, bpf=bpf, keep_going=True)
+    meta = stream_meta_registry(index)
+    summary, why = summary_split.summarise(run, meta, lambda: _Summarising(meta), at)
+    return whole, _finish(run, summary), why
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    frames=st.booleans().flatmap(lambda back: traffic(back)),
+    cuts=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
+    kinds=st.lists(st.booleans(), min_size=4, max_size=4),
+    at=st.floats(0.0, 1.0),
+)
+def test_files_two_halves_equal_one(
+    index: RegistryIndex,
+    tmp_path: Path,
+    frames: list[tuple[float, bytes]],
+    cuts: list[float],
+    kinds: list[bool],
+    at: float,
+) -> None:
+    """Traffic cut into files (classic pcap or pcapng; conversations go on across them),
+    split anywhere: at a file's start, inside a classic pcap, or inside a pcapng (then
+    at the nearer file boundary)."""
+    bounds = sorted({0, len(frames), *(int(c * len(frames)) for c in cuts)})
+    paths = []
+    for j, (a, b) in enumerate(itertools.pairwise(bounds)):
+        if kinds[j]:
+            path = tmp_path / f"part{j}.pcapng"
+            write_pcapng(path, frames[a:b])
+        else:
+            path = tmp_path / f"part{j}.pcap"
+            write(path, frames[a:b])
+        paths.append(path)
+    total = sum(p.stat().st_size for p in paths)
+    whole, got, _ = several(index, paths, int(at * total))
+    assert got == whole
+
+
+def test_files_join_at_a_file_start(index: RegistryIndex, tmp_path: Path) -> None:
+    """Generated traffic in three files: the child takes the last files whole (or the
+    rest of a classic pcap and the files after it); each is joined."""
+    path = workload(tmp_path, 30_000, 8)
+    data = path.read_bytes()
+    starts = record_starts(path)
+    cut = [starts[len(starts) // 3], starts[2 * len(starts) // 3]]
+    parts = []
+    for j, (a, b) in enumerate(zip([24, *cut], [*cut, len(data)], strict=True)):
+        part = tmp_path / f"p{j}.pcap"
+        part.write_bytes(data[:24] + data[a:b])
+        parts.append(part)
+    sizes = [p.stat().st_size for p in parts]
+    for at in (sizes[0], sizes[0] + sizes[1], sizes[0] + 1000, sizes[0] + sizes[1] // 2):
+        whole, got, why = several(index, parts, at)
+        assert why is None, (at, why)
+        assert got == whole, at
+    # The files together equal the one file.
+    whole, got, why = several(index, parts, sizes[0], "udp")
+    assert why is None and got == whole
+
+
+def test_files_damaged_or_missing_are_reported_alike(index: RegistryIndex, tmp_path: Path) -> None:
+    """A damaged file (read up to the damage) and a file that cannot be read are
+    reported as one process reports them, whichever half they fall in."""
+    path = workload(tmp_path, 12_000, 9)
+    data = path.read_bytes()
+    starts = record_starts(path)
+    cut = starts[len(starts) // 2]
+    good = tmp_path / "a.pcap"
+    good.write_bytes(data[:cut])
+    damaged = tmp_path / "b.pcap"
+    damaged.write_bytes(data[:24] + data[cut : cut + 200_000] + b"\xff" * 40)
+    missing = tmp_path / "c.pcap"
+    last = tmp_path / "d.pcap"
+    last.write_bytes(data[:24] + data[cut:])
+    paths = [good, damaged, missing, last]
+    sizes = [p.stat().st_size if p.exists() else 0 for p in paths]
+    for at in (sizes[0], sizes[0] + 100_000, sizes[0] + sizes[1]):
+        whole, got, _ = several(index, paths, at)
+        assert got == whole, at
+        assert [f["error"] is not None for f in got["capture"]["files"]] == [
+            False,
+            False,
+            True,
+            False,
+        ]
+        assert got["capture"]["files"][1]["damage"], at
+
+
+def test_summary_command_splits_files(
+    index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``summary DIR --workers 2`` of rotated files (pcap and pcapng) is joined and
+    prints what one process prints."""
+    from portsniff.annotate import parallel
+    from portsniff.cli import main
+
+    path = workload(tmp_path, 20_000, 6)
+    data = path.read_bytes()
+    starts = record_starts(path)
+    d = tmp_path / "rotated"
+    d.mkdir()
+    cut = starts[len(starts) // 2]
+    (d / "a.pcap").write_bytes(data[:cut])
+    frames = []
+    for a, b in itertools.pairwise([*starts[len(starts) // 2 :], len(data)]):
+        sec, usec = struct.unpack_from("<II", data, a)
+        frames.append((sec + usec / 1e6, data[a + 16 : b]))
+    write_pcapng(d / "b.pcapng", frames)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", len(data) // 4)
+    calls: list[str | None] = []
+    real = summary_split.summarise
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        calls.append(got[1])
+        return got
+
+    monkeypatch.setattr(summary_split, "summarise", spy)
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.json"
+        argv = ["summary", str(d), "--format", "json", "-o", str(out), "-q", "--workers", workers]
+        assert main(argv) == 0
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    assert calls == [None]

@@ -1,7 +1,9 @@
-"""One big classic pcap summarised by two processes, each reading half of it; the two
+"""Big captures summarised by two processes, each reading about half of them; the two
 halves are joined exactly (the summary is the one-process summary, byte for byte).
 
-A forked child labels and summarises the second half as if the capture began there.
+The halves meet inside a big classic pcap (at a record), or, between files of a run of
+captures (any format), at the start of a file. A forked child labels and summarises the
+second half as if the capture began there.
 What that assumption may get wrong is kept apart, to be settled at the join:
 
 * the rows labelled before their flow's first SYN or SYN-ACK, in flows the child first
@@ -64,7 +66,7 @@ from portsniff.summary_vector import VectorSummaryBuilder, _dense_unique, servic
 from portsniff.timestamps import TimeOrder, seconds, seconds_array
 
 if TYPE_CHECKING:
-    from portsniff.annotate.pipeline import AnnotateRun
+    from portsniff.annotate.pipeline import AnnotateRun, FileReport
     from portsniff.registry.index import RegistryIndex
 
 FlowKey = tuple[Any, ...]
@@ -291,11 +293,21 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
         return self.made_by[min(at, len(self.made_by) - 1)][1] if self.made_by else -np.inf
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """The child's half: the rest of a classic pcap from a byte (``unit``; None when the
+    half starts with a file), then whole files."""
+
+    unit: Unit | None
+    paths: list[str]
+
+
 @dataclass(slots=True)
 class HalfResult:
     """What the child sends back (see module docstring)."""
 
-    unit: UnitResult
+    unit: UnitResult | None
+    files: list[FileReport]  # the whole files read, in order
     summary: Summary
     problems: Counter[str]
     fragments: int
@@ -319,8 +331,12 @@ class HalfResult:
     time: TimeOrder  # the half's timestamps
 
 
-def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> HalfResult:
-    """Label and summarise ``unit`` as if the capture began there (the child's work)."""
+def summarise_half(
+    part: Part, run: AnnotateRun, index: RegistryIndex, meta: list[dict[str, Any]]
+) -> HalfResult:
+    """Label and summarise ``part`` as if the capture began there (the child's work;
+    ``run`` reads its whole files)."""
+    from portsniff.annotate.pipeline import VECTOR_BLOCK_BYTES, FileReport
     from portsniff.caveat import CAVEAT
     from portsniff.cli_summary import SUMMARY_ROWS
     from portsniff.live.fold import FoldedSummary
@@ -328,10 +344,19 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
     annot = VectorAnnotator(index, heads=True)
     builder = HalfSummaryBuilder(CAVEAT, meta)
     folded = FoldedSummary(builder, SUMMARY_ROWS)
-    res = UnitResult(start=unit.start, next_start=unit.start)
-    for batch, mask in iter_unit(unit, res, bytearray()):
-        for lb in annot.feed(batch, mask):
-            folded.add_batch(lb)
+    res = None
+    files: list[FileReport] = []
+    if part.unit is not None:
+        res = UnitResult(start=part.unit.start, next_start=part.unit.start)
+        for batch, mask in iter_unit(part.unit, res, bytearray()):
+            for lb in annot.feed(batch, mask):
+                folded.add_batch(lb)
+    for path in part.paths:
+        report = FileReport(file=path)
+        files.append(report)
+        for batch, mask in run.read_file(path, report, None, VECTOR_BLOCK_BYTES):
+            for lb in annot.feed(batch, mask):
+                folded.add_batch(lb)
     for lb in annot.finish():
         folded.add_batch(lb)
     folded.flush()
@@ -344,6 +369,7 @@ def summarise_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]])
     nh = len(heads.keys)
     return HalfResult(
         unit=res,
+        files=files,
         summary=summary,
         problems=Counter(annot.counts.problems),
         fragments=annot.counts.fragments,
@@ -403,23 +429,29 @@ class Half:
         self._conn.close()
 
 
-def start_half(unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> Half | None:
-    """Fork a child summarising ``unit``; None where ``fork`` is not available."""
+def start_half(
+    part: Part, run: AnnotateRun, index: RegistryIndex, meta: list[dict[str, Any]]
+) -> Half | None:
+    """Fork a child summarising ``part``; None where ``fork`` is not available."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_serve, args=(child, unit, index, meta), daemon=True)
+    # Forked: the arguments are the parent's objects, not pickled.
+    process = ctx.Process(target=_serve, args=(child, part, run, index, meta), daemon=True)
     process.start()
     child.close()
     return Half(process, parent)
 
 
-def _serve(conn: Any, unit: Unit, index: RegistryIndex, meta: list[dict[str, Any]]) -> None:
+def _serve(
+    conn: Any, part: Part, run: AnnotateRun, index: RegistryIndex, meta: list[dict[str, Any]]
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides on Ctrl-C
+    run.progress = None  # the parent's bar counts the child's bytes at the join
     answer: tuple[str, object]
     try:
-        answer = ("ok", summarise_half(unit, index, meta))
+        answer = ("ok", summarise_half(part, run, index, meta))
     except Exception as exc:  # any failure: the parent reads the half itself
         answer = ("error", f"{type(exc).__name__}: {exc}")
     with contextlib.suppress(BrokenPipeError, OSError):
@@ -703,20 +735,68 @@ class _Probe:
                 )
 
 
+#: Bytes from a file's start or end within which the halves meet at that file boundary
+#: rather than inside the file (a boundary is simpler to join at, and as good).
+NEAR_BOUNDARY = 4 << 20
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # reported when it is read
+
+
+def split_point(paths: list[str], at: int | None = None) -> tuple[int, int | None] | None:
+    """Where the child's half begins: the file's number and a byte offset inside it (a
+    classic pcap), or None for the file's start; None when no split leaves each process
+    something. ``at`` is a byte offset into the files laid end to end (default: the first
+    half's share of them); only a classic pcap is split inside."""
+    from portsniff.annotate.parallel import is_classic_pcap
+    from portsniff.capture.pcap import GLOBAL_HEADER_LEN
+
+    sizes = [_size(p) for p in paths]
+    target = at if at is not None else int(sum(sizes) * FIRST_SHARE)
+    k = before = 0
+    while k < len(sizes) and target >= before + sizes[k]:
+        before += sizes[k]
+        k += 1
+    if k == len(sizes):
+        return None
+    size = sizes[k]
+    offset = target - before
+    # (One file has no boundary to meet at; small files, a small margin.)
+    near = 0 if at is not None or len(paths) == 1 else min(NEAR_BOUNDARY, sum(sizes) // 16)
+    if (
+        offset > GLOBAL_HEADER_LEN
+        and min(offset, size - offset) >= near
+        and is_classic_pcap(paths[k])
+    ):
+        return k, offset
+    k = k if offset <= size - offset else k + 1
+    return (k, None) if 0 < k < len(paths) else None
+
+
 def splittable(run: AnnotateRun) -> bool:
-    """Whether ``run`` is one big classic pcap that two processes may summarise."""
+    """Whether two processes may summarise ``run``: one big classic pcap, or files that
+    are big together."""
     from portsniff.annotate.parallel import is_classic_pcap
     from portsniff.annotate.pipeline import _big_file
 
-    return (
+    if not (
         run.workers >= 2
         and run.vector
-        and len(run.paths) == 1
         and run.engine != "pyshark"
+        and "-" not in run.paths
         and "fork" in multiprocessing.get_all_start_methods()
-        and _big_file(run.paths[0])
-        and is_classic_pcap(run.paths[0])
-    )
+    ):
+        return False
+    if len(run.paths) == 1:
+        return _big_file(run.paths[0]) and is_classic_pcap(run.paths[0])
+    from portsniff.annotate import parallel
+
+    big = sum(map(_size, run.paths)) >= 2 * parallel.CHUNK_BYTES
+    return big and split_point(run.paths) is not None
 
 
 def summarise(
@@ -725,78 +805,115 @@ def summarise(
     fold: Callable[[], Any],
     at: int | None = None,
 ) -> tuple[Summary, str | None]:
-    """The summary of ``run``'s one classic pcap, its second half (from byte ``at``,
-    default the middle) summarised by a child and joined (module docstring), and
-    None if the child's half was joined, else why this process read it. ``fold`` makes the
-    consumer (a FoldedSummary over a VectorSummaryBuilder) this process uses. Without
-    ``at``, the child is stopped when the first rows say it cannot pay (``_Probe``)."""
+    """The summary of ``run``'s captures, their second half (from byte ``at`` of the
+    files laid end to end, default :func:`split_point`'s) summarised by a child and
+    joined (module docstring), and None if the child's half was joined, else why this
+    process read it. ``fold`` makes the consumer (a FoldedSummary over a
+    VectorSummaryBuilder) this process uses. Without ``at``, the child is stopped when
+    the first rows say it cannot pay (``_Probe``)."""
     from portsniff.annotate.pipeline import FileReport
-    from portsniff.capture.pcap import GLOBAL_HEADER_LEN
+    from portsniff.capture.pcap import GLOBAL_HEADER_LEN, count_problems
 
-    path = run.paths[0]
-    size = os.path.getsize(path)
-    mid = (
-        at if at is not None else GLOBAL_HEADER_LEN + int((size - GLOBAL_HEADER_LEN) * FIRST_SHARE)
-    )
     annot = run.annotator
     assert isinstance(annot, VectorAnnotator)
-    report = FileReport(file=path, format="pcap")
-    run.files.append(report)
-    probe = _Probe(start_half(Unit(path, mid, size, False, run.engine, run.bpf), annot.index, meta))
+    consumer = fold()
+    time = TimeOrder()  # the first half's timestamps
+    where = split_point(run.paths, at)
+    if where is None:  # nothing for a child: all in this process
+        for path in run.paths:
+            _feed_file(run, path, consumer)
+        return _finished(annot, consumer), "nothing to split"
+    k, mid = where
+    path = run.paths[k]
+    size = _size(path)
+    part = Part(
+        None if mid is None else Unit(path, mid, size, False, run.engine, run.bpf),
+        run.paths[k + (mid is not None) :],
+    )
+    probe = _Probe(start_half(part, run, annot.index, meta))
     if at is not None:
         probe.done = True  # told where: not judged
-    consumer = fold()
     problems: Counter[str] = Counter()
-    time = TimeOrder()  # the first half's timestamps
+    report = FileReport(file=path, format="pcap")
+    first = UnitResult(start=GLOBAL_HEADER_LEN, next_start=GLOBAL_HEADER_LEN)
     try:
-        first = UnitResult(start=GLOBAL_HEADER_LEN, next_start=GLOBAL_HEADER_LEN)
-        _feed(
-            run,
-            Unit(path, GLOBAL_HEADER_LEN, mid, True, run.engine, run.bpf),
-            first,
-            consumer,
-            time,
-            probe.see,
-        )
-        report.add_unit(first, problems)
+        for before in run.paths[:k]:
+            _feed_file(run, before, consumer, time, probe.see)
+        if mid is not None:
+            run.files.append(report)
+            unit = Unit(path, GLOBAL_HEADER_LEN, mid, True, run.engine, run.bpf)
+            _feed(run, unit, first, consumer, time, probe.see)
+            report.add_unit(first, problems)
         child = probe.child
         half = child.result() if child is not None else None
     except BaseException:
         if probe.child is not None:
             probe.child.abort()
         raise
-    rest = first.damage is None and first.next_start < size
+    # What is left of the split file (none once damaged: one process stops there too).
+    rest = mid is not None and first.damage is None and first.next_start < size
     why: str | None
-    if first.damage is not None:
+    if mid is not None and first.damage is not None:
         why = "the first half is damaged"
-    elif not rest:
+    elif mid is not None and not rest and not part.paths:
         why = "the first half is the whole capture"
     elif half is None:
         if child is not None:
             why = f"the child failed: {child.error}"
         else:
             why = probe.why or "no fork here"
-    elif half.unit.start != first.next_start:
+    elif mid is not None and (half.unit is None or half.unit.start != first.next_start):
         why = "the halves do not meet at one record"
     else:
         consumer.flush()
         why = join(consumer.builder, annot, half, time.then(half.time))
         if why is None:
-            report.add_unit(half.unit, problems)
+            if half.unit is not None:
+                report.add_unit(half.unit, problems)
+            run.files.extend(half.files)
             if run.progress is not None:
-                run.progress(size - first.next_start)
+                run.progress((size - first.next_start if rest else 0) + sum(map(_size, part.paths)))
             rest = False
+            part = Part(None, [])
     if rest:
         second = UnitResult(start=first.next_start, next_start=first.next_start)
         _feed(run, Unit(path, first.next_start, size, True, run.engine, run.bpf), second, consumer)
         report.add_unit(second, problems)
-    from portsniff.capture.pcap import count_problems
+    if mid is not None:
+        report.problems.extend(count_problems(problems))
+    for later in part.paths:
+        _feed_file(run, later, consumer)
+    return _finished(annot, consumer), why
 
-    report.problems.extend(count_problems(problems))
+
+def _finished(annot: VectorAnnotator, consumer: Any) -> Summary:
     for lb in annot.finish():
         consumer.add_batch(lb)
     result: Summary = consumer.finish()
-    return result, why
+    return result
+
+
+def _feed_file(
+    run: AnnotateRun,
+    path: str,
+    consumer: Any,
+    time: TimeOrder | None = None,
+    seen: Callable[[LabelledBatch], None] | None = None,
+) -> None:
+    """Label and fold a whole file in this process (reported in ``run.files``)."""
+    from portsniff.annotate.pipeline import VECTOR_BLOCK_BYTES, FileReport
+
+    annot = run.annotator
+    assert isinstance(annot, VectorAnnotator)
+    report = FileReport(file=path)
+    run.files.append(report)
+    for batch, mask in run.read_file(path, report, None, VECTOR_BLOCK_BYTES):
+        if time is not None:
+            time.see(batch.ts_ns)
+        for lb in annot.feed(batch, mask):
+            consumer.add_batch(lb)
+            if seen is not None:
+                seen(lb)
 
 
 def _feed(

@@ -209,57 +209,69 @@ class AnnotateRun:
         self, writer: PcapngOut | None, block_bytes: int = 8 << 20
     ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
         """Every file's decoded blocks (and the BPF mask), filling ``self.files``."""
+        for path in self.paths:
+            report = FileReport(file=path)
+            self.files.append(report)
+            if self.limit is not None and self._emitted >= self.limit:
+                return
+            if writer is None and self._parallel_ok(path):
+                yield from self._decoded_parallel(path, report)
+                continue
+            yield from self.read_file(path, report, writer, block_bytes)
+
+    def read_file(
+        self,
+        path: str,
+        report: FileReport,
+        writer: PcapngOut | None = None,
+        block_bytes: int = 8 << 20,
+    ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
+        """One file's decoded blocks (and the BPF mask), read in this process; what was
+        read goes to ``report`` (a file that cannot be opened is an error in it, or
+        raises without ``keep_going``)."""
         from portsniff.annotate.parallel import count_block
         from portsniff.capture.bpf import BpfFilter, compile_filter
         from portsniff.capture.reader import open_capture
         from portsniff.decode.engines import open_engine
         from portsniff.errors import CaptureError
 
-        for path in self.paths:
-            report = FileReport(file=path)
-            self.files.append(report)
-            flt: BpfFilter | None = None
-            if self.limit is not None and self._emitted >= self.limit:
-                return
-            if writer is None and self._parallel_ok(path):
-                yield from self._decoded_parallel(path, report)
-                continue
+        flt: BpfFilter | None = None
+        try:
+            reader = open_capture(path, block_bytes=block_bytes)
+        except CaptureError as exc:
+            if not self.keep_going:
+                raise
+            report.error = str(exc)
+            return
+        with reader:
+            report.format = reader.format
+            report.compression = reader.compression
+            engine = open_engine(self.engine, path)
+            read = 0
             try:
-                reader = open_capture(path, block_bytes=block_bytes)
-            except CaptureError as exc:
-                if not self.keep_going:
-                    raise
-                report.error = str(exc)
-                continue
-            with reader:
-                report.format = reader.format
-                report.compression = reader.compression
-                engine = open_engine(self.engine, path)
-                read = 0
-                try:
-                    for block in reader.blocks():
-                        if len(block) == 0:
-                            continue
-                        count_block(report, block)
-                        mask = None
-                        if self.bpf is not None:
-                            if flt is None:
-                                flt = compile_filter(self.bpf, int(block.linktype[0]))
-                            mask = flt.mask(block)
-                        batch = engine.decode(block)
-                        if writer is not None:
-                            writer.hold(block, mask, reader.interfaces)
-                        if self.progress is not None:
-                            self.progress(reader.bytes_read - read)
-                            read = reader.bytes_read
-                        yield batch, mask
-                finally:
-                    engine.close()
-                    if flt is not None:
-                        flt.close()
-                report.damage = reader.damage
-                report.problems.extend(reader.problems)
-                report.section_comments.extend(reader.section_comments)
+                for block in reader.blocks():
+                    if len(block) == 0:
+                        continue
+                    count_block(report, block)
+                    mask = None
+                    if self.bpf is not None:
+                        if flt is None:
+                            flt = compile_filter(self.bpf, int(block.linktype[0]))
+                        mask = flt.mask(block)
+                    batch = engine.decode(block)
+                    if writer is not None:
+                        writer.hold(block, mask, reader.interfaces)
+                    if self.progress is not None:
+                        self.progress(reader.bytes_read - read)
+                        read = reader.bytes_read
+                    yield batch, mask
+            finally:
+                engine.close()
+                if flt is not None:
+                    flt.close()
+            report.damage = reader.damage
+            report.problems.extend(reader.problems)
+            report.section_comments.extend(reader.section_comments)
 
     @property
     def decode_workers(self) -> int:
