@@ -181,7 +181,7 @@ def test_non_ip_frames_are_vectorised_without_addresses() -> None:
     assert (batch.ip_proto == -1).all() and (batch.src_port == -1).all()
 
 
-def test_one_vlan_tag_is_vectorised_with_details() -> None:
+def test_one_vlan_tag_is_vectorised_as_a_column() -> None:
     frames = [
         raw(ETH / Dot1Q(vlan=7) / V4 / TCP(sport=1, dport=2)),
         raw(ETH / Dot1Q(vlan=4095, prio=7) / IPv6(src="2001:db8::1", dst="::ffff:1.2.3.4") / UDP()),
@@ -190,22 +190,27 @@ def test_one_vlan_tag_is_vectorised_with_details() -> None:
     ]
     batch, done = _vectorised(block_from_packets(frames, [1, 1, 1, 113]))
     assert done.all()
-    d = batch.details
-    assert (d[0].vlan, d[0].src_ip, d[0].dst_ip, d[0].proto, d[0].tcp_flags) == (
-        (7,),
-        "192.0.2.1",
-        "198.51.100.7",
-        "tcp",
-        0x02,
-    )
-    assert (d[1].vlan, d[1].dst_ip, d[1].src_port, d[1].tcp_flags) == (
-        (4095,),
-        "::ffff:102:304",
-        53,
-        None,
-    )
-    assert (d[2].vlan, d[2].proto, d[2].src_ip) == ((9,), "arp", None)
-    assert (d[3].vlan, d[3].linktype, d[3].proto, d[3].ip_proto) == ((1,), 113, "icmp", 1)
+    assert not batch.details  # a tag alone needs no Decoded
+    assert batch.vlan_tag.tolist() == [7, 4095, 9, 1]
+    assert [batch.vlan(i) for i in range(4)] == [(7,), (4095,), (9,), (1,)]
+
+    def row(i: int) -> tuple[object, ...]:
+        flags = int(batch.tcp_flags[i])
+        return (
+            batch.ip_str(i, "src"),
+            batch.ip_str(i, "dst"),
+            PROTOS[int(batch.proto[i])],
+            int(batch.src_port[i]),
+            None if flags < 0 else flags,
+            int(batch.linktype[i]),
+        )
+
+    assert row(0) == ("192.0.2.1", "198.51.100.7", "tcp", 1, 0x02, 1)
+    assert row(1)[1:5] == ("::ffff:102:304", "udp", 53, None)
+    assert row(2)[:3] == (None, None, "arp")
+    assert row(3)[2:] == ("icmp", -1, None, 113) and int(batch.ip_proto[3]) == 1
+    # The reference decodes the same rows to the same batch (its tag in the column).
+    assert batch_differences(batch, reference_batch(block_from_packets(frames, [1, 1, 1, 113]))) == []
 
 
 UNCOMMON = {

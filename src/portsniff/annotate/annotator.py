@@ -71,6 +71,7 @@ class _Row:
     dst_port: int | None
     tcp_flags: int | None
     detail: Decoded | None
+    vlan: tuple[int, ...] = ()  # the tags of a row without a detail
     seq: int = 0
     record: PacketRecord | None = None  # set once labelled
 
@@ -135,6 +136,7 @@ class Annotator:
                 dst_port=None if dp < 0 else dp,
                 tcp_flags=None if fl < 0 else fl,
                 detail=details.get(i),
+                vlan=batch.vlan(i),
             )
             yield from self._add(row)
 
@@ -273,7 +275,7 @@ class Annotator:
             inner=tuple(self._inner(e, ts) for e in d.inner) if d is not None else (),
             quoted=self._quoted(d.quoted) if d is not None and d.quoted else None,
             fragment=d is not None and d.fragment is not None,
-            vlan=d.vlan if d is not None else (),
+            vlan=d.vlan if d is not None else row.vlan,
             **label_fields(label),
             ts_ns=row.ts_ns,
             problem=problem,

@@ -640,7 +640,11 @@ class VectorAnnotator:
         )
         seq0 = self._seq
         self._seq += n
-        # Details, by row of lb.
+        # One VLAN tag (a column), then details, by row of lb.
+        tags = batch.vlan_tag if rows is None else batch.vlan_tag[rows]
+        tagged = np.flatnonzero(tags >= 0)
+        if tagged.size:
+            lb.vlan.update(zip(tagged.tolist(), zip(tags[tagged].tolist()), strict=True))
         special: list[tuple[int, Decoded]] = []
         if batch.details:
             if rows is None:
@@ -657,6 +661,8 @@ class VectorAnnotator:
                     lb.vlan[i] = d.vlan
                 if d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
                     special.append((i, d))
+            if tagged.size and len(lb.vlan) > tagged.size:
+                lb.vlan = dict(sorted(lb.vlan.items()))  # in row order, as ever
         is_special = np.zeros(n, np.bool_)
         if special:
             is_special[[i for i, _ in special]] = True

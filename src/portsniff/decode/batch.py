@@ -1,9 +1,11 @@
 """Columnar decoded packets: what every engine hands to the annotator, a block at a time.
 
 Columns are numpy arrays of one length; "none" is -1 for integer columns. Addresses are
-16 bytes (IPv4 in the first 4, rest zero) with ``ip_version`` saying which. Packets that
-needed more than the common columns (VLAN tags, fragments, tunnels, ICMP quotes, DNS-SD,
-problems) also have their full ``Decoded`` in ``details``.
+16 bytes (IPv4 in the first 4, rest zero) with ``ip_version`` saying which. One VLAN tag
+is a column too (``vlan_tag``: trunk captures tag every packet). Packets that needed more
+than the columns (fragments, tunnels, ICMP quotes, DNS-SD, problems, two VLAN tags) have
+their full ``Decoded`` in ``details`` instead (their ``vlan_tag`` is -1: the tags are in
+the Decoded).
 """
 
 from __future__ import annotations
@@ -36,6 +38,19 @@ def packed_address(text: str) -> tuple[int, bytes]:
         return a.version, a.packed.ljust(16, b"\0")
 
 
+def has_details(d: Decoded) -> bool:
+    """Whether a packet needs its ``Decoded`` beside the columns (one VLAN tag does not)."""
+    return bool(
+        len(d.vlan) > 1
+        or d.fragment
+        or d.inner
+        or d.quoted
+        or d.dnssd
+        or d.dnssd_instances
+        or d.problem
+    )
+
+
 @dataclass(slots=True)
 class DecodedBatch:
     """A block of decoded packets (see module docstring)."""
@@ -54,6 +69,7 @@ class DecodedBatch:
     src_port: I32
     dst_port: I32
     tcp_flags: I32
+    vlan_tag: I32  # the one VLAN tag of a row without details, else -1
     details: dict[int, Decoded] = field(default_factory=dict)
     comments: dict[int, str] = field(default_factory=dict)
 
@@ -78,7 +94,16 @@ class DecodedBatch:
             src_port=np.full(n, -1, np.int32),
             dst_port=np.full(n, -1, np.int32),
             tcp_flags=np.full(n, -1, np.int32),
+            vlan_tag=np.full(n, -1, np.int32),
         )
+
+    def vlan(self, i: int) -> tuple[int, ...]:
+        """The VLAN tags of row ``i`` (outermost first)."""
+        d = self.details.get(i)
+        if d is not None:
+            return d.vlan
+        tag = int(self.vlan_tag[i])
+        return (tag,) if tag >= 0 else ()
 
     def set_decoded(self, i: int, d: Decoded) -> None:
         """Fill row ``i`` from a per-packet ``Decoded`` (engines decoding one by one)."""
@@ -93,8 +118,10 @@ class DecodedBatch:
             self.ip_version[i] = version
             self.src_addr[i] = src
             self.dst_addr[i] = packed_address(d.dst_ip)[1]
-        if d.vlan or d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
+        if has_details(d):
             self.details[i] = d
+        elif d.vlan:
+            self.vlan_tag[i] = d.vlan[0]
 
     def set_decoded_rows(self, rows: Sequence[int], decoded: Sequence[Decoded]) -> None:
         """Fill ``rows`` from their ``Decoded`` (column by column: one numpy assignment
@@ -120,16 +147,10 @@ class DecodedBatch:
                 versions.append(version)
                 srcs.append(src)
                 dsts.append(dst)
-            if (
-                d.vlan
-                or d.fragment
-                or d.inner
-                or d.quoted
-                or d.dnssd
-                or d.dnssd_instances
-                or d.problem
-            ):
+            if has_details(d):
                 self.details[i] = d
+            elif d.vlan:
+                self.vlan_tag[i] = d.vlan[0]
         if ip_rows:
             self.ip_version[ip_rows] = versions
             self.src_addr[ip_rows] = np.frombuffer(b"".join(srcs), "V16")

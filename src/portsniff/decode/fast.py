@@ -3,8 +3,8 @@
 Common packets (Ethernet with at most one VLAN tag, raw IP, BSD loopback or Linux cooked
 capture carrying unfragmented IPv4/IPv6 with a whole TCP or UDP header, ICMP that is not
 an error, ARP; and VXLAN whose inner frame is such a packet, untagged) are decoded for the
-whole block at once by :mod:`portsniff.decode.vector`; the rows with details (a VLAN tag,
-a VXLAN inner header) get their Decoded from the columns. Every other packet - fragments,
+whole block at once by :mod:`portsniff.decode.vector` (a VLAN tag is a column); VXLAN
+rows get their Decoded (the inner header) from the columns. Every other packet - fragments,
 other tunnels, ICMP errors, DNS-SD, truncated or malformed headers, other link types - is
 handed to the reference decoder one by one, so the batch is always exactly the
 reference's batch.
@@ -22,7 +22,7 @@ from portsniff.capture.block import RawBlock
 from portsniff.decode import vector
 from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch
 from portsniff.decode.ip import address_text
-from portsniff.decode.packet import PROTOS, Decoded, Endpoints
+from portsniff.decode.packet import Decoded, Endpoints
 
 
 def blank_batch(block: RawBlock) -> DecodedBatch:
@@ -94,10 +94,9 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         rows = layer.rows[layer.kind == kind]
         batch.proto[rows] = PROTO_CODE[name]
         done[rows] = True
-    # A VLAN tag is a detail: the full Decoded of those rows, built from the columns.
+    # A tunnel's outer tag is in its Decoded; the other rows' one tag is a column.
     tagged = np.flatnonzero(done & (vlan >= 0) & ~tunnelled)
-    if tagged.size:
-        _add_vlan_details(batch, tagged, vlan[tagged])
+    batch.vlan_tag[tagged] = vlan[tagged]
     return done
 
 
@@ -251,63 +250,6 @@ def _put_details(
         details[i] = got
 
 
-#: Decoded of VLAN-tagged rows by their column values (one look-up instead of a record).
-_VLAN_DECODED: dict[tuple[Any, ...], Decoded] = {}
-
-
-def _add_vlan_details(batch: DecodedBatch, rows: npt.NDArray[np.int64], vlan: I32) -> None:
-    """Put the Decoded of ``rows`` (one VLAN tag each) in ``batch.details``.
-
-    Addresses are written by the reference's own functions; columns are read as Python
-    lists once, so the per-row work is a look-up of the row's values.
-    """
-    keys = zip(
-        batch.linktype[rows].tolist(),
-        batch.ip_version[rows].tolist(),
-        batch.src_addr[rows].tolist(),
-        batch.dst_addr[rows].tolist(),
-        batch.proto[rows].tolist(),
-        batch.ip_proto[rows].tolist(),
-        batch.src_port[rows].tolist(),
-        batch.dst_port[rows].tolist(),
-        batch.tcp_flags[rows].tolist(),
-        vlan.tolist(),
-        strict=True,
-    )
-    _put_details(batch, rows, keys, _VLAN_DECODED, _vlan_decoded)
-
-
-def _vlan_decoded(
-    lt: int,
-    version: int,
-    src: bytes,
-    dst: bytes,
-    proto: int,
-    ip_proto: int,
-    sport: int,
-    dport: int,
-    flags: int,
-    tag: int,
-) -> Decoded:
-    def text(raw: bytes) -> str | None:
-        return address_text(version, raw) if version else None
-
-    def value(v: int) -> int | None:
-        return None if v < 0 else v
-
-    return Decoded(
-        linktype=lt,
-        src_ip=text(src),
-        dst_ip=text(dst),
-        proto=PROTOS[proto],
-        ip_proto=value(ip_proto),
-        src_port=value(sport),
-        dst_port=value(dport),
-        tcp_flags=value(flags),
-        vlan=(tag,),
-    )
-
-
 _COLUMNS = (
     "ts_ns",
     "wirelen",
@@ -321,6 +263,7 @@ _COLUMNS = (
     "src_port",
     "dst_port",
     "tcp_flags",
+    "vlan_tag",
 )
 
 
