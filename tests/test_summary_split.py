@@ -541,3 +541,41 @@ def test_summary_command_splits_files(
         outs.append(out.read_text())
     assert outs[0] == outs[1]
     assert calls == [None]
+
+
+def test_one_pcapng_joins_at_any_point(index: RegistryIndex, tmp_path: Path) -> None:
+    """A pcapng is split at a block found after any byte; the child learns the interfaces
+    from the file's first blocks. Where an interface is described after packets (the
+    child cannot know it) or the first half is damaged, this process reads on."""
+    from tests.capture.test_pcapng import idb
+
+    src = workload(tmp_path, 20_000, 12)
+    data = src.read_bytes()
+    starts = record_starts(src)
+    frames = []
+    for a, b in itertools.pairwise([*starts, len(data)]):
+        sec, usec = struct.unpack_from("<II", data, a)
+        frames.append((sec + usec / 1e6, data[a + 16 : b]))
+    path = tmp_path / "w.pcapng"
+    write_pcapng(path, frames)
+    size = path.stat().st_size
+    for at in (100, size // 3 + 1, size // 2 + 2, size - 40):
+        whole, got, why = several(index, [path], at)
+        assert got == whole, at
+        # From inside the last block on, the first half is all there is.
+        assert why == (None if at < size - 40 else "the first half is the whole capture"), at
+    # A second interface described after packets: the child's interfaces differ.
+    blob = path.read_bytes()
+    late = tmp_path / "late.pcapng"
+    cut = blob.index(struct.pack("<I", 6), size // 4)  # an EPB's start (type 6, then length)
+    while struct.unpack_from("<I", blob, cut + 4)[0] % 4 or cut % 4:
+        cut = blob.index(struct.pack("<I", 6), cut + 1)
+    late.write_bytes(blob[:cut] + idb(1, 0) + blob[cut:])
+    whole, got, why = several(index, [late], size // 2)
+    assert got == whole and why == "the halves do not meet at one record"
+    # Damage in the first half: one process stops there; so does this one.
+    broken = tmp_path / "broken.pcapng"
+    broken.write_bytes(blob[:cut] + struct.pack("<II", 6, 7) + blob[cut + 8 :])
+    whole, got, why = several(index, [broken], size // 2)
+    assert got == whole and why == "the first half is damaged"
+    assert got["capture"]["files"][0]["damage"]

@@ -42,8 +42,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add_workers_arg(
         p,
         "summarises",
-        " (a big classic pcap, or several files: two processes read about half each, unless "
-        "the first packets make many short flows)",
+        " (a big pcap or pcapng, or several files: two processes read about half each, "
+        "unless the first packets make many short flows)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=run)

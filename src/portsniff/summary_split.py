@@ -1,8 +1,10 @@
 """Big captures summarised by two processes, each reading about half of them; the two
 halves are joined exactly (the summary is the one-process summary, byte for byte).
 
-The halves meet inside a big classic pcap (at a record), or, between files of a run of
-captures (any format), at the start of a file. A forked child labels and summarises the
+The halves meet inside a big uncompressed pcap or pcapng (at a record or block: the
+child finds one after the middle by its shape, and a pcapng's interfaces from the file's
+first blocks; both are checked at the join), or, between files of a run of captures (any
+format), at the start of a file. A forked child labels and summarises the
 second half as if the capture began there.
 What that assumption may get wrong is kept apart, to be settled at the join:
 
@@ -47,6 +49,7 @@ from portsniff.annotate.annotator import _MAX_FRAGMENT_KEYS
 from portsniff.annotate.parallel import Unit, UnitResult, iter_unit
 from portsniff.annotate.vector import LabelledBatch, VectorAnnotator, _grown, address_text
 from portsniff.decode.packet import PROTOS
+from portsniff.errors import CaptureError
 from portsniff.flows import (
     ACK,
     FIN,
@@ -295,8 +298,8 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """The child's half: the rest of a classic pcap from a byte (``unit``; None when the
-    half starts with a file), then whole files."""
+    """The child's half: the rest of a pcap or pcapng from a byte (``unit``; None when
+    the half starts with a file), then whole files."""
 
     unit: Unit | None
     paths: list[str]
@@ -346,7 +349,9 @@ def summarise_half(
     folded = FoldedSummary(builder, SUMMARY_ROWS)
     res = None
     files: list[FileReport] = []
-    if part.unit is not None:
+    if part.unit is not None and split_kind(part.unit.path) == "pcapng":
+        res = _pcapng_rest(part.unit, run, annot, folded)
+    elif part.unit is not None:
         res = UnitResult(start=part.unit.start, next_start=part.unit.start)
         for batch, mask in iter_unit(part.unit, res, bytearray()):
             for lb in annot.feed(batch, mask):
@@ -394,6 +399,24 @@ def summarise_half(
         evictions=heads.evictions,
         time=heads.time,
     )
+
+
+def _pcapng_rest(unit: Unit, run: AnnotateRun, annot: VectorAnnotator, folded: Any) -> UnitResult:
+    """Label and fold a pcapng from the first block at or after ``unit.start`` on."""
+    from portsniff.annotate.pipeline import VECTOR_BLOCK_BYTES
+    from portsniff.capture.reader import open_capture
+
+    with open_capture(unit.path, block_bytes=VECTOR_BLOCK_BYTES) as reader:
+        start = reader.resume_at(unit.start)
+        res = UnitResult(start=start, next_start=start, state=reader.state())
+        for batch, mask in run.decode_blocks(reader, res):
+            for lb in annot.feed(batch, mask):
+                folded.add_batch(lb)
+        res.next_start = reader.next_start
+        res.problems = reader.problem_counts()
+        if reader.damage is not None:
+            res.damage = (reader.damage.offset, reader.damage.problem)
+    return res
 
 
 # -- the child process ------------------------------------------------------------------
@@ -747,12 +770,27 @@ def _size(path: str) -> int:
         return 0  # reported when it is read
 
 
+def split_kind(path: str) -> str | None:
+    """ "pcap" or "pcapng" for an uncompressed file of that format (one the halves can
+    meet inside), else None."""
+    from portsniff.capture.pcap import PCAP_MAGICS
+    from portsniff.capture.reader import PCAPNG_MAGIC
+
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return None
+    return "pcap" if head in PCAP_MAGICS else "pcapng" if head == PCAPNG_MAGIC else None
+
+
 def split_point(paths: list[str], at: int | None = None) -> tuple[int, int | None] | None:
-    """Where the child's half begins: the file's number and a byte offset inside it (a
-    classic pcap), or None for the file's start; None when no split leaves each process
-    something. ``at`` is a byte offset into the files laid end to end (default: the first
-    half's share of them); only a classic pcap is split inside."""
-    from portsniff.annotate.parallel import is_classic_pcap
+    """Where the child's half begins: the file's number and a byte offset inside it (an
+    uncompressed pcap or pcapng), or None for the file's start; None when no split
+    leaves each process something. ``at`` is a byte offset into the files laid end to end
+    (default: the first half's share of them)."""
     from portsniff.capture.pcap import GLOBAL_HEADER_LEN
 
     sizes = [_size(p) for p in paths]
@@ -767,20 +805,15 @@ def split_point(paths: list[str], at: int | None = None) -> tuple[int, int | Non
     offset = target - before
     # (One file has no boundary to meet at; small files, a small margin.)
     near = 0 if at is not None or len(paths) == 1 else min(NEAR_BOUNDARY, sum(sizes) // 16)
-    if (
-        offset > GLOBAL_HEADER_LEN
-        and min(offset, size - offset) >= near
-        and is_classic_pcap(paths[k])
-    ):
+    if offset > GLOBAL_HEADER_LEN and min(offset, size - offset) >= near and split_kind(paths[k]):
         return k, offset
     k = k if offset <= size - offset else k + 1
     return (k, None) if 0 < k < len(paths) else None
 
 
 def splittable(run: AnnotateRun) -> bool:
-    """Whether two processes may summarise ``run``: one big classic pcap, or files that
-    are big together."""
-    from portsniff.annotate.parallel import is_classic_pcap
+    """Whether two processes may summarise ``run``: one big uncompressed pcap or pcapng,
+    or files that are big together."""
     from portsniff.annotate.pipeline import _big_file
 
     if not (
@@ -792,7 +825,7 @@ def splittable(run: AnnotateRun) -> bool:
     ):
         return False
     if len(run.paths) == 1:
-        return _big_file(run.paths[0]) and is_classic_pcap(run.paths[0])
+        return _big_file(run.paths[0]) and split_kind(run.paths[0]) is not None
     from portsniff.annotate import parallel
 
     big = sum(map(_size, run.paths)) >= 2 * parallel.CHUNK_BYTES
@@ -811,14 +844,17 @@ def summarise(
     process read it. ``fold`` makes the consumer (a FoldedSummary over a
     VectorSummaryBuilder) this process uses. Without ``at``, the child is stopped when
     the first rows say it cannot pay (``_Probe``)."""
-    from portsniff.annotate.pipeline import FileReport
-    from portsniff.capture.pcap import GLOBAL_HEADER_LEN, count_problems
-
     annot = run.annotator
     assert isinstance(annot, VectorAnnotator)
     consumer = fold()
     time = TimeOrder()  # the first half's timestamps
     where = split_point(run.paths, at)
+    inside: _Inside | None = None
+    if where is not None and where[1] is not None:
+        try:
+            inside = _Inside.open(run, run.paths[where[0]], where[1])
+        except CaptureError:
+            where = None  # read (and reported) in this process
     if where is None:  # nothing for a child: all in this process
         for path in run.paths:
             _feed_file(run, path, consumer)
@@ -833,57 +869,174 @@ def summarise(
     probe = _Probe(start_half(part, run, annot.index, meta))
     if at is not None:
         probe.done = True  # told where: not judged
-    problems: Counter[str] = Counter()
-    report = FileReport(file=path, format="pcap")
-    first = UnitResult(start=GLOBAL_HEADER_LEN, next_start=GLOBAL_HEADER_LEN)
     try:
         for before in run.paths[:k]:
             _feed_file(run, before, consumer, time, probe.see)
-        if mid is not None:
-            run.files.append(report)
-            unit = Unit(path, GLOBAL_HEADER_LEN, mid, True, run.engine, run.bpf)
-            _feed(run, unit, first, consumer, time, probe.see)
-            report.add_unit(first, problems)
+        if inside is not None:
+            run.files.append(inside.report)
+            inside.read(consumer, time, probe.see)
         child = probe.child
         half = child.result() if child is not None else None
     except BaseException:
         if probe.child is not None:
             probe.child.abort()
+        if inside is not None:
+            inside.close()
         raise
     # What is left of the split file (none once damaged: one process stops there too).
-    rest = mid is not None and first.damage is None and first.next_start < size
+    rest = inside is not None and inside.first.damage is None and inside.first.next_start < size
     why: str | None
-    if mid is not None and first.damage is not None:
+    if inside is not None and inside.first.damage is not None:
         why = "the first half is damaged"
-    elif mid is not None and not rest and not part.paths:
+    elif inside is not None and not rest and not part.paths:
         why = "the first half is the whole capture"
     elif half is None:
         if child is not None:
             why = f"the child failed: {child.error}"
         else:
             why = probe.why or "no fork here"
-    elif mid is not None and (half.unit is None or half.unit.start != first.next_start):
+    elif inside is not None and not inside.meets(half.unit):
         why = "the halves do not meet at one record"
     else:
         consumer.flush()
         why = join(consumer.builder, annot, half, time.then(half.time))
         if why is None:
-            if half.unit is not None:
-                report.add_unit(half.unit, problems)
+            if inside is not None and half.unit is not None:
+                inside.add(half.unit)
             run.files.extend(half.files)
             if run.progress is not None:
-                run.progress((size - first.next_start if rest else 0) + sum(map(_size, part.paths)))
+                first_end = inside.first.next_start if inside is not None else size
+                run.progress((size - first_end if rest else 0) + sum(map(_size, part.paths)))
             rest = False
             part = Part(None, [])
-    if rest:
-        second = UnitResult(start=first.next_start, next_start=first.next_start)
-        _feed(run, Unit(path, first.next_start, size, True, run.engine, run.bpf), second, consumer)
-        report.add_unit(second, problems)
-    if mid is not None:
-        report.problems.extend(count_problems(problems))
+    if inside is not None:
+        if rest:
+            inside.read_rest(consumer)
+        inside.close()
     for later in part.paths:
         _feed_file(run, later, consumer)
     return _finished(annot, consumer), why
+
+
+class _Inside:
+    """This process's part of the file the halves meet in (up to byte ``mid``), and the
+    rest of it when the child's half is not joined; its report. A classic pcap is read as
+    units (chunks), a pcapng by one reader that stops at ``mid`` and goes on."""
+
+    def __init__(self, run: AnnotateRun, path: str, mid: int, kind: str) -> None:
+        from portsniff.annotate.pipeline import FileReport
+
+        self.run = run
+        self.path = path
+        self.mid = mid
+        self.report = FileReport(file=path, format=kind)
+        self.first = UnitResult(start=0, next_start=0)
+        self._child: UnitResult | None = None
+        self._problems: Counter[str] = Counter()
+
+    @staticmethod
+    def open(run: AnnotateRun, path: str, mid: int) -> _Inside:
+        """The reading of ``path``'s first part (CaptureError when it cannot be read)."""
+        if split_kind(path) == "pcapng":
+            return _PcapngInside(run, path, mid)
+        return _Inside(run, path, mid, "pcap")
+
+    def read(self, consumer: Any, time: TimeOrder, seen: Callable[[LabelledBatch], None]) -> None:
+        """Label and fold the records before ``mid``."""
+        from portsniff.capture.pcap import GLOBAL_HEADER_LEN
+
+        run = self.run
+        self.first = UnitResult(start=GLOBAL_HEADER_LEN, next_start=GLOBAL_HEADER_LEN)
+        unit = Unit(self.path, GLOBAL_HEADER_LEN, self.mid, True, run.engine, run.bpf)
+        _feed(run, unit, self.first, consumer, time, seen)
+        self.report.add_unit(self.first, self._problems)
+
+    def meets(self, unit: UnitResult | None) -> bool:
+        """Whether the child's part starts where this one stopped."""
+        return unit is not None and unit.start == self.first.next_start
+
+    def add(self, unit: UnitResult) -> None:
+        """Count the child's part (joined) into the report."""
+        self.report.add_unit(unit, self._problems)
+
+    def read_rest(self, consumer: Any) -> None:
+        """Label and fold the file from where the first part stopped."""
+        run = self.run
+        at = self.first.next_start
+        second = UnitResult(start=at, next_start=at)
+        size = _size(self.path)
+        _feed(run, Unit(self.path, at, size, True, run.engine, run.bpf), second, consumer)
+        self.report.add_unit(second, self._problems)
+
+    def close(self) -> None:
+        """Finish the report."""
+        from portsniff.capture.pcap import count_problems
+
+        self.report.problems.extend(count_problems(self._problems))
+
+
+class _PcapngInside(_Inside):
+    """A pcapng's first part, read by a reader that stops at the first block from
+    ``mid`` on; the child must start there, with the same interfaces."""
+
+    def __init__(self, run: AnnotateRun, path: str, mid: int) -> None:
+        from portsniff.annotate.pipeline import VECTOR_BLOCK_BYTES
+        from portsniff.capture.reader import open_capture
+
+        super().__init__(run, path, mid, "pcapng")
+        self._reader = open_capture(path, block_bytes=VECTOR_BLOCK_BYTES)
+        self._state: tuple[object, ...] = ()
+
+    def _read(
+        self,
+        res: UnitResult,
+        consumer: Any,
+        stop: int | None,
+        time: TimeOrder | None = None,
+        seen: Callable[[LabelledBatch], None] | None = None,
+    ) -> None:
+        reader = self._reader
+        res.start = res.next_start = reader.next_start
+        annot = self.run.annotator
+        assert isinstance(annot, VectorAnnotator)
+        for batch, mask in self.run.decode_blocks(reader, res, None, stop):
+            if time is not None:
+                time.see(batch.ts_ns)
+            for lb in annot.feed(batch, mask):
+                consumer.add_batch(lb)
+                if seen is not None:
+                    seen(lb)
+        res.next_start = reader.next_start
+        if reader.damage is not None:
+            res.damage = (reader.damage.offset, reader.damage.problem)
+        self.report.add_unit(res, Counter())  # problems: the reader counts them all
+
+    def read(self, consumer: Any, time: TimeOrder, seen: Callable[[LabelledBatch], None]) -> None:
+        if self.run.progress is not None:
+            self.run.progress(self._reader.bytes_read)  # the section header
+        self._read(self.first, consumer, self.mid, time, seen)
+        self._state = self._reader.state()
+
+    def meets(self, unit: UnitResult | None) -> bool:
+        return super().meets(unit) and unit is not None and unit.state == self._state
+
+    def add(self, unit: UnitResult) -> None:
+        self.report.add_unit(unit, Counter())
+        self._child = unit
+
+    def read_rest(self, consumer: Any) -> None:
+        self._read(UnitResult(start=0, next_start=0), consumer, None)
+
+    def close(self) -> None:
+        from portsniff.capture.pcap import count_problems
+
+        reader = self._reader
+        problems = reader.problem_counts()  # in the order one reader meets them
+        if self._child is not None:
+            problems.update(self._child.problems)
+        self.report.problems.extend(count_problems(problems))
+        self.report.section_comments.extend(reader.section_comments)
+        reader.close()
 
 
 def _finished(annot: VectorAnnotator, consumer: Any) -> Summary:

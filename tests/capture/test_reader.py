@@ -9,6 +9,7 @@ import io
 import lzma
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tracemalloc
@@ -440,3 +441,155 @@ def test_blocks_hold_at_most_block_rows_packets(
     assert [p[1] for p in split[0]] == EXPECTED_DATA
     assert max(split[2]) <= rows
     assert split[1]  # the sample has comments: they moved with their packets
+
+
+# -- reading up to a byte, and from a byte (two processes reading halves of a file) ---------
+
+
+@st.composite
+def clean_stream(
+    draw: st.DrawFn, fmt: str | None = None
+) -> tuple[bytes, str, list[tuple[int, bool, bool]]]:
+    """An intact pcap or pcapng, and each record's or block's (start, carries a packet,
+    describes an interface). pcapng: runs of EPBs, SPBs, name resolution blocks, and now
+    and then a second interface described after packets."""
+    from tests.capture.test_pcapng import NRB, block, epb, idb, opt, opts, spb
+
+    fmt = fmt or draw(st.sampled_from(["pcap", "pcapng"]))
+    n = draw(st.integers(0, 80))
+    sizes = draw(st.lists(st.integers(0, 120), min_size=n, max_size=n))
+    if fmt == "pcap":
+        data = build_pcap([(T0 + k, 0, bytes([k % 251]) * s, s) for k, s in enumerate(sizes)])
+        starts, pos = [], 24
+        for s in sizes:
+            starts.append((pos, True, False))
+            pos += 16 + s
+        return data, fmt, starts
+    e = draw(st.sampled_from(["<", ">"]))
+    parts = [shb(e), idb(1, 0, e)]
+    starts = [(0, False, False), (len(parts[0]), False, True)]
+    pos = sum(map(len, parts))
+    ifaces = 1
+    for k, s in enumerate(sizes):
+        kind = draw(st.sampled_from(["epb", "epb", "epb", "epb", "spb", "nrb", "idb"]))
+        payload = bytes([k % 251]) * s
+        if kind == "epb":
+            b = epb(draw(st.integers(0, ifaces - 1)), T0 * 10**6 + k, payload, None, e)
+        elif kind == "spb":
+            b = spb(s, payload, e)
+        elif kind == "nrb":
+            b = block(NRB, opts([opt(1, b"\x0a\x00\x00\x01x\x00", e)], e), e)
+        else:
+            b = idb(101, 0, e)
+            ifaces += 1
+        parts.append(b)
+        starts.append((pos, kind in ("epb", "spb"), kind == "idb"))
+        pos += len(b)
+    return b"".join(parts), fmt, starts
+
+
+T0 = 1_700_000_000
+
+
+def _rows(blocks: object) -> list[tuple[int, int, int, bytes]]:
+    out = []
+    for b in blocks:  # type: ignore[attr-defined]
+        out.extend(
+            zip(
+                b.ts_ns.tolist(),
+                b.caplen.tolist(),
+                b.wirelen.tolist(),
+                [b.packet(i) for i in range(len(b))],
+                strict=True,
+            )
+        )
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(clean_stream(), st.floats(0.0, 1.0), st.sampled_from([64, 1000, 8 << 20]))
+def test_a_stop_ends_reading_at_a_record_and_reading_goes_on(
+    tmp_path_factory: pytest.TempPathFactory,
+    stream: tuple[bytes, str, list[tuple[int, bool, bool]]],
+    cut: float,
+    block_bytes: int,
+) -> None:
+    """``blocks(stop)`` stops before the first record or block that starts at ``stop`` or
+    later; reading on gives the rest: together, what one straight read gives."""
+    data, fmt, starts = stream
+    path = tmp_path_factory.mktemp("stop") / f"s.{fmt}"
+    path.write_bytes(data)
+    stop = int(cut * len(data))
+    with open_capture(str(path), block_bytes=block_bytes) as reader:
+        straight = _rows(reader.blocks())
+    with open_capture(str(path), block_bytes=block_bytes) as reader:
+        first = _rows(reader.blocks(stop))
+        at = reader.next_start
+        rest = _rows(reader.blocks())
+        assert reader.next_start == len(data) and reader.damage is None
+    header = 24 if fmt == "pcap" else starts[1][0]
+    want = next((s for s, _, _ in starts if s >= max(stop, header)), len(data))
+    assert at == want
+    assert len(first) == sum(1 for s, packet, _ in starts if packet and s < want)
+    assert first + rest == straight
+
+
+@settings(max_examples=120, deadline=None)
+@given(clean_stream("pcapng"), st.floats(0.0, 1.0))
+def test_a_pcapng_read_from_its_middle(
+    tmp_path_factory: pytest.TempPathFactory,
+    stream: tuple[bytes, str, list[tuple[int, bool, bool]]],
+    cut: float,
+) -> None:
+    """``resume_at`` finds the first block at or after a byte; from there it reads what a
+    straight read reads from there, and its state (interfaces) is a straight reader's at
+    that block unless an interface was described after the first packet before it."""
+    data, _, starts = stream
+    path = tmp_path_factory.mktemp("resume") / "r.pcapng"
+    path.write_bytes(data)
+    offset = int(cut * len(data))
+    want = next((s for s, _, _ in starts if s >= max(offset, 1)), len(data))
+    with open_capture(str(path), block_bytes=256) as straight:
+        before = _rows(straight.blocks(want))
+        state = straight.state()
+        tail = _rows(straight.blocks())
+    with open_capture(str(path), block_bytes=256) as reader:
+        assert reader.resume_at(offset) == want
+        got_state = reader.state()
+        got = _rows(reader.blocks())
+        problems = sum(reader.problem_counts().values())
+    first_packet = next((s for s, packet, _ in starts if packet), len(data))
+    late_idb = any(i for s, _, i in starts if first_packet < s < want)
+    assert (got_state == state) == (not late_idb)
+    if not late_idb:
+        assert got == tail
+        # Only what it read is counted (not the blocks it learnt the interfaces from).
+        nrb = sum(1 for s, packet, iface in starts[2:] if s >= want and not packet and not iface)
+        assert problems == nrb
+    assert len(before) + len(tail) == sum(1 for _, packet, _ in starts if packet)
+
+
+def test_resume_at_needs_an_uncompressed_pcapng(tmp_path: Path) -> None:
+    path = tmp_path / "a.pcap"
+    path.write_bytes(build_pcap(PACKETS))
+    with open_capture(str(path)) as reader, pytest.raises(ValueError, match="pcapng"):
+        reader.resume_at(30)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_damage_before_a_stop_is_reported(tmp_path: Path, fmt: str) -> None:
+    """Reading up to a byte past damage stops at the damage, and says so."""
+    from tests.capture.test_pcapng import epb, idb
+
+    if fmt == "pcap":
+        good = build_pcap(PACKETS)
+        data = good + struct.pack("<IIII", T0, 0, 1 << 30, 1 << 30) + bytes(64)
+    else:
+        good = shb() + idb(1) + epb(0, 5, b"abc") + epb(0, 6, b"defg")
+        data = good + struct.pack("<II", 6, 7) + bytes(64)
+    path = tmp_path / f"d.{fmt}"
+    path.write_bytes(data)
+    with open_capture(str(path), block_bytes=64) as reader:
+        got = _rows(reader.blocks(len(data) - 8))
+        assert reader.damage is not None and reader.damage.offset == len(good)
+        assert len(got) == (3 if fmt == "pcap" else 2)

@@ -210,7 +210,9 @@ def test_one_vlan_tag_is_vectorised_as_a_column() -> None:
     assert row(2)[:3] == (None, None, "arp")
     assert row(3)[2:] == ("icmp", -1, None, 113) and int(batch.ip_proto[3]) == 1
     # The reference decodes the same rows to the same batch (its tag in the column).
-    assert batch_differences(batch, reference_batch(block_from_packets(frames, [1, 1, 1, 113]))) == []
+    assert (
+        batch_differences(batch, reference_batch(block_from_packets(frames, [1, 1, 1, 113]))) == []
+    )
 
 
 UNCOMMON = {

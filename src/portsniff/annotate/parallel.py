@@ -55,6 +55,7 @@ class UnitResult:
     linktypes: Counter[int] = field(default_factory=Counter)
     problems: Counter[str] = field(default_factory=Counter)
     damage: tuple[int, str] | None = None
+    state: tuple[object, ...] | None = None  # the reader's at the start (pcapng: interfaces)
 
 
 def is_classic_pcap(path: str) -> bool:

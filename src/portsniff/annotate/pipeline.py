@@ -17,8 +17,9 @@ from portsniff.capture.block import CaptureDamage, Interface, RawBlock
 from portsniff.decode.batch import DecodedBatch
 
 if TYPE_CHECKING:
-    from portsniff.annotate.parallel import UnitResult
+    from portsniff.annotate.parallel import Figures, UnitResult
     from portsniff.annotate.vector import LabelledBatch, VectorAnnotator
+    from portsniff.capture.reader import CaptureReader
     from portsniff.registry.index import RegistryIndex
 
 #: Capture bytes read per block by the columnar path (bigger blocks: fewer flows per packet).
@@ -229,13 +230,9 @@ class AnnotateRun:
         """One file's decoded blocks (and the BPF mask), read in this process; what was
         read goes to ``report`` (a file that cannot be opened is an error in it, or
         raises without ``keep_going``)."""
-        from portsniff.annotate.parallel import count_block
-        from portsniff.capture.bpf import BpfFilter, compile_filter
         from portsniff.capture.reader import open_capture
-        from portsniff.decode.engines import open_engine
         from portsniff.errors import CaptureError
 
-        flt: BpfFilter | None = None
         try:
             reader = open_capture(path, block_bytes=block_bytes)
         except CaptureError as exc:
@@ -246,32 +243,50 @@ class AnnotateRun:
         with reader:
             report.format = reader.format
             report.compression = reader.compression
-            engine = open_engine(self.engine, path)
-            read = 0
-            try:
-                for block in reader.blocks():
-                    if len(block) == 0:
-                        continue
-                    count_block(report, block)
-                    mask = None
-                    if self.bpf is not None:
-                        if flt is None:
-                            flt = compile_filter(self.bpf, int(block.linktype[0]))
-                        mask = flt.mask(block)
-                    batch = engine.decode(block)
-                    if writer is not None:
-                        writer.hold(block, mask, reader.interfaces)
-                    if self.progress is not None:
-                        self.progress(reader.bytes_read - read)
-                        read = reader.bytes_read
-                    yield batch, mask
-            finally:
-                engine.close()
-                if flt is not None:
-                    flt.close()
+            if self.progress is not None:
+                self.progress(reader.bytes_read)  # the file's header
+            yield from self.decode_blocks(reader, report, writer)
             report.damage = reader.damage
             report.problems.extend(reader.problems)
             report.section_comments.extend(reader.section_comments)
+
+    def decode_blocks(
+        self,
+        reader: CaptureReader,
+        figures: Figures,
+        writer: PcapngOut | None = None,
+        stop: int | None = None,
+    ) -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
+        """The decoded blocks (and the BPF mask) ``reader`` gives (up to ``stop``: see
+        CaptureReader.blocks), counted into ``figures``."""
+        from portsniff.annotate.parallel import count_block
+        from portsniff.capture.bpf import BpfFilter, compile_filter
+        from portsniff.decode.engines import open_engine
+
+        flt: BpfFilter | None = None
+        engine = open_engine(self.engine, reader.path)
+        read = reader.bytes_read
+        try:
+            for block in reader.blocks(stop):
+                if len(block) == 0:
+                    continue
+                count_block(figures, block)
+                mask = None
+                if self.bpf is not None:
+                    if flt is None:
+                        flt = compile_filter(self.bpf, int(block.linktype[0]))
+                    mask = flt.mask(block)
+                batch = engine.decode(block)
+                if writer is not None:
+                    writer.hold(block, mask, reader.interfaces)
+                if self.progress is not None:
+                    self.progress(reader.bytes_read - read)
+                    read = reader.bytes_read
+                yield batch, mask
+        finally:
+            engine.close()
+            if flt is not None:
+                flt.close()
 
     @property
     def decode_workers(self) -> int:

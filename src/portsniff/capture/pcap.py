@@ -104,6 +104,25 @@ class PcapParser:
         self._caplen_at = struct.Struct(endian + "8xI").unpack_from
         self._u32 = np.dtype(endian + "u4")
 
+    def next_start(self, buf: bytearray, pos: int, end: int, stop: int) -> int | None:
+        """The first record start at or after ``stop``, walking from the record at ``pos``
+        (positions in ``buf``; it may lie past ``end``); None when ``buf[:end]`` ends
+        first, or at a record the scan will call damaged (it says so when it gets there)."""
+        hdr = self.hdr_len
+        caplen_at = self._caplen_at
+        while pos < stop:
+            if end - pos < hdr:
+                return None
+            (caplen,) = caplen_at(buf, pos)
+            if caplen > self.max_caplen:
+                return None
+            pos += hdr + caplen
+        return pos
+
+    def state(self) -> tuple[object, ...]:
+        """What the reading of later records depends on (the global header's fields)."""
+        return (self.endian, self.nano, self.linktype, self.snaplen)
+
     def scan(self, buf: bytearray, pos: int, end: int, eof: bool, first_frame: int) -> Scan:
         """Walk complete records in ``buf[pos:end]``; ``eof`` means no more bytes follow."""
         hdr = self.hdr_len

@@ -50,6 +50,12 @@ SKIPPED_NAMES = {
     0x40000BAD: "Custom Block",
 }
 
+#: A guessed block start (a reader starting inside a file) needs this many blocks in a
+#: row to look right, of these types (a section header is not guessed: it may change the
+#: byte order).
+GUESS_CHAIN = 16
+GUESS_TYPES = frozenset({IDB, PB, SPB, EPB, *SKIPPED_NAMES})
+
 
 class OptionError(ValueError):
     """An option's length runs past the end of its block."""
@@ -196,6 +202,78 @@ class PcapngParser:
             return None
         texts = [_text(v) for code, v in options if code == 1]
         return "\n".join(texts) if texts else None
+
+    def next_start(self, buf: bytearray, pos: int, end: int, stop: int) -> int | None:
+        """The first block start at or after ``stop``, walking from the block at ``pos``
+        (positions in ``buf``; it may lie past ``end``); None when ``buf[:end]`` ends
+        first, or at a length the scan will call damaged (it says so when it gets there)."""
+        head = self._head
+        while pos < stop:
+            if end - pos < 12:
+                return None
+            btype, length = head(buf, pos)
+            if btype == SHB:
+                try:
+                    _, length = shb_length(buf[pos : pos + 12], self.name)
+                except CaptureError:
+                    return None
+            if length < 12 or length % 4 or length > MAX_BLOCK:
+                return None
+            pos += length
+        return pos
+
+    def state(self) -> tuple[object, ...]:
+        """What the reading of later blocks depends on: the section's byte order and
+        interfaces (a reader that starts later in the file must agree on them)."""
+        return (self._endian, self.sections, tuple(self.interfaces), tuple(self._section))
+
+    def prime(self, buf: bytearray, pos: int, end: int) -> None:
+        """Learn the interfaces the blocks from ``pos`` describe before the section's first
+        packet (what a reader that starts later in the section needs); nothing is counted."""
+        problems = self.problems.copy()
+        head = self._head
+        while end - pos >= 12:
+            btype, length = head(buf, pos)
+            if btype in (EPB, SPB, PB, SHB) or length < 12 or length % 4 or length > end - pos:
+                break
+            if btype == IDB and self._interface(buf, pos, length):
+                break
+            pos += length
+        self.problems = problems
+
+    def guess_start(self, sample: bytes, offset: int, eof: bool) -> int:
+        """The first position in ``sample`` (the file's bytes from ``offset``; ``eof``: to
+        its end) from which a chain of ``GUESS_CHAIN`` whole blocks looks right, or fewer
+        that end where the file does or run on past the sample; len(sample) when there is
+        none. Blocks start at multiples of 4 in the file."""
+        head = struct.Struct(self._endian + "II").unpack_from
+        u32 = struct.Struct(self._endian + "I").unpack_from
+        n = len(sample)
+        for p in range(-offset % 4, n, 4):
+            q = p
+            ok = True
+            for _ in range(GUESS_CHAIN):
+                if q == n:
+                    ok = eof
+                    break
+                btype, length = head(sample, q) if q + 12 <= n else (0, 0)
+                if btype not in GUESS_TYPES or length < 12 or length % 4 or length > MAX_BLOCK:
+                    ok = q + 12 > n and not eof and q > p
+                    break
+                if q + length > n:
+                    # Cut by the sample's end: plausible after a whole block, unless the
+                    # file ends there.
+                    ok = not eof and q > p
+                    break
+                if u32(sample, q + length - 4)[0] != length or (
+                    btype == EPB and (length < 32 or u32(sample, q + 20)[0] > length - 32)
+                ):
+                    ok = False
+                    break
+                q += length
+            if ok:
+                return p
+        return n
 
     def scan(self, buf: bytearray, pos: int, end: int, eof: bool, first_frame: int) -> Scan:
         """Read the complete blocks in ``buf[pos:end]``; ``eof`` means no more bytes follow."""

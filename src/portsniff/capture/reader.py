@@ -42,6 +42,10 @@ COMPRESSION_MAGICS: list[tuple[bytes, str]] = [
 ]
 
 
+#: Bytes read at a guessed start to find where the next block begins (resume_at).
+RESUME_SAMPLE = 1 << 20
+
+
 class _Readable(Protocol):
     def readinto(self, buffer: memoryview, /) -> int | None: ...
 
@@ -53,6 +57,10 @@ class _Parser(Protocol):
     problems: Counter[str]
 
     def scan(self, buf: bytearray, pos: int, end: int, eof: bool, first_frame: int) -> Scan: ...
+
+    def next_start(self, buf: bytearray, pos: int, end: int, stop: int) -> int | None: ...
+
+    def state(self) -> tuple[object, ...]: ...
 
 
 class _Prefixed(io.RawIOBase):
@@ -338,10 +346,61 @@ class CaptureReader:
         """Non-fatal oddities seen so far, one line per kind with its count."""
         return count_problems(self._parser.problems)
 
-    def blocks(self) -> Iterator[RawBlock]:
-        """The packets, block by block; stops at the end or at the first damage."""
+    @property
+    def next_start(self) -> int:
+        """Where in the (decompressed) stream the next record or block starts."""
+        return self._base + self._pos
+
+    def state(self) -> tuple[object, ...]:
+        """What reading on depends on (byte order, interfaces): see :meth:`resume_at`."""
+        return self._parser.state()
+
+    def problem_counts(self) -> Counter[str]:
+        """The non-fatal oddities seen so far, counted by kind."""
+        return Counter(self._parser.problems)
+
+    def resume_at(self, offset: int) -> int:
+        """Go on from the first record or block that starts at or after byte ``offset`` of
+        an uncompressed pcapng file (found by its shape, with the interfaces the file's
+        first blocks describe); returns where that is. A guess: a caller checks it, and
+        :meth:`state` here, against a reader that read up to there."""
+        if self._file is None or self.compression is not None or self.format != "pcapng":
+            raise ValueError("only an uncompressed pcapng file is read from its middle")
+        assert isinstance(self._parser, PcapngParser)
+        fd = self._file.fileno()
+        try:
+            size = os.fstat(fd).st_size
+            sample = os.pread(fd, RESUME_SAMPLE, offset)
+        except OSError as exc:
+            raise CaptureError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
+        start = offset + self._parser.guess_start(sample, offset, offset + len(sample) >= size)
+        # The interfaces described before the first packet, and before the start.
+        self._parser.prime(self._buf, self._pos, min(self._end, start - self._base))
+        self._file.seek(start)
+        self._base, self._pos, self._end, self._eof = start, 0, 0, False
+        self.bytes_read = start
+        self._fill()
+        return start
+
+    def blocks(self, stop: int | None = None) -> Iterator[RawBlock]:
+        """The packets, block by block; stops at the end or at the first damage, or before
+        the first record or block that starts at ``stop`` or later (calling again goes on
+        from there)."""
+        cut: int | None = None  # where ``stop`` ends the reading, once the walk found it
         while not self._done:
-            scan = self._parser.scan(self._buf, self._pos, self._end, self._eof, self.packets + 1)
+            end = self._end
+            if stop is not None:
+                if cut is None and self._base + self._end >= stop:
+                    found = self._parser.next_start(
+                        self._buf, self._pos, self._end, stop - self._base
+                    )
+                    cut = None if found is None else self._base + found
+                if cut is not None:
+                    if self._base + self._pos >= cut:
+                        return
+                    end = min(end, cut - self._base)
+            eof = self._eof and end == self._end
+            scan = self._parser.scan(self._buf, self._pos, end, eof, self.packets + 1)
             consumed = scan.pos - self._pos
             self._pos = scan.pos
             self.bytes_read += consumed
@@ -357,7 +416,7 @@ class CaptureReader:
                     problem += f" ({self.compression} stream is damaged: {self._stream_error})"
                 self._set_damage(problem)
                 return
-            if scan.need == 0 and self._eof:
+            if scan.need == 0 and eof:
                 if self._stream_error:
                     self._set_damage(f"{self.compression} stream is damaged: {self._stream_error}")
                 self._done = True
