@@ -291,9 +291,39 @@ def pcapng_commands(workload: Path, packets: int, scripts: Path, notes: list[str
             [*ps, "summary", w, "--format", "json", "-o", os.devnull],
             packets,
         ),
+        Command(
+            "portsniff summary --workers 2 (pcapng copy)",
+            [*ps, "summary", w, "--format", "json", "-o", os.devnull, "--workers", "2"],
+            packets,
+        ),
     ]
     if shutil.which("tcpdump"):
         out.append(Command("tcpdump -nn -r (pcapng copy)", ["tcpdump", "-nn", "-r", w], packets))
+    # Rotated captures (tcpdump -C, dumpcap's ring buffer): the same packets in 4 files.
+    parts = scripts / "rotated"
+    parts.mkdir(exist_ok=True)
+    done = subprocess.run(
+        [
+            editcap,
+            "-F",
+            "pcap",
+            "-c",
+            str(max(1, -(-packets // 4))),
+            str(workload),
+            str(parts / "part.pcap"),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        notes.append(f"editcap -c failed ({done.stderr.decode(errors='replace').strip()})")
+        return out
+    d = str(parts)
+    summary = [*ps, "summary", d, "--format", "json", "-o", os.devnull]
+    out += [
+        Command("portsniff summary --workers 1 (4 files)", [*summary, "--workers", "1"], packets),
+        Command("portsniff summary --workers 2 (4 files)", [*summary, "--workers", "2"], packets),
+    ]
     return out
 
 

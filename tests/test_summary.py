@@ -90,3 +90,55 @@ def test_kept_flows_are_the_top_of_all(
         assert merged.flow_total == len(flows)
     finally:
         portsniff.summary.PRUNE_SLACK = 1024
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),  # client port: the flow
+            st.sampled_from([53, 80, 5353, 40999]),  # server port
+            st.sampled_from([40, 100, 1500]),  # bytes
+        ),
+        min_size=1,
+        max_size=120,
+    ),
+    st.integers(1, 6),
+)
+def test_live_flows_beyond_the_top_get_no_record(
+    packets: list[tuple[int, int, int]], keep: int
+) -> None:
+    """A summary that keeps its top flows finishes its live flows making records only of
+    those that may be among them (a scan ends with many live): the same top flows, flow
+    count and flows per service as a summary that keeps every flow."""
+    import portsniff.summary
+    from portsniff.annotate.annotator import Annotator
+    from tests.annotate.fakes import FakeIndex, batch_of, tcp, udp
+
+    decoded = [
+        (
+            udp("10.0.0.1", 40000 + c, "10.0.0.2", s)
+            if s != 80
+            else tcp("10.0.0.1", 40000 + c, "10.0.0.2", s, 0x18),
+            k * 1_000_000,
+        )
+        for k, (c, s, _) in enumerate(packets)
+    ]
+    batch = batch_of(*decoded)
+    batch.wirelen[:] = batch.caplen[:] = [n for _, _, n in packets]
+    annotator = Annotator(FakeIndex())  # type: ignore[arg-type]
+    records = [*annotator.feed(batch), *annotator.finish()]
+    portsniff.summary.PRUNE_SLACK = 0  # (hypothesis: no monkeypatch fixture)
+    try:
+        every, top = SummaryBuilder("c", []), SummaryBuilder("c", [], keep=keep)
+        for r in records:
+            every.add(r)
+            top.add(r)
+        want, got = every.finish(), top.finish()
+    finally:
+        portsniff.summary.PRUNE_SLACK = 1024
+    assert got.top_flows(keep) == want.top_flows(keep)
+    assert got.flow_total == want.flow_total == len(want.flows)
+    assert {k: r.flows for k, r in got.services.items()} == {
+        k: r.flows for k, r in want.services.items()
+    }

@@ -9,7 +9,7 @@ bounded by live flows: finished and idle flows leave the table as FlowRecords.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
@@ -285,6 +285,18 @@ def flow_record(f: _Flow) -> FlowRecord:
     )
 
 
+def record_rank(r: FlowRecord) -> tuple[Any, ...]:
+    """A finished flow's place in the top flows: most bytes first, then earliest, ...; the
+    uid's number ends ties (the order is the same however the flows were collected: a
+    capture summarised in parts finishes them in another order)."""
+    return (-(r.orig_bytes + r.resp_bytes), r.ts, r.proto, r.orig_ip or "", uid_number(r.uid))
+
+
+def live_rank(f: _Flow) -> tuple[Any, ...]:
+    """:func:`record_rank` of the record a live flow would finish as."""
+    return (-(f.orig_bytes + f.resp_bytes), f.first, f.proto, f.orig[0] or "", uid_number(f.uid))
+
+
 def uid_number(uid: str) -> int:
     """The creation number in a flow's uid (``F12`` -> 12; 0 for another form)."""
     return int(uid[1:]) if uid[1:].isdigit() else 0
@@ -315,6 +327,10 @@ class FlowTable:
         self._next_uid = 0
         self.idle_timeout = idle_timeout
         self.max_flows = max_flows
+        #: When set, finished flows it refuses get no record: they go to ``passed``
+        #: (a summary that keeps its top flows need not make a record of every flow).
+        self.screen: Callable[[_Flow], bool] | None = None
+        self.passed: list[_Flow] = []
 
     def __len__(self) -> int:
         return len(self._live)
@@ -395,7 +411,11 @@ class FlowTable:
         return flow.uid
 
     def _finish(self, key: tuple[Any, ...]) -> None:
-        self._done.append(flow_record(self._live.pop(key)))
+        f = self._live.pop(key)
+        if self.screen is None or self.screen(f):
+            self._done.append(flow_record(f))
+        else:
+            self.passed.append(f)
 
     def _expire(self, now: float) -> None:
         live = self._live

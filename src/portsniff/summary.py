@@ -7,13 +7,15 @@ services and flows, never with packets.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from portsniff.annotate.records import DnssdLabel, PacketRecord
-from portsniff.flows import FlowRecord, FlowTable, uid_number
+from portsniff.flows import FlowRecord, FlowTable, _Flow, live_rank, record_rank
 
 TRANSPORT_KEYS = ("tcp", "udp", "sctp", "dccp", "icmp", "icmpv6", "other_ip", "non_ip")
 MAX_BINS = 240  # time bins per timeline; bins widen (x2) to stay under this
@@ -267,18 +269,7 @@ class Summary:
         return sorted(rows, key=lambda r: (-r.bytes, r.proto, r.port))
 
     def top_flows(self, n: int | None) -> list[FlowRecord]:
-        # The uid's number ends ties: the order is the same however the flows were
-        # collected (a capture summarised in parts finishes them in another order).
-        flows = sorted(
-            self.flows,
-            key=lambda f: (
-                -(f.orig_bytes + f.resp_bytes),
-                f.ts,
-                f.proto,
-                f.orig_ip or "",
-                uid_number(f.uid),
-            ),
-        )
+        flows = sorted(self.flows, key=record_rank)
         return flows if n is None else flows[:n]
 
     def capture_dict(self) -> dict[str, Any]:
@@ -398,8 +389,9 @@ class SummaryBuilder:
         if self.keep is not None and len(s.flows) > 2 * self.keep + PRUNE_SLACK:
             s.keep_flows(self.keep)
 
-    def _count_flows(self, flows: list[FlowRecord]) -> None:
-        """Count finished outer flows into their services' rows."""
+    def _count_flows(self, flows: Sequence[FlowRecord | _Flow]) -> None:
+        """Count finished outer flows (records, or flows that got none) into their
+        services' rows."""
         services = self.summary.services
         for f in flows:
             if f.tunnel is None and f.service_port is not None:
@@ -409,7 +401,19 @@ class SummaryBuilder:
 
     def finish(self) -> Summary:
         """Close every live flow and return the summary."""
-        self._collect(self.flow_table.finish())
-        if self.keep is not None:
-            self.summary.keep_flows(self.keep)
+        table = self.flow_table
+        keep = self.keep
+        if keep is not None and len(table) > keep + PRUNE_SLACK:
+            # Of the live flows, only those that may make the top get a record (a scan
+            # ends with many thousands live); the others are counted.
+            top = set(map(id, heapq.nsmallest(keep, table._live.values(), key=live_rank)))
+            table.screen = lambda f: id(f) in top
+        self._collect(table.finish())
+        table.screen = None
+        if table.passed:
+            self._count_flows(table.passed)
+            self.summary.flows_dropped += len(table.passed)
+            table.passed = []
+        if keep is not None:
+            self.summary.keep_flows(keep)
         return self.summary

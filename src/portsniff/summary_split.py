@@ -38,7 +38,7 @@ import os
 import signal
 import struct
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -262,7 +262,7 @@ class HalfSummaryBuilder(VectorSummaryBuilder):
             self._latest = max(self._latest, seconds(int(lb.ts_ns[lb.ip_version > 0].max())))
         self.made_by.append((self.flow_table._next_uid, self._latest))
 
-    def _count_flows(self, flows: list[FlowRecord]) -> None:
+    def _count_flows(self, flows: Sequence[FlowRecord | _Flow]) -> None:
         # Counted at the join: a flow's row may hold only head rows here (kept apart).
         pass
 
