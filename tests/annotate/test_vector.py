@@ -349,6 +349,25 @@ def test_fragment_window_gives_up_in_order(
             assert [r.frame for r in b] == list(range(1, len(items) + 1))
 
 
+def test_fragments_in_order_are_vector_rows(index: RegistryIndex) -> None:
+    """Fragments whose first came before them are labelled with the block (their records
+    are the reference's, made from the columns); one met before its first sends the
+    block's fragments one by one."""
+    key = ("10.0.0.1", "10.0.0.2", 9, 17)
+    first = Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, 5353, 53, fragment=Fragment(key, 0, True))
+    mid = Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, fragment=Fragment(key, 1480, True))
+    last = Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, fragment=Fragment(key, 2960, False))
+    for seq, in_order in (([first, mid, last], True), ([mid, first, last], False)):
+        items = [(d, 1_700_000_000 * 10**9 + i * 1000) for i, d in enumerate(seq)]
+        a, b, ref, vec = both(index, [batch_of(items, 1)])
+        assert_same(a, b, ref, vec)
+        assert [(r.fragment, r.src_port, r.dst_port) for r in b] == [(True, 5353, 53)] * 3
+        (lb,) = VectorAnnotator(index).feed(batch_of(items, 1))
+        # (One by one, the records say what the column does not.)
+        assert lb.fragment.all() == in_order == (not lb.records) == (lb.flow >= 0).all()
+    assert vec.counts.fragments == 3
+
+
 def test_concat_of_slices_is_the_batch(index: RegistryIndex) -> None:
     """Slices of a batch joined again give its records (VLAN tags and special rows
     renumbered with them)."""

@@ -40,7 +40,8 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> list[LabelledBatch]:
 def test_concat_gives_back_the_rows(batches: list[LabelledBatch]) -> None:
     joined = concat_batches(batches)
     assert len(joined) == 5000
-    assert joined.records and joined.vlan  # rows with details keep their place
+    # Rows with details (VLAN tags, fragments) keep their place.
+    assert joined.vlan and joined.fragment.any()
     assert list(joined.iter_records()) == [r for b in batches for r in b.iter_records()]
 
 

@@ -97,8 +97,9 @@ class LabelledBatch:
 
     ``side`` (0 none, 1 src, 2 dst), ``basis`` (index into BASES, -1 none) and ``ambiguous``
     are the label columns; the label itself is ``labels.label(proto, service port)``. Ports
-    are the record's (non-first fragments carry their first fragment's). Rows whose record
-    was built one by one (details other than a VLAN tag) are in ``records``.
+    are the record's (non-first fragments carry their first fragment's; ``fragment`` marks
+    the IP fragments labelled with the block). Rows whose record was built one by one
+    (details other than a VLAN tag, or a fragment not met in order) are in ``records``.
 
     ``flow`` names each vector row's flow and direction for the writers' caches: the
     labeller's flow slot times 2, plus 1 when the row is sent by the flow's second
@@ -130,6 +131,7 @@ class LabelledBatch:
     basis: I8
     ambiguous: B
     flow: I32
+    fragment: B
     labels: Labeller
     vlan: dict[int, tuple[int, ...]] = field(default_factory=dict)
     records: dict[int, PacketRecord] = field(default_factory=dict)
@@ -167,6 +169,7 @@ class LabelledBatch:
             self.basis[a:b],
             self.ambiguous[a:b],
             self.flow[a:b],
+            self.fragment[a:b],
             self.labels,
             {i - a: v for i, v in self.vlan.items() if a <= i < b},
             {i - a: v for i, v in self.records.items() if a <= i < b},
@@ -249,6 +252,18 @@ class LabelledBatch:
         part = LabelledBatch(file=self.file, labels=self.labels, vlan=vlan, **cols)
         return next(part.iter_records())
 
+    def records_at(self, rows: Sequence[int]) -> dict[int, PacketRecord]:
+        """The PacketRecords of ``rows`` (ascending), made together (a record each from
+        :meth:`record` costs a batch each)."""
+        if not rows:
+            return {}
+        at = np.asarray(rows, np.int64)
+        cols: dict[str, Any] = {name: getattr(self, name)[at] for name in _COLUMNS}
+        vlan = {k: self.vlan[i] for k, i in enumerate(rows) if i in self.vlan}
+        part = LabelledBatch(file=self.file, labels=self.labels, vlan=vlan, **cols)
+        own = self.records
+        return {i: own.get(i) or r for i, r in zip(rows, part.iter_records(), strict=True)}
+
     def addresses(self, which: str) -> list[str | None]:
         """``src`` or ``dst`` addresses as text (None for non-IP rows)."""
         column = self.src_addr if which == "src" else self.dst_addr
@@ -275,6 +290,7 @@ class LabelledBatch:
             self.side.tolist(),
             self.basis.tolist(),
             self.ambiguous.tolist(),
+            self.fragment.tolist(),
             seconds_array(self.ts_ns).tolist(),
             strict=True,
         )
@@ -293,6 +309,7 @@ class LabelledBatch:
             side,
             basis,
             amb,
+            frag,
             ts,
         ) in enumerate(columns):
             got = records.get(i)
@@ -317,7 +334,7 @@ class LabelledBatch:
                 dnssd=(),
                 inner=(),
                 quoted=None,
-                fragment=False,
+                fragment=frag,
                 vlan=vlan.get(i, ()),
                 **label_fields(lab),
                 ts_ns=ts_ns,
@@ -381,6 +398,7 @@ _COLUMNS = (
     "basis",
     "ambiguous",
     "flow",
+    "fragment",
 )
 _ADDR_CACHE: dict[tuple[int, bytes], str] = {}
 
@@ -634,6 +652,7 @@ class VectorAnnotator:
             basis=np.full(n, -1, np.int8),
             ambiguous=np.zeros(n, np.bool_),
             flow=np.full(n, -1, np.int32),
+            fragment=np.zeros(n, np.bool_),
             labels=self.labels,
             flow_space=self._space,
             head=None if self.heads is None else np.full(n, -1, np.int32),
@@ -646,6 +665,7 @@ class VectorAnnotator:
         if tagged.size:
             lb.vlan.update(zip(tagged.tolist(), zip(tags[tagged].tolist()), strict=True))
         special: list[tuple[int, Decoded]] = []
+        frags: list[tuple[int, Decoded]] = []  # fragments with nothing else special
         if batch.details:
             if rows is None:
                 where = {k: k for k in batch.details}
@@ -659,10 +679,17 @@ class VectorAnnotator:
                 i = where[k]
                 if d.vlan:
                     lb.vlan[i] = d.vlan
-                if d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
+                if d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
                     special.append((i, d))
+                elif d.fragment:
+                    frags.append((i, d))
             if tagged.size and len(lb.vlan) > tagged.size:
                 lb.vlan = dict(sorted(lb.vlan.items()))  # in row order, as ever
+        # (A fragment labelled one by one, e.g. with a problem, keeps them all so.)
+        if frags and (
+            any(d.fragment for _, d in special) or not self._fragments_in_order(lb, frags)
+        ):
+            special = sorted(special + frags)  # one by one, as the reference goes
         is_special = np.zeros(n, np.bool_)
         if special:
             is_special[[i for i, _ in special]] = True
@@ -748,6 +775,39 @@ class VectorAnnotator:
                 return
             self._held.popleft()
             yield lb if start == 0 else lb.slice(start, len(lb))
+
+    def _fragments_in_order(self, lb: LabelledBatch, frags: list[tuple[int, Decoded]]) -> bool:
+        """Label ``frags`` (rows of IP fragments) as vector rows when the block's
+        fragments need none of the reference's holding back: every non-first fragment's
+        first was met before it, no first fragment is awaited, and no first fragment is
+        forgotten in the block (the common case: fragments in order). Non-first fragments
+        take their first's ports; returns False, changing nothing, otherwise."""
+        known = self._first_fragments
+        if self._waiting or len(known) + len(frags) > _MAX_FRAGMENT_KEYS:
+            return False
+        firsts: dict[tuple[str, str, int, int], tuple[int | None, int | None]] = {}
+        later: list[tuple[int, tuple[int | None, int | None]]] = []
+        for i, d in frags:
+            frag = d.fragment
+            assert frag is not None
+            if frag.offset == 0:
+                firsts[frag.key] = (d.src_port, d.dst_port)
+                continue
+            ports = firsts.get(frag.key) or known.get(frag.key)
+            if ports is None:
+                return False
+            later.append((i, ports))
+        # The first fragments in row order, as the reference records them.
+        for key, ports in firsts.items():
+            known[key] = ports
+        if later:
+            at = np.array([i for i, _ in later], np.int64)
+            ports_l = [p for _, p in later]
+            lb.src_port[at] = [-1 if sp is None else sp for sp, _ in ports_l]
+            lb.dst_port[at] = [-1 if dp is None else dp for _, dp in ports_l]
+        lb.fragment[[i for i, _ in frags]] = True
+        self.counts.fragments += len(frags)
+        return True
 
     # -- rows built one by one ----------------------------------------------------------
 

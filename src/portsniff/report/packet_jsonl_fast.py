@@ -131,7 +131,7 @@ class BatchJsonl:
         ) * 2 + lb.ambiguous
         # One VLAN tag is part of the group's text; other tag lists go one by one below.
         vw = np.zeros(n, np.uint64)
-        odd: set[int] = set(lb.records)
+        odd: set[int] = set(lb.records) | set(np.flatnonzero(lb.fragment).tolist())
         for i, tags in lb.vlan.items():
             if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
                 vw[i] = tags[0] + 1
@@ -169,12 +169,10 @@ class BatchJsonl:
         out: list[bytes] = [b""] * (2 * n)
         out[0::2] = self._fronts(lb)
         out[1::2] = np.array(tails, dtype=object)[inverse].tolist()
-        for i in odd:
-            rec = lb.records.get(i)
+        recs = lb.records_at(sorted(odd))
+        for i, rec in recs.items():
             out[2 * i] = b""
-            out[2 * i + 1] = (
-                _dumps({"type": "packet", **(rec or lb.record(i)).as_dict()}) + "\n"
-            ).encode()
+            out[2 * i + 1] = (_dumps({"type": "packet", **rec.as_dict()}) + "\n").encode()
         return out
 
     def _fronts(self, lb: LabelledBatch) -> list[bytes]:

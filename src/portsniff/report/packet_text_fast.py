@@ -218,12 +218,19 @@ class BatchText:
         parts[0::2] = stamps
         parts[1::2] = row_tail.tolist()
         # Rows whose text is not their group's: one by one.
-        special = set(odd_vlan) | set(lb.records) | set(np.flatnonzero(odd_len).tolist())
+        special = (
+            set(odd_vlan) | set(lb.records) | set(np.flatnonzero(odd_len | lb.fragment).tolist())
+        )
         if special:
             stamp_of = _Stamps(sec_text, secs_l, us_l)
-            for i in sorted(special):
+            rows = sorted(special)
+            # Fragments' lines say so: from their records, made together.
+            recs = lb.records_at([i for i in rows if lb.fragment[i] or i in lb.records])
+            for i in rows:
                 parts[2 * i] = b""
-                parts[2 * i + 1] = (self._row_line(lb, i, stamp_of) + "\n").encode()
+                rec = recs.get(i)
+                line = packet_line(rec, self.color) if rec else self._row_line(lb, i, stamp_of)
+                parts[2 * i + 1] = (line + "\n").encode()
         return parts
 
     def _tails(
