@@ -368,6 +368,74 @@ def test_fragments_in_order_are_vector_rows(index: RegistryIndex) -> None:
     assert vec.counts.fragments == 3
 
 
+@st.composite
+def fragmented(draw: st.DrawFn) -> list[Decoded]:
+    """Datagrams in fragments (ids reused now and then), mostly in order, some fragments
+    moved ahead of their first or lost, with plain packets between."""
+    out: list[Decoded] = []
+    for _ in range(draw(st.integers(1, 30))):
+        if draw(st.integers(0, 4)) == 0:
+            out.append(Decoded(1, "10.0.0.3", "10.0.0.2", "udp", 17, 40000, 53))
+            continue
+        src = draw(st.sampled_from(["10.0.0.1", "10.0.0.5"]))
+        key = (src, "10.0.0.2", draw(st.integers(0, 6)), 17)
+        sp, dp = draw(st.sampled_from(PORTS)), draw(st.sampled_from(PORTS))
+        parts = [
+            Decoded(1, src, "10.0.0.2", "udp", 17, sp, dp, fragment=Fragment(key, 0, True)),
+            *(
+                Decoded(1, src, "10.0.0.2", "udp", 17, fragment=Fragment(key, 1480 * k, k < n))
+                for n in [draw(st.integers(1, 3))]
+                for k in range(1, n + 1)
+            ),
+        ]
+        order = draw(st.sampled_from(["in order", "in order", "in order", "swapped", "lost"]))
+        if order == "swapped":
+            parts[0], parts[1] = parts[1], parts[0]
+        elif order == "lost":
+            parts = parts[1:]
+        out.extend(parts)
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fragmented(), st.lists(st.integers(1, 12), min_size=1, max_size=4), st.integers(1, 6))
+def test_fragments_with_few_remembered_firsts(
+    index: RegistryIndex, seq: list[Decoded], cuts: list[int], remembered: int
+) -> None:
+    """Fragments with a small memory of first fragments (the oldest forgotten, as the
+    reference forgets them), in order or not: the reference's records and counts."""
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (annotator_module, vector_module):
+            mp.setattr(module, "_MAX_FRAGMENT_KEYS", remembered)
+        items = [(d, 1_700_000_000 * 10**9 + i * 1000) for i, d in enumerate(seq)]
+        batches = []
+        at = 0
+        for c in cuts * 20:
+            if at >= len(items):
+                break
+            batches.append(batch_of(items[at : at + c], at + 1))
+            at += c
+        assert_same(*both(index, batches))
+
+
+def test_a_first_forgotten_in_its_own_block(index: RegistryIndex) -> None:
+    """With room for one first fragment, a block's second datagram makes the reference
+    forget the first one's: its later fragment waits (and is given up), as one by one."""
+    k1, k2 = ("10.0.0.1", "10.0.0.2", 1, 17), ("10.0.0.1", "10.0.0.2", 2, 17)
+    seq = [
+        Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, 5353, 53, fragment=Fragment(k1, 0, True)),
+        Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, 123, 53, fragment=Fragment(k2, 0, True)),
+        Decoded(1, "10.0.0.1", "10.0.0.2", "udp", 17, fragment=Fragment(k1, 1480, False)),
+    ]
+    items = [(d, 1_700_000_000 * 10**9 + i * 1000) for i, d in enumerate(seq)]
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (annotator_module, vector_module):
+            mp.setattr(module, "_MAX_FRAGMENT_KEYS", 1)
+        a, b, ref, vec = both(index, [batch_of(items, 1)])
+    assert_same(a, b, ref, vec)
+    assert b[2].src_port is None and vec.counts.unresolved_fragments == 1
+
+
 def test_concat_of_slices_is_the_batch(index: RegistryIndex) -> None:
     """Slices of a batch joined again give its records (VLAN tags and special rows
     renumbered with them)."""

@@ -221,8 +221,18 @@ UNCOMMON = {
     "mpls": (1, raw(Ether(**MACS, type=0x8847) / b"\0\0\x01\x40" / V4 / TCP())),
     "pppoe": (1, raw(Ether(**MACS, type=0x8864) / b"\x11\0\0\x01\0\x2a\0\x21" / V4 / TCP())),
     "llc": (1, raw(Ether(**MACS, type=100) / Raw(b"\xaa\xaa\x03" + b"\0" * 97))),
-    "ipv4 more fragments": (1, raw(ETH / IP(src="1.2.3.4", dst="5.6.7.8", flags="MF") / UDP())),
-    "ipv4 later fragment": (1, raw(ETH / IP(src="1.2.3.4", dst="5.6.7.8", frag=100) / (b"x" * 16))),
+    "ipv4 first fragment carrying vxlan": (
+        1,
+        raw(ETH / IP(flags="MF") / UDP(sport=1, dport=4789) / VXLAN() / ETH / V4 / UDP()),
+    ),
+    "ipv4 first fragment of ah": (
+        1,
+        raw(ETH / IP(proto=51, flags="MF") / AH(nh=6, payloadlen=4, icv=b"\0" * 12) / TCP()),
+    ),
+    "ipv4 first fragment of an icmp error": (
+        1,
+        raw(ETH / IP(flags="MF") / ICMP(type=3, code=3) / IP() / UDP()),
+    ),
     "ipv6 fragment": (1, raw(ETH / V6 / IPv6ExtHdrFragment() / UDP())),
     "ipv6 hop-by-hop": (1, raw(ETH / V6 / IPv6ExtHdrHopByHop() / TCP())),
     "dns-sd": (
@@ -288,6 +298,31 @@ UNCOMMON = {
     "null ethertype": (0, struct.pack("<I", 0x0800) + raw(V4 / TCP())),
     "empty raw": (101, b""),
 }
+
+
+FRAGMENTS = [
+    raw(ETH / IP(src="1.2.3.4", dst="5.6.7.8", id=7, flags="MF") / UDP(sport=9, dport=2049)),
+    raw(ETH / IP(src="1.2.3.4", dst="5.6.7.8", id=7, frag=185) / (b"x" * 16)),
+    raw(ETH / IP(src="1.2.3.4", dst="5.6.7.8", id=7, flags="MF", frag=370) / (b"y" * 8)),
+    raw(ETH / IP(id=9, flags="MF+DF") / TCP(sport=80, dport=40000, flags="PA")),
+    raw(ETH / Dot1Q(vlan=12) / IP(id=9, frag=3, proto=1) / (b"z" * 8)),
+    raw(ETH / IP(id=10, frag=3, proto=51) / (b"a" * 8)),
+    raw(ETH / IP(id=11, frag=3, proto=47) / (b"b" * 8)),
+    raw(ETH / IP(id=12, flags="MF") / ICMP(type=8)),
+    raw(ETH / IP(id=13, flags="DF") / UDP(sport=5, dport=6)),  # not a fragment
+]
+
+
+def test_ipv4_fragments_are_vectorised() -> None:
+    """IPv4 fragments (first ones with their transport header, later ones with none) are
+    decoded with the block; their Decoded, VLAN tag included, is the reference's."""
+    block = block_from_packets(FRAGMENTS)
+    batch, done = _vectorised(block)
+    assert done.all()
+    assert sorted(batch.details) == list(range(len(FRAGMENTS) - 1))
+    assert batch.details[1].fragment is not None and batch.details[1].fragment.offset == 1480
+    assert batch.details[4].vlan == (12,) and int(batch.vlan_tag[4]) == -1
+    assert batch_differences(batch, reference_batch(block)) == []
 
 
 @pytest.mark.parametrize("name", list(UNCOMMON))
@@ -513,7 +548,7 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             dst=draw(st.ip_addresses(v=4)).exploded,
             ihl=draw(st.sampled_from([None, None, 6, 15])),
             flags=draw(st.sampled_from([0, 0, 1, 2, 4])),
-            frag=draw(st.sampled_from([0, 0, 0, 1])),
+            frag=draw(st.sampled_from([0, 0, 0, 1, 185])),
             proto=draw(st.sampled_from([0, 1, 4, 6, 17, 33, 41, 47, 50, 51, 58, 132]))
             if proto == "other"
             else None,

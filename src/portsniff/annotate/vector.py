@@ -18,7 +18,7 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -778,33 +778,65 @@ class VectorAnnotator:
 
     def _fragments_in_order(self, lb: LabelledBatch, frags: list[tuple[int, Decoded]]) -> bool:
         """Label ``frags`` (rows of IP fragments) as vector rows when the block's
-        fragments need none of the reference's holding back: every non-first fragment's
-        first was met before it, no first fragment is awaited, and no first fragment is
-        forgotten in the block (the common case: fragments in order). Non-first fragments
-        take their first's ports; returns False, changing nothing, otherwise."""
-        known = self._first_fragments
-        if self._waiting or len(known) + len(frags) > _MAX_FRAGMENT_KEYS:
+        fragments need none of the reference's holding back: every later fragment's first
+        is remembered when it comes, and no first fragment is awaited (the common case:
+        fragments in order). Later fragments take their first's ports; returns False,
+        changing nothing, otherwise.
+
+        The first fragments' ports are remembered as the reference does (the oldest of
+        more than ``_MAX_FRAGMENT_KEYS`` forgotten): simulated first, in row order, then
+        done once every later fragment is known to find its first."""
+        if self._waiting:
             return False
-        firsts: dict[tuple[str, str, int, int], tuple[int | None, int | None]] = {}
+        known = self._first_fragments
+        firsts = [(i, d) for i, d in frags if d.fragment is not None and d.fragment.offset == 0]
+        # The keys that may be forgotten in the block: the oldest, one per new key.
+        over = len(known) + len(firsts) - _MAX_FRAGMENT_KEYS
+        doomed = list(islice(known, over)) if over > 0 else []
+        doomed_at = {k: j for j, k in enumerate(doomed)}
+        size = len(known)
+        forgotten = 0
+        added: dict[tuple[str, str, int, int], tuple[int | None, int | None]] = {}
+        changed: dict[tuple[str, str, int, int], tuple[int | None, int | None]] = {}
         later: list[tuple[int, tuple[int | None, int | None]]] = []
+        never = len(doomed)
         for i, d in frags:
             frag = d.fragment
             assert frag is not None
+            key = frag.key
+            if key in added:
+                remembered = True
+            else:
+                remembered = key in known and doomed_at.get(key, never) >= forgotten
             if frag.offset == 0:
-                firsts[frag.key] = (d.src_port, d.dst_port)
+                ports = (d.src_port, d.dst_port)
+                if key in added:
+                    added[key] = ports
+                elif remembered:
+                    changed[key] = ports
+                else:
+                    added[key] = ports
+                    size += 1
+                    if size > _MAX_FRAGMENT_KEYS:
+                        if forgotten == len(doomed):
+                            return False  # (a key of this block forgotten: one by one)
+                        forgotten += 1
+                        size -= 1
                 continue
-            ports = firsts.get(frag.key) or known.get(frag.key)
-            if ports is None:
+            if not remembered:
                 return False
-            later.append((i, ports))
-        # The first fragments in row order, as the reference records them.
-        for key, ports in firsts.items():
-            known[key] = ports
+            got = added.get(key) or changed.get(key) or known[key]
+            later.append((i, got))
+        # What the reference does, in row order.
+        for _, d in firsts:
+            assert d.fragment is not None
+            known[d.fragment.key] = (d.src_port, d.dst_port)
+            if len(known) > _MAX_FRAGMENT_KEYS:
+                known.popitem(last=False)
         if later:
             at = np.array([i for i, _ in later], np.int64)
-            ports_l = [p for _, p in later]
-            lb.src_port[at] = [-1 if sp is None else sp for sp, _ in ports_l]
-            lb.dst_port[at] = [-1 if dp is None else dp for _, dp in ports_l]
+            lb.src_port[at] = [-1 if sp is None else sp for _, (sp, _) in later]
+            lb.dst_port[at] = [-1 if dp is None else dp for _, (_, dp) in later]
         lb.fragment[[i for i, _ in frags]] = True
         self.counts.fragments += len(frags)
         return True

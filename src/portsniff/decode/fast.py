@@ -22,7 +22,7 @@ from portsniff.capture.block import RawBlock
 from portsniff.decode import vector
 from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch
 from portsniff.decode.ip import address_text
-from portsniff.decode.packet import Decoded, Endpoints
+from portsniff.decode.packet import PROTOS, Decoded, Endpoints, Fragment
 
 
 def blank_batch(block: RawBlock) -> DecodedBatch:
@@ -84,7 +84,11 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
     vlan = np.full(n, -1, np.int32)
     vlan[layer.rows] = layer.vlan
     tunnelled = np.zeros(n, np.bool_)
-    for net in vector.network(buf, layer):
+    fragments: list[vector.Fragments] = []
+    v4, v6 = vector.network(buf, layer, fragments)
+    (frags,) = fragments
+    assert frags.later is not None
+    for net in (v4, v6, frags.later):
         _fill(batch, buf, net)
         done[net.rows] = True
         if net.vxlan is not None and net.vxlan.outer.rows.size:
@@ -94,8 +98,17 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         rows = layer.rows[layer.kind == kind]
         batch.proto[rows] = PROTO_CODE[name]
         done[rows] = True
-    # A tunnel's outer tag is in its Decoded; the other rows' one tag is a column.
-    tagged = np.flatnonzero(done & (vlan >= 0) & ~tunnelled)
+    detailed = tunnelled
+    if frags.rows.size:
+        # A first fragment carrying VXLAN is the reference's to decode.
+        done[frags.rows[tunnelled[frags.rows]]] = False
+        keep = done[frags.rows]
+        rows = frags.rows[keep]
+        _add_fragment_details(batch, rows, frags.ip_id[keep], frags.field[keep], vlan[rows])
+        detailed = tunnelled.copy()
+        detailed[rows] = True
+    # A tunnel's or fragment's tag is in its Decoded; the other rows' one tag is a column.
+    tagged = np.flatnonzero(done & (vlan >= 0) & ~detailed)
     batch.vlan_tag[tagged] = vlan[tagged]
     return done
 
@@ -248,6 +261,50 @@ def _put_details(
                 cache.clear()
             got = cache[key] = make(*key)
         details[i] = got
+
+
+def _add_fragment_details(
+    batch: DecodedBatch, rows: npt.NDArray[np.int64], ip_id: I32, field: I32, vlan: I32
+) -> None:
+    """Put the Decoded of IPv4 fragments ``rows`` (their columns filled) in
+    ``batch.details``: the reference's, its Fragment keyed by the header's protocol."""
+    texts: dict[bytes, str] = {}
+
+    def text(raw: bytes) -> str:
+        got = texts.get(raw)
+        if got is None:
+            got = texts[raw] = address_text(4, raw)
+        return got
+
+    details = batch.details
+    for i, lt, src, dst, proto, ip_proto, sp, dp, fl, ident, word, tag in zip(
+        rows.tolist(),
+        batch.linktype[rows].tolist(),
+        batch.src_addr[rows].tolist(),
+        batch.dst_addr[rows].tolist(),
+        batch.proto[rows].tolist(),
+        batch.ip_proto[rows].tolist(),
+        batch.src_port[rows].tolist(),
+        batch.dst_port[rows].tolist(),
+        batch.tcp_flags[rows].tolist(),
+        ip_id.tolist(),
+        field.tolist(),
+        vlan.tolist(),
+        strict=True,
+    ):
+        s, d = text(src), text(dst)
+        details[i] = Decoded(
+            linktype=lt,
+            src_ip=s,
+            dst_ip=d,
+            proto=PROTOS[proto],
+            ip_proto=ip_proto,
+            src_port=None if sp < 0 else sp,
+            dst_port=None if dp < 0 else dp,
+            tcp_flags=None if fl < 0 else fl,
+            vlan=(tag,) if tag >= 0 else (),
+            fragment=Fragment((s, d, ident, ip_proto), (word & 0x1FFF) * 8, bool(word & 0x2000)),
+        )
 
 
 _COLUMNS = (

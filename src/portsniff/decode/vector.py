@@ -145,6 +145,18 @@ class Network:
 
 
 @dataclass(slots=True)
+class Fragments:
+    """IPv4 fragments whose IP header is whole: their rows, identification, flags and
+    offset word, and protocol number; ``later``: the later ones (not first) decoded."""
+
+    rows: I64
+    ip_id: I32
+    field: I32  # more-fragments bit 0x2000, offset in 8-byte units below
+    ip_proto: I32
+    later: Network | None = None
+
+
+@dataclass(slots=True)
 class Vxlan:
     """UDP datagrams carrying VXLAN: their outer columns (as a Network's, without these
     rows' own ``vxlan``), where the inner Ethernet frame starts and where the payload
@@ -425,17 +437,38 @@ def _transport(
     )
 
 
-def ipv4(buf: U8, rows: I64, l3: I64, end: I64) -> Network:
-    """IPv4 packets that are not fragments (ip._ipv4); ``buf[l3] >> 4`` must be 4."""
+def ipv4(
+    buf: U8, rows: I64, l3: I64, end: I64, fragments: list[Fragments] | None = None
+) -> Network:
+    """IPv4 packets that are not fragments (ip._ipv4); ``buf[l3] >> 4`` must be 4. With
+    ``fragments``, first fragments are decoded too, and the fragments' facts (first and
+    later ones, whose later Network the list gets too) are added to it."""
     keep = end - l3 >= 20
     rows, l3, end = rows[keep], l3[keep], end[keep]
     hlen = (buf[l3] & 0x0F).astype(np.int64) * 4
     total = u16(buf, l3 + 2).astype(np.int64)
     frag = u16(buf, l3 + 6)
     avail = end - l3
-    keep = (
-        (hlen >= 20) & (hlen <= avail) & ((total == 0) | (total >= hlen)) & ((frag & 0x3FFF) == 0)
-    )
+    keep = (hlen >= 20) & (hlen <= avail) & ((total == 0) | (total >= hlen))
+    if fragments is not None:
+        # Later fragments carry no transport header: the IP header says all (ip._ipv4).
+        f = np.flatnonzero(keep & ((frag & 0x3FFF) != 0))
+        fragments.append(
+            Fragments(rows[f], u16(buf, l3[f] + 4), frag[f], buf[l3[f] + 9].astype(np.int32))
+        )
+        later = f[(frag[f] & 0x1FFF) != 0]
+        fragments[-1].later = Network(
+            rows=rows[later],
+            ip_version=np.full(later.size, 4, np.uint8),
+            src_pos=l3[later] + 12,
+            ip_proto=buf[l3[later] + 9].astype(np.int32),
+            src_port=np.full(later.size, -1, np.int32),
+            dst_port=np.full(later.size, -1, np.int32),
+            tcp_flags=np.full(later.size, -1, np.int32),
+        )
+        keep &= (frag & 0x1FFF) == 0
+    else:
+        keep &= (frag & 0x3FFF) == 0
     rows, l3, hlen, total, avail = rows[keep], l3[keep], hlen[keep], total[keep], avail[keep]
     # Total length 0 means "as captured" (TSO); else the payload ends at the total
     # length or at the end of the capture, whichever is first.
@@ -460,14 +493,17 @@ def ipv6(buf: U8, rows: I64, l3: I64, end: I64) -> Network:
     return _transport(buf, rows, l3 + 40, stop - 40, ip_proto, 6, l3 + 8)
 
 
-def network(buf: U8, layer: Layer3) -> tuple[Network, Network]:
-    """The IPv4 and IPv6 rows of ``layer`` decoded (rows that drop out are absent)."""
+def network(
+    buf: U8, layer: Layer3, fragments: list[Fragments] | None = None
+) -> tuple[Network, Network]:
+    """The IPv4 and IPv6 rows of ``layer`` decoded (rows that drop out are absent); with
+    ``fragments``, IPv4 fragments too (see :func:`ipv4`)."""
     ip = (layer.kind == KIND_IP) | (layer.kind == KIND_IPV6)
     sel = np.flatnonzero(ip & (layer.end > layer.l3))
     nibble = buf[layer.l3[sel]] >> 4
     v4 = sel[(nibble == 4) & (layer.kind[sel] == KIND_IP)]
     v6 = sel[nibble == 6]
     return (
-        ipv4(buf, layer.rows[v4], layer.l3[v4], layer.end[v4]),
+        ipv4(buf, layer.rows[v4], layer.l3[v4], layer.end[v4], fragments),
         ipv6(buf, layer.rows[v6], layer.l3[v6], layer.end[v6]),
     )
