@@ -5,8 +5,10 @@ A classic pcap (Ethernet, microsecond timestamps) of ``--packets`` packets over 
 conversations: about 80 % IPv4 and 20 % IPv6; TCP (handshake, data, FIN, and now and then a
 new connection on the same ports) and UDP to well-known server ports from ephemeral client
 ports, some flows with both ports registered (5353, 123, 47808 on both ends), 802.1Q tags on
-a few flows, a few IPv4 fragments, ICMP echo and ARP. Flow popularity is heavy-tailed.
-Payloads are pseudo-random bytes. Same arguments, same bytes.
+a few flows (``--vlan``: their share; 1 for a trunk port's capture), a few IPv4 fragments
+(``--fragments``: the share of big IPv4 UDP datagrams sent in two), ICMP echo and ARP.
+Flow popularity is heavy-tailed. Payloads are pseudo-random bytes. Same arguments, same
+bytes.
 
     python3 bench/gen_workload.py --packets 100000 --seed 1 --out /tmp/w.pcap
 """
@@ -52,7 +54,7 @@ def _sum16(data: bytes) -> int:
 class Flow:
     """One conversation: endpoints, transport, and TCP state."""
 
-    def __init__(self, rng: random.Random, v6: bool) -> None:
+    def __init__(self, rng: random.Random, v6: bool, vlan: float = 0.02) -> None:
         proto, port, _ = rng.choices(SERVERS, weights=[w for *_, w in SERVERS])[0]
         self.proto = proto
         self.v6 = v6
@@ -66,7 +68,8 @@ class Flow:
         self.cport = (
             port if port in BOTH_ENDS and rng.random() < 0.5 else rng.randrange(32768, 61000)
         )
-        self.vlan = rng.randrange(1, 4095) if rng.random() < 0.02 else None
+        tag = rng.randrange(1, 4095) if rng.random() < vlan else None
+        self.vlan = tag
         self.mac_c = b"\x02" + rng.randbytes(5)
         self.mac_s = b"\x02" + rng.randbytes(5)
         self.state = 0  # TCP: 0 closed, 1 syn sent, 2 established
@@ -91,7 +94,9 @@ def _ip(f: Flow, to_server: bool, proto: int, payload: bytes, ident: int, frag: 
     return hdr + payload
 
 
-def packet(f: Flow, rng: random.Random, pay: bytes, ident: int) -> list[bytes]:
+def packet(
+    f: Flow, rng: random.Random, pay: bytes, ident: int, fragments: float = 0.02
+) -> list[bytes]:
     """The next packet(s) of flow ``f`` (two when the packet is sent in fragments)."""
     to_server = rng.random() < 0.55
     size = rng.choice((0, 40, 120, 512, 1200))
@@ -115,7 +120,7 @@ def packet(f: Flow, rng: random.Random, pay: bytes, ident: int) -> list[bytes]:
         return [_eth(f, to_server, ETH_IP6 if f.v6 else ETH_IP4, _ip(f, to_server, 6, seg, ident))]
     sp, dp = (f.cport, f.sport) if to_server else (f.sport, f.cport)
     dgram = struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
-    if not f.v6 and len(dgram) > 600 and rng.random() < 0.02:
+    if not f.v6 and len(dgram) > 600 and rng.random() < fragments:
         cut = 512  # multiple of 8
         one = _ip(f, to_server, 17, dgram[:cut], ident, 0x2000)
         two = _ip(f, to_server, 17, dgram[cut:], ident, cut // 8)
@@ -136,11 +141,13 @@ def extra(rng: random.Random, f: Flow, ident: int) -> bytes:
     return _eth(f, True, ETH_IP4, _ip(f, True, 1, msg, ident))
 
 
-def generate(packets: int, seed: int, flows: int, out: object) -> None:
+def generate(
+    packets: int, seed: int, flows: int, out: object, vlan: float = 0.02, fragments: float = 0.02
+) -> None:
     """Write the workload as a pcap to the binary stream ``out``."""
     rng = random.Random(seed)
     pay = rng.randbytes(1 << 16)
-    table = [Flow(rng, rng.random() < 0.2) for _ in range(flows)]
+    table = [Flow(rng, rng.random() < 0.2, vlan) for _ in range(flows)]
     weights = [rng.lognormvariate(0.0, 1.5) for _ in table]
     write = out.write  # type: ignore[attr-defined]
     write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
@@ -151,7 +158,11 @@ def generate(packets: int, seed: int, flows: int, out: object) -> None:
         for f in rng.choices(table, weights=weights, k=1024):
             t_us += rng.randrange(1, 200)
             ident = (ident + 1) & 0xFFFF
-            frames = [extra(rng, f, ident)] if rng.random() < 0.01 else packet(f, rng, pay, ident)
+            frames = (
+                [extra(rng, f, ident)]
+                if rng.random() < 0.01
+                else packet(f, rng, pay, ident, fragments)
+            )
             for frame in frames:
                 if n >= packets:
                     return
@@ -169,13 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packets", type=int, required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--flows", type=int, default=5000)
+    ap.add_argument("--vlan", type=float, default=0.02, help="share of flows with a VLAN tag")
+    ap.add_argument(
+        "--fragments",
+        type=float,
+        default=0.02,
+        help="share of IPv4 UDP datagrams over 600 bytes sent in two fragments",
+    )
     ap.add_argument("--out", required=True, help="output pcap (- for stdout)")
     a = ap.parse_args(argv)
     if a.out == "-":
-        generate(a.packets, a.seed, a.flows, sys.stdout.buffer)
+        generate(a.packets, a.seed, a.flows, sys.stdout.buffer, a.vlan, a.fragments)
     else:
         with open(a.out, "wb") as fh:
-            generate(a.packets, a.seed, a.flows, fh)
+            generate(a.packets, a.seed, a.flows, fh, a.vlan, a.fragments)
     return 0
 
 

@@ -585,7 +585,13 @@ def report(
 
 
 def _flows(args: argparse.Namespace) -> str:
-    return f" --flows {args.flows}" if args.flows else ""
+    """The generator's options besides packets and seed, as given."""
+    out = f" --flows {args.flows}" if args.flows else ""
+    for name in ("vlan", "fragments"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out += f" --{name} {value:g}"
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -597,6 +603,10 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="conversations in the generated workload (gen_workload.py's default when not "
         "given; e.g. 200000 in 500000 packets for traffic of many short flows)",
+    )
+    ap.add_argument("--vlan", type=float, help="gen_workload.py's --vlan (1: a trunk port)")
+    ap.add_argument(
+        "--fragments", type=float, help="gen_workload.py's --fragments (1: fragmented UDP)"
     )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="leave out the slowest peers (pyshark)")
@@ -629,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
                     "--seed",
                     str(args.seed),
                     *(["--flows", str(args.flows)] if args.flows else []),
+                    *(["--vlan", str(args.vlan)] if args.vlan is not None else []),
+                    *(["--fragments", str(args.fragments)] if args.fragments is not None else []),
                     "--out",
                     str(workload),
                 ],

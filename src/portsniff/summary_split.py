@@ -4,9 +4,9 @@ halves are joined exactly (the summary is the one-process summary, byte for byte
 The halves meet inside a big uncompressed pcap or pcapng (at a record or block: the
 child finds one after the middle by its shape, and a pcapng's interfaces from the file's
 first blocks; both are checked at the join), or, between files of a run of captures (any
-format), at the start of a file. A forked child labels and summarises the
-second half as if the capture began there.
-What that assumption may get wrong is kept apart, to be settled at the join:
+format), at the start of a file. A forked child labels and summarises the second half as
+if the capture began there. What that assumption may get wrong is kept apart, to be
+settled at the join:
 
 * the rows labelled before their flow's first SYN or SYN-ACK, in flows the child first
   met without a SYN (``LabelledBatch.head``), are summed per flow, not per service: the
@@ -771,8 +771,8 @@ def _size(path: str) -> int:
 
 
 def split_kind(path: str) -> str | None:
-    """ "pcap" or "pcapng" for an uncompressed file of that format (one the halves can
-    meet inside), else None."""
+    """The format of an uncompressed file the halves can meet inside: "pcap" or "pcapng"
+    (else None)."""
     from portsniff.capture.pcap import PCAP_MAGICS
     from portsniff.capture.reader import PCAPNG_MAGIC
 
