@@ -38,7 +38,7 @@ import os
 import signal
 import struct
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,7 @@ from portsniff.timestamps import TimeOrder, seconds, seconds_array
 
 if TYPE_CHECKING:
     from portsniff.annotate.pipeline import AnnotateRun, FileReport
+    from portsniff.decode.batch import DecodedBatch
     from portsniff.registry.index import RegistryIndex
 
 FlowKey = tuple[Any, ...]
@@ -353,15 +354,11 @@ def summarise_half(
         res = _pcapng_rest(part.unit, run, annot, folded)
     elif part.unit is not None:
         res = UnitResult(start=part.unit.start, next_start=part.unit.start)
-        for batch, mask in iter_unit(part.unit, res, bytearray()):
-            for lb in annot.feed(batch, mask):
-                folded.add_batch(lb)
+        _fold(annot, iter_unit(part.unit, res, bytearray()), folded)
     for path in part.paths:
         report = FileReport(file=path)
         files.append(report)
-        for batch, mask in run.read_file(path, report, None, VECTOR_BLOCK_BYTES):
-            for lb in annot.feed(batch, mask):
-                folded.add_batch(lb)
+        _fold(annot, run.read_file(path, report, None, VECTOR_BLOCK_BYTES), folded)
     for lb in annot.finish():
         folded.add_batch(lb)
     folded.flush()
@@ -409,9 +406,7 @@ def _pcapng_rest(unit: Unit, run: AnnotateRun, annot: VectorAnnotator, folded: A
     with open_capture(unit.path, block_bytes=VECTOR_BLOCK_BYTES) as reader:
         start = reader.resume_at(unit.start)
         res = UnitResult(start=start, next_start=start, state=reader.state())
-        for batch, mask in run.decode_blocks(reader, res):
-            for lb in annot.feed(batch, mask):
-                folded.add_batch(lb)
+        _fold(annot, run.decode_blocks(reader, res), folded)
         res.next_start = reader.next_start
         res.problems = reader.problem_counts()
         if reader.damage is not None:
@@ -997,15 +992,13 @@ class _PcapngInside(_Inside):
     ) -> None:
         reader = self._reader
         res.start = res.next_start = reader.next_start
-        annot = self.run.annotator
-        assert isinstance(annot, VectorAnnotator)
-        for batch, mask in self.run.decode_blocks(reader, res, None, stop):
-            if time is not None:
-                time.see(batch.ts_ns)
-            for lb in annot.feed(batch, mask):
-                consumer.add_batch(lb)
-                if seen is not None:
-                    seen(lb)
+        _fold(
+            self.run.annotator,
+            self.run.decode_blocks(reader, res, None, stop),
+            consumer,
+            time,
+            seen,
+        )
         res.next_start = reader.next_start
         if reader.damage is not None:
             res.damage = (reader.damage.offset, reader.damage.problem)
@@ -1056,11 +1049,24 @@ def _feed_file(
     """Label and fold a whole file in this process (reported in ``run.files``)."""
     from portsniff.annotate.pipeline import VECTOR_BLOCK_BYTES, FileReport
 
-    annot = run.annotator
-    assert isinstance(annot, VectorAnnotator)
     report = FileReport(file=path)
     run.files.append(report)
-    for batch, mask in run.read_file(path, report, None, VECTOR_BLOCK_BYTES):
+    _fold(
+        run.annotator, run.read_file(path, report, None, VECTOR_BLOCK_BYTES), consumer, time, seen
+    )
+
+
+def _fold(
+    annot: Any,
+    batches: Iterable[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]],
+    consumer: Any,
+    time: TimeOrder | None = None,
+    seen: Callable[[LabelledBatch], None] | None = None,
+) -> None:
+    """Label ``batches`` and fold them into ``consumer`` (``time`` sees their timestamps,
+    ``seen`` every labelled batch)."""
+    assert isinstance(annot, VectorAnnotator)
+    for batch, mask in batches:
         if time is not None:
             time.see(batch.ts_ns)
         for lb in annot.feed(batch, mask):
@@ -1078,20 +1084,18 @@ def _feed(
     seen: Callable[[LabelledBatch], None] | None = None,
 ) -> None:
     """Label and fold ``unit`` in this process (``seen`` is told of every batch)."""
-    annot = run.annotator
-    assert isinstance(annot, VectorAnnotator)
     sent = 0
-    for batch, mask in iter_unit(unit, res, bytearray()):
-        if time is not None:
-            time.see(batch.ts_ns)
-        for lb in annot.feed(batch, mask):
-            consumer.add_batch(lb)
-            if seen is not None:
-                seen(lb)
-        if run.progress is not None:
-            # About the bytes read (record headers and data); made exact at the end.
-            step = int(batch.caplen.sum()) + 16 * len(batch)
-            run.progress(step)
-            sent += step
+
+    def counted() -> Iterator[tuple[DecodedBatch, npt.NDArray[np.bool_] | None]]:
+        nonlocal sent
+        for batch, mask in iter_unit(unit, res, bytearray()):
+            yield batch, mask
+            if run.progress is not None:
+                # About the bytes read (record headers and data); made exact at the end.
+                step = int(batch.caplen.sum()) + 16 * len(batch)
+                run.progress(step)
+                sent += step
+
+    _fold(run.annotator, counted(), consumer, time, seen)
     if run.progress is not None and res.next_start - res.start > sent:
         run.progress(res.next_start - res.start - sent)

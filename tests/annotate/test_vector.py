@@ -407,15 +407,8 @@ def test_fragments_with_few_remembered_firsts(
     with pytest.MonkeyPatch.context() as mp:
         for module in (annotator_module, vector_module):
             mp.setattr(module, "_MAX_FRAGMENT_KEYS", remembered)
-        items = [(d, 1_700_000_000 * 10**9 + i * 1000) for i, d in enumerate(seq)]
-        batches = []
-        at = 0
-        for c in cuts * 20:
-            if at >= len(items):
-                break
-            batches.append(batch_of(items[at : at + c], at + 1))
-            at += c
-        assert_same(*both(index, batches))
+        # (Steps of 1001 ns: time only rises.)
+        assert_same(*both(index, rising_batches([(d, 1001) for d in seq], cuts)))
 
 
 def test_a_first_forgotten_in_its_own_block(index: RegistryIndex) -> None:
