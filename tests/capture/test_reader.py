@@ -593,3 +593,34 @@ def test_damage_before_a_stop_is_reported(tmp_path: Path, fmt: str) -> None:
         got = _rows(reader.blocks(len(data) - 8))
         assert reader.damage is not None and reader.damage.offset == len(good)
         assert len(got) == (3 if fmt == "pcap" else 2)
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_a_stop_in_a_section_of_the_other_byte_order(tmp_path: Path, block_bytes: int) -> None:
+    """Blocks after a section header of the other byte order are walked in its order:
+    reading stops at a block's start at or after any byte, and goes on from there."""
+    data = two_sections()
+    path = tmp_path / "two.pcapng"
+    path.write_bytes(data)
+    ends, _ = boundaries(data, "pcapng")
+    with open_capture(str(path), block_bytes=block_bytes) as reader:
+        straight = _rows(reader.blocks())
+    for stop in range(len(data) + 1):
+        with open_capture(str(path), block_bytes=block_bytes) as reader:
+            first = _rows(reader.blocks(stop))
+            at = reader.next_start
+            assert first + _rows(reader.blocks()) == straight, stop
+        assert at == next(e for e in [*ends, len(data)] if e >= max(stop, ends[0])), stop
+
+
+def test_a_wrong_cut_reads_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were the walk to name a cut inside a record, reading goes on to the end (it never
+    loops on the cut)."""
+    from portsniff.capture.pcap import PcapParser
+
+    path = tmp_path / "p.pcap"
+    path.write_bytes(build_pcap(PACKETS))
+    monkeypatch.setattr(PcapParser, "next_start", lambda self, buf, pos, end, stop: pos + 20)
+    with open_capture(str(path), block_bytes=64) as reader:
+        assert len(_rows(reader.blocks(30))) == len(PACKETS)
+        assert reader.next_start == path.stat().st_size and reader.damage is None

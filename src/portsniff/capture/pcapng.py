@@ -214,9 +214,10 @@ class PcapngParser:
             btype, length = head(buf, pos)
             if btype == SHB:
                 try:
-                    _, length = shb_length(buf[pos : pos + 12], self.name)
+                    endian, length = shb_length(buf[pos : pos + 12], self.name)
                 except CaptureError:
                     return None
+                head = struct.Struct(endian + "II").unpack_from  # the new section's order
             if length < 12 or length % 4 or length > MAX_BLOCK:
                 return None
             pos += length

@@ -401,6 +401,10 @@ class CaptureReader:
                     end = min(end, cut - self._base)
             eof = self._eof and end == self._end
             scan = self._parser.scan(self._buf, self._pos, end, eof, self.packets + 1)
+            if end < self._end and scan.need and scan.damage is None:
+                # A record runs past the cut: the walk was wrong (it cannot know a
+                # damaged stream's records). No stop then: read on.
+                stop = cut = None
             consumed = scan.pos - self._pos
             self._pos = scan.pos
             self.bytes_read += consumed
