@@ -624,3 +624,37 @@ def test_a_wrong_cut_reads_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with open_capture(str(path), block_bytes=64) as reader:
         assert len(_rows(reader.blocks(30))) == len(PACKETS)
         assert reader.next_start == path.stat().st_size and reader.damage is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_hostile_captures_read_in_two(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Damaged streams (bad lengths, cut blocks, odd options): reading up to any byte and
+    then on gives what one straight read gives, damage included; reading from any byte
+    never raises (it reads, or reports damage)."""
+    from tests.capture.test_pcap import _records
+    from tests.capture.test_pcapng import _stream
+
+    if data.draw(st.booleans()):
+        blob = data.draw(_stream())
+        path = tmp_path_factory.mktemp("hostile") / "h.pcapng"
+    else:
+        header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0, 1)
+        blob = header + data.draw(st.composite(_records)())
+        path = tmp_path_factory.mktemp("hostile") / "h.pcap"
+    path.write_bytes(blob)
+    stop = data.draw(st.integers(0, len(blob)))
+    block_bytes = data.draw(st.sampled_from([64, 1000, 1 << 20]))
+    with open_capture(str(path), block_bytes=block_bytes) as reader:
+        straight = _rows(reader.blocks())
+        damage = reader.damage
+    with open_capture(str(path), block_bytes=block_bytes) as reader:
+        got = _rows(reader.blocks(stop))
+        got += _rows(reader.blocks())
+        assert (got, reader.damage) == (straight, damage)
+    if path.suffix == ".pcapng":
+        with open_capture(str(path), block_bytes=block_bytes) as reader:
+            reader.resume_at(data.draw(st.integers(0, len(blob))))
+            _rows(reader.blocks())
