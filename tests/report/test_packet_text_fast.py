@@ -121,3 +121,31 @@ def test_slot_given_to_another_flow(index: RegistryIndex) -> None:
     assert [check(vec, x) for x in (a, b, c)] == [[0], [2], [0]]  # c's flow takes a's slot
     one, two = VectorAnnotator(index), VectorAnnotator(index)
     assert check(one, a) == check(two, b) == check(one, a) == [0]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fragments_lines(index: RegistryIndex, data: st.DataObject) -> None:
+    """IP fragments labelled with their block (in order) and one by one (not): their
+    lines and JSON lines say "fragment" where the records do, after the label."""
+    import json
+
+    from portsniff.report.packet_jsonl import JsonlWriter
+    from portsniff.report.packet_jsonl_fast import BatchJsonl
+    from tests.annotate.test_vector import fragmented
+
+    seq = data.draw(fragmented())
+    cuts = data.draw(st.lists(st.integers(1, 12), min_size=1, max_size=4))
+    vec = VectorAnnotator(index)
+    text, js = BatchText(False), BatchJsonl()
+    lbs = [lb for b in rising_batches([(d, 1001) for d in seq], cuts) for lb in vec.feed(b)]
+    lbs += list(vec.finish())
+    for lb in lbs:
+        records = list(lb.iter_records())
+        assert text.lines(lb) == [packet_line(r) for r in records]
+        slow = io.StringIO()
+        writer = JsonlWriter(slow)
+        for r in records:
+            writer.write(r)
+        assert js.lines(lb) == slow.getvalue().splitlines()
+        assert [json.loads(x)["fragment"] for x in js.lines(lb)] == [r.fragment for r in records]

@@ -49,17 +49,25 @@ class BatchJsonl:
     """Formats LabelledBatches as packet lines (caches live as long as this object)."""
 
     def __init__(self) -> None:
-        self._skeletons: dict[tuple[str, int, int, int, bool], str] = {}
+        self._skeletons: dict[tuple[str, int, int, int, bool, bool], str] = {}
         self._tails: dict[str, dict[bytes, bytes]] = {}  # one file's at a time
         self._head: dict[str, tuple[bytes, bytes]] = {}
         # Line templates after the lengths, by file and label code (see _suffix).
         self._suffixes: dict[str, dict[int, str]] = {}
 
     def _template(
-        self, lb: LabelledBatch, file: str, proto: int, side: int, port: int, basis: int, amb: bool
+        self,
+        lb: LabelledBatch,
+        file: str,
+        proto: int,
+        side: int,
+        port: int,
+        basis: int,
+        amb: bool,
+        frag: bool,
     ) -> str:
         """A whole line's template for one label (kept as its _suffix)."""
-        text = self._skeleton(file, proto, side, basis, amb)
+        text = self._skeleton(file, proto, side, basis, amb, frag)
         if side:
             # The label's fields, each as json.dumps writes it inside the record.
             values = label_fields(lb.labels.label(proto, port))
@@ -73,10 +81,11 @@ class BatchJsonl:
                 text = text.replace(mark, json_value)
         return text
 
-    def _skeleton(self, file: str, proto: int, side: int, basis: int, amb: bool) -> str:
-        """A line template of every label on (transport, side, basis, ambiguous): the
-        record's JSON with ``%s`` for the row's values and marks for the label's."""
-        key = (file, proto, side, basis, amb)
+    def _skeleton(self, file: str, proto: int, side: int, basis: int, amb: bool, frag: bool) -> str:
+        """A line template of every label on (transport, side, basis, ambiguous, IP
+        fragment): the record's JSON with ``%s`` for the row's values and marks for the
+        label's."""
+        key = (file, proto, side, basis, amb, frag)
         got = self._skeletons.get(key)
         if got is not None:
             return got
@@ -98,7 +107,7 @@ class BatchJsonl:
             dnssd=(),
             inner=(),
             quoted=None,
-            fragment=False,
+            fragment=frag,
             vlan=marks["vlan"],
             **({name: marks[name] for name in _LABEL_SLOTS} if side else label_fields(None)),
         )
@@ -127,11 +136,12 @@ class BatchJsonl:
         side = lb.side
         port = np.where(side == SIDE_DST, lb.dst_port, np.where(side == SIDE_SRC, lb.src_port, 0))
         combo = (
-            ((lb.proto.astype(np.int64) * 3 + side) * 65536 + port) * 6 + (lb.basis + 1)
-        ) * 2 + lb.ambiguous
+            (((lb.proto.astype(np.int64) * 3 + side) * 65536 + port) * 6 + (lb.basis + 1)) * 2
+            + lb.ambiguous
+        ) * 2 + lb.fragment
         # One VLAN tag is part of the group's text; other tag lists go one by one below.
         vw = np.zeros(n, np.uint64)
-        odd: set[int] = set(lb.records) | set(np.flatnonzero(lb.fragment).tolist())
+        odd: set[int] = set(lb.records)
         for i, tags in lb.vlan.items():
             if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
                 vw[i] = tags[0] + 1
@@ -241,13 +251,14 @@ class BatchJsonl:
     def _suffix(self, lb: LabelledBatch, combo: int) -> str:
         """The template of a line's text after its lengths (with the newline), for the
         label ``combo`` codes: ``%s`` for the addresses, ports and VLAN tags."""
-        amb = bool(combo & 1)
-        c = combo >> 1
+        frag = bool(combo & 1)
+        amb = bool(combo & 2)
+        c = combo >> 2
         basis = c % 6 - 1
         c //= 6
         port = c % 65536
         c //= 65536
-        template = self._template(lb, lb.file, c // 3, c % 3, port, basis, amb)
+        template = self._template(lb, lb.file, c // 3, c % 3, port, basis, amb, frag)
         lead = b"".join(self._heads(lb)).decode() + _TS_MARK + ',"len":,"caplen":'
         line = template % ("", _TS_MARK, "", "", *_SUFFIX_MARKS)
         assert line.startswith(lead)  # the record's fields come in JsonlWriter's order

@@ -34,7 +34,7 @@ _DOT_DIGITS = np.frombuffer("".join(f".{k:03d}" for k in range(1000)).encode(), 
 _DIGITS_SPACE = np.frombuffer("".join(f"{k:03d} " for k in range(1000)).encode(), np.uint32)
 
 
-def _label_record(proto: str, label: object, ambiguous: bool) -> PacketRecord:
+def _label_record(proto: str, label: object, ambiguous: bool, fragment: bool) -> PacketRecord:
     """A record carrying only a label (what ``label_text`` reads)."""
     from portsniff.registry.record import PortLabel
 
@@ -63,7 +63,7 @@ def _label_record(proto: str, label: object, ambiguous: bool) -> PacketRecord:
         dnssd=(),
         inner=(),
         quoted=None,
-        fragment=False,
+        fragment=fragment,
         vlan=(),
         source=label.source,
     )
@@ -81,11 +81,15 @@ class BatchText:
         self._flow_tails = FlowTails()
 
     def _label(self, lb: LabelledBatch, code: int) -> str:
-        """The label text (with its leading space) of label ``code`` (see _labels)."""
+        """The label text (with its leading space) of label ``code`` (see _label_codes)."""
         got = self._labels.get(code)
         if got is None:
-            proto, port, amb = code >> 17, (code >> 1) & 0xFFFF, bool(code & 1)
-            rec = _label_record(PROTOS[proto], lb.labels.label(proto, port), amb)
+            if code == _FRAGMENT_ONLY:
+                got = self._labels[code] = " fragment"  # (label_text's word, no label)
+                return got
+            frag, amb = bool(code & 1), bool(code & 2)
+            proto, port = code >> 18, (code >> 2) & 0xFFFF
+            rec = _label_record(PROTOS[proto], lb.labels.label(proto, port), amb, frag)
             got = self._labels[code] = " " + label_text(rec, self.color)
         return got
 
@@ -154,14 +158,8 @@ class BatchText:
         if n == 0:
             return []
         stamps, sec_text, secs_l, us_l = self._stamps(lb)
-        # Label text per row: one look-up per distinct (transport, port, ambiguous).
-        side = lb.side
-        port = np.where(side == SIDE_DST, lb.dst_port, np.where(side == SIDE_SRC, lb.src_port, -1))
-        combo = np.where(
-            side > 0,
-            (lb.proto.astype(np.int64) * 65536 + port) * 2 + lb.ambiguous,
-            -1,
-        )
+        # Label text per row: one look-up per distinct label code.
+        combo = _label_codes(lb, slice(None))
         version = lb.ip_version
         sport = lb.src_port.astype(np.int64)
         dport = lb.dst_port.astype(np.int64)
@@ -218,19 +216,12 @@ class BatchText:
         parts[0::2] = stamps
         parts[1::2] = row_tail.tolist()
         # Rows whose text is not their group's: one by one.
-        special = (
-            set(odd_vlan) | set(lb.records) | set(np.flatnonzero(odd_len | lb.fragment).tolist())
-        )
+        special = set(odd_vlan) | set(lb.records) | set(np.flatnonzero(odd_len).tolist())
         if special:
             stamp_of = _Stamps(sec_text, secs_l, us_l)
-            rows = sorted(special)
-            # Fragments' lines say so: from their records, made together.
-            recs = lb.records_at([i for i in rows if lb.fragment[i] or i in lb.records])
-            for i in rows:
+            for i in sorted(special):
                 parts[2 * i] = b""
-                rec = recs.get(i)
-                line = packet_line(rec, self.color) if rec else self._row_line(lb, i, stamp_of)
-                parts[2 * i + 1] = (line + "\n").encode()
+                parts[2 * i + 1] = (self._row_line(lb, i, stamp_of) + "\n").encode()
         return parts
 
     def _tails(
@@ -291,15 +282,27 @@ class BatchText:
         tags = lb.vlan.get(i)
         if tags:
             head += " vlan " + ".".join(str(t) for t in tags)
-        side = int(lb.side[i])
-        if side <= 0:
-            return head
-        port = int(lb.dst_port[i] if side == SIDE_DST else lb.src_port[i])
-        code = (int(lb.proto[i]) * 65536 + port) * 2 + int(lb.ambiguous[i])
-        return head + self._label(lb, code)
+        code = int(_label_codes(lb, slice(i, i + 1))[0])
+        return head if code < 0 else head + self._label(lb, code)
 
 
 _SLICE = 65536
+
+#: The label code of an IP fragment without a label (labelled rows' codes are below).
+_FRAGMENT_ONLY = 1 << 22
+
+
+def _label_codes(lb: LabelledBatch, rows: slice) -> npt.NDArray[np.int64]:
+    """The label code of each of ``rows``: (transport, service port, ambiguous, IP
+    fragment) of labelled rows, _FRAGMENT_ONLY for other fragments, -1 for rows without
+    label text."""
+    side = lb.side[rows]
+    port = np.where(
+        side == SIDE_DST, lb.dst_port[rows], np.where(side == SIDE_SRC, lb.src_port[rows], -1)
+    )
+    frag = lb.fragment[rows]
+    labelled = ((lb.proto[rows].astype(np.int64) * 65536 + port) * 2 + lb.ambiguous[rows]) * 2
+    return np.where(side > 0, labelled + frag, np.where(frag, _FRAGMENT_ONLY, -1))
 
 
 class FlowTails:
