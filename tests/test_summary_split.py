@@ -579,3 +579,36 @@ def test_one_pcapng_joins_at_any_point(index: RegistryIndex, tmp_path: Path) -> 
     whole, got, why = several(index, [broken], size // 2)
     assert got == whole and why == "the first half is damaged"
     assert got["capture"]["files"][0]["damage"]
+
+
+def test_fragmented_traffic_joins(
+    index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many fragmented datagrams, each in order: the child remembers its own first
+    fragments, new to the first half, and the halves join; with a memory of first
+    fragments smaller than the datagrams, the summary is still one process's."""
+    from portsniff.annotate import annotator as annotator_module
+    from portsniff.annotate import vector as vector_module
+
+    frames: list[tuple[float, bytes]] = []
+    ts = 1_700_000_000.0
+    for k in range(300):
+        pkt = (
+            scapy_all.IP(src=f"10.0.0.{k % 7 + 1}", dst="10.0.1.1", id=k)
+            / scapy_all.UDP(sport=40000 + k % 5, dport=2049)
+            / (b"n" * 2500)
+        )
+        for part in scapy_all.fragment(pkt, fragsize=1000):
+            frames.append((ts, bytes(scapy_all.Ether() / part)))
+            ts += 0.001
+    path = tmp_path / "frag.pcap"
+    starts = write(path, frames)
+    # At a datagram's first fragment (3 a datagram): no datagram straddles the halves.
+    assert len(starts) == 900
+    got, joined = two_halves(index, path, starts[450])
+    assert joined and got == one_process(index, path)
+    for module in (annotator_module, vector_module, summary_split):
+        monkeypatch.setattr(module, "_MAX_FRAGMENT_KEYS", 40)
+    for at in (starts[len(starts) // 2 + 1], starts[len(starts) // 5]):
+        got, _ = two_halves(index, path, at)
+        assert got == one_process(index, path), at

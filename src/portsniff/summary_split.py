@@ -314,7 +314,7 @@ class HalfResult:
     files: list[FileReport]  # the whole files read, in order
     summary: Summary
     problems: Counter[str]
-    fragments: int
+    first_fragments: list[tuple[str, str, int, int]]  # the keys the child remembers
     waited: list[tuple[str, str, int, int]]
     evicted: int
     slow_blocks: int
@@ -374,7 +374,7 @@ def summarise_half(
         files=files,
         summary=summary,
         problems=Counter(annot.counts.problems),
-        fragments=annot.counts.fragments,
+        first_fragments=list(annot._first_fragments),
         waited=heads.waited,
         evicted=annot.evicted,
         slow_blocks=builder.slow_blocks,
@@ -553,7 +553,15 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bo
     if annot._waiting or any(r.waiting for r in annot._unresolved):
         return "a fragment of the first half waits for its first"
     ff = annot._first_fragments
-    if len(ff) + half.fragments > _MAX_FRAGMENT_KEYS or any(k in ff for k in half.waited):
+    # One process remembers the first half's first fragments too: while the child's
+    # keys are new to it and fewer than it forgets past, it forgets only first-half keys,
+    # which the child never found (it waited for them: checked here).
+    childs = half.first_fragments
+    if (
+        len(childs) >= _MAX_FRAGMENT_KEYS
+        or any(k in ff for k in childs)
+        or any(k in ff for k in half.waited)
+    ):
         return "a fragment of the child's half may belong to the first half's"
     forgotten = _forgotten(annot, half) if steady else set()
     if isinstance(forgotten, str):

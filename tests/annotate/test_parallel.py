@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portsniff.annotate import parallel
 from portsniff.annotate.pipeline import AnnotateRun
@@ -75,6 +77,39 @@ def test_guess_skips_to_a_record_boundary(tmp_path: Path) -> None:
     starts = [parallel.decode_unit(units[0]).next_start]
     res = parallel.decode_unit(units[1])
     assert res.start == starts[0]  # the guess found the exact boundary
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 1600), min_size=20, max_size=60),
+    st.sampled_from([b"\0", b"\x11", b"\xff"]),
+    st.floats(0.0, 1.0),
+)
+def test_guess_of_whole_packets_with_uniform_payloads(
+    sizes: list[int], fill: bytes, cut: float
+) -> None:
+    """Packets captured whole (captured length = wire length) with zeroed or uniform
+    payloads: a chain read 4 bytes off, or in zero bytes, looks plausible to the record
+    checks alone; the guess is the first real record at or after the byte."""
+    import struct
+
+    from portsniff.capture.pcap import PcapParser
+
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    records, starts, pos = [], [], 24
+    for k, n in enumerate(sizes):
+        frame = b"\x00\x11\x22\x33\x44\x55" * 2 + b"\x08\x00" + fill * n
+        records.append(struct.pack("<IIII", 1_700_000_000 + k, 960_000 + k, len(frame), len(frame)))
+        records.append(frame)
+        starts.append(pos)
+        pos += 16 + len(frame)
+    data = header + b"".join(records)
+    parser = PcapParser(header, "t")
+    at = 24 + int(cut * (starts[len(starts) // 2] - 24))
+    want = next(s for s in starts if s >= at)
+    sample = data[at : at + 2 * parser.max_caplen + 64 * 16 + 4096]
+    eof = at + len(sample) >= len(data)
+    assert parallel._guess_start(sample, parser, at, 2 * parser.max_caplen + 1, eof) == want
 
 
 @pytest.mark.parametrize("fmt", ["text", "jsonl"])

@@ -86,8 +86,18 @@ def plan(path: str, engine: str, bpf: str | None, chunk: int | None = None) -> l
     ]
 
 
-def _guess_start(data: bytes, parser: Any, at: int, limit: int) -> int:
-    """The first offset in ``data`` from which ``_CHAIN`` record headers look right."""
+#: A guessed chain's wire lengths stay below this, and its seconds this close to the
+#: first's: records read 4 bytes off (the microseconds as seconds, the captured length
+#: as the fraction, the wire length as the captured one and packet bytes as the wire
+#: length) pass the other checks when every packet is captured whole.
+_GUESS_WIRE = 1 << 24
+_GUESS_SPAN = 86_400
+
+
+def _guess_start(data: bytes, parser: Any, at: int, limit: int, eof: bool = False) -> int:
+    """The first offset in ``data`` (the file's bytes from ``at``; ``eof``: to its end)
+    from which ``_CHAIN`` record headers look right, or fewer whole ones that end where
+    the file does or run on past ``data``."""
     import struct
 
     fmt = struct.Struct(parser.endian + "IIII")
@@ -95,19 +105,31 @@ def _guess_start(data: bytes, parser: Any, at: int, limit: int) -> int:
     for p in range(min(limit, len(data))):
         q = p
         ok = True
+        first = -1
         for _ in range(_CHAIN):
             if q == len(data):
                 break
             if q + hdr > len(data):
+                ok = q > p and not eof  # (as below)
+                break
+            sec, frac, caplen, wirelen = fmt.unpack_from(data, q)
+            first = sec if first < 0 else first
+            if (
+                caplen > parser.max_caplen
+                or caplen > wirelen
+                or wirelen >= _GUESS_WIRE
+                or abs(sec - first) > _GUESS_SPAN
+                or frac >= 1_000_000_000
+                or not (sec or frac or wirelen)  # zero bytes (a zeroed payload), not a record
+            ):
                 ok = False
                 break
-            _sec, frac, caplen, wirelen = fmt.unpack_from(data, q)
-            if caplen > parser.max_caplen or caplen > wirelen or frac >= 1_000_000_000:
-                ok = False
+            if q + hdr + caplen > len(data):
+                # Cut by the sample's end: plausible after a whole record, unless the
+                # file ends there.
+                ok = q > p and not eof
                 break
             q += hdr + caplen
-            if q > len(data):
-                break  # runs past the sample: plausible so far
         if ok:
             return at + p
     return at + len(data)
@@ -148,7 +170,8 @@ def iter_unit(
         if not unit.exact:
             fh.seek(start)
             sample = fh.read(2 * parser.max_caplen + 64 * _CHAIN + 4096)
-            start = _guess_start(sample, parser, start, 2 * parser.max_caplen + 1)
+            eof = start + len(sample) >= size
+            start = _guess_start(sample, parser, start, 2 * parser.max_caplen + 1, eof)
         result.start = result.next_start = start
         if start >= unit.end or start >= size:
             result.next_start = min(start, size)
