@@ -585,30 +585,33 @@ def test_fragmented_traffic_joins(
     index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Many fragmented datagrams, each in order: the child remembers its own first
-    fragments, new to the first half, and the halves join; with a memory of first
-    fragments smaller than the datagrams, the summary is still one process's."""
+    fragments (new to the first half, or not: ids used again) and the halves join; with a
+    memory of first fragments smaller than the datagrams, the summary is still one
+    process's."""
     from portsniff.annotate import annotator as annotator_module
     from portsniff.annotate import vector as vector_module
 
-    frames: list[tuple[float, bytes]] = []
-    ts = 1_700_000_000.0
-    for k in range(300):
-        pkt = (
-            scapy_all.IP(src=f"10.0.0.{k % 7 + 1}", dst="10.0.1.1", id=k)
-            / scapy_all.UDP(sport=40000 + k % 5, dport=2049)
-            / (b"n" * 2500)
-        )
-        for part in scapy_all.fragment(pkt, fragsize=1000):
-            frames.append((ts, bytes(scapy_all.Ether() / part)))
-            ts += 0.001
-    path = tmp_path / "frag.pcap"
-    starts = write(path, frames)
-    # At a datagram's first fragment (3 a datagram): no datagram straddles the halves.
-    assert len(starts) == 900
-    got, joined = two_halves(index, path, starts[450])
-    assert joined and got == one_process(index, path)
+    def datagrams(ids: int) -> tuple[Path, list[int]]:
+        frames: list[tuple[float, bytes]] = []
+        ts = 1_700_000_000.0
+        for k in range(300):
+            ip = scapy_all.IP(src=f"10.0.0.{k % 7 + 1}", dst="10.0.1.1", id=k % ids)
+            pkt = ip / scapy_all.UDP(sport=40000 + k % 5, dport=2049) / (b"n" * 2500)
+            for part in scapy_all.fragment(pkt, fragsize=1000):
+                frames.append((ts, bytes(scapy_all.Ether() / part)))
+                ts += 0.001
+        path = tmp_path / f"frag{ids}.pcap"
+        return path, write(path, frames)
+
+    # Ids unique, or used again in the other half (a key both halves remember).
+    for ids in (300, 20):
+        path, starts = datagrams(ids)
+        # At a datagram's first fragment (3 a datagram): none straddles the halves.
+        assert len(starts) == 900
+        got, joined = two_halves(index, path, starts[450])
+        assert joined and got == one_process(index, path), ids
     for module in (annotator_module, vector_module, summary_split):
         monkeypatch.setattr(module, "_MAX_FRAGMENT_KEYS", 40)
-    for at in (starts[len(starts) // 2 + 1], starts[len(starts) // 5]):
+    for at in (starts[450], starts[len(starts) // 5]):
         got, _ = two_halves(index, path, at)
         assert got == one_process(index, path), at

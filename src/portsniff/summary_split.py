@@ -553,14 +553,16 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bo
     if annot._waiting or any(r.waiting for r in annot._unresolved):
         return "a fragment of the first half waits for its first"
     ff = annot._first_fragments
-    # One process remembers the first half's first fragments too: while the child's
-    # keys are new to it and fewer than it forgets past, it forgets only first-half keys,
-    # which the child never found (it waited for them: checked here).
+    # One process remembers the first half's first fragments too. If it forgets none
+    # in the child's half, it finds what the child finds (a key in both takes the
+    # child's ports); if it forgets some, they are first-half keys, older than the
+    # child's, unless a child's key is a first-half key too. The child never found
+    # first-half keys: it waited for them (checked here).
     childs = half.first_fragments
     if (
         len(childs) >= _MAX_FRAGMENT_KEYS
-        or any(k in ff for k in childs)
         or any(k in ff for k in half.waited)
+        or (len(ff) + len(childs) > _MAX_FRAGMENT_KEYS and any(k in ff for k in childs))
     ):
         return "a fragment of the child's half may belong to the first half's"
     forgotten = _forgotten(annot, half) if steady else set()

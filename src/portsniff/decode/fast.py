@@ -1,12 +1,13 @@
 """The ``fast`` engine: numpy over the raw bytes of a block, the reference decoder for the rest.
 
 Common packets (Ethernet with at most one VLAN tag, raw IP, BSD loopback or Linux cooked
-capture carrying unfragmented IPv4/IPv6 with a whole TCP or UDP header, ICMP that is not
-an error, ARP; and VXLAN whose inner frame is such a packet, untagged) are decoded for the
-whole block at once by :mod:`portsniff.decode.vector` (a VLAN tag is a column); VXLAN
-rows get their Decoded (the inner header) from the columns. Every other packet - fragments,
-other tunnels, ICMP errors, DNS-SD, truncated or malformed headers, other link types - is
-handed to the reference decoder one by one, so the batch is always exactly the
+capture carrying IPv4/IPv6 with a whole TCP or UDP header, ICMP that is not an error,
+ARP; IPv4 fragments, the first with its transport header; and VXLAN whose inner frame is
+such a packet, untagged and unfragmented) are decoded for the whole block at once by
+:mod:`portsniff.decode.vector` (a VLAN tag is a column); fragments and VXLAN rows get
+their Decoded from the columns. Every other packet - IPv6 fragments and extension
+headers, other tunnels, ICMP errors, DNS-SD, truncated or malformed headers, other link
+types - is handed to the reference decoder one by one, so the batch is always exactly the
 reference's batch.
 """
 

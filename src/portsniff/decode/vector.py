@@ -146,13 +146,12 @@ class Network:
 
 @dataclass(slots=True)
 class Fragments:
-    """IPv4 fragments whose IP header is whole: their rows, identification, flags and
-    offset word, and protocol number; ``later``: the later ones (not first) decoded."""
+    """IPv4 fragments whose IP header is whole: their rows, identification, and flags and
+    offset word; ``later``: the later ones (not first) decoded."""
 
     rows: I64
     ip_id: I32
     field: I32  # more-fragments bit 0x2000, offset in 8-byte units below
-    ip_proto: I32
     later: Network | None = None
 
 
@@ -453,9 +452,7 @@ def ipv4(
     if fragments is not None:
         # Later fragments carry no transport header: the IP header says all (ip._ipv4).
         f = np.flatnonzero(keep & ((frag & 0x3FFF) != 0))
-        fragments.append(
-            Fragments(rows[f], u16(buf, l3[f] + 4), frag[f], buf[l3[f] + 9].astype(np.int32))
-        )
+        fragments.append(Fragments(rows[f], u16(buf, l3[f] + 4), frag[f]))
         later = f[(frag[f] & 0x1FFF) != 0]
         fragments[-1].later = Network(
             rows=rows[later],
