@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from portsniff.report.packet_text import color_wanted
     from portsniff.report.packet_text_fast import FastTextWriter
     from portsniff.report.packets import PacketWriter, StreamEnd, StreamMeta, packet_writer
-    from portsniff.report.summaries import DEFAULT_TOP, ReportOptions, reporter
+    from portsniff.report.summaries import ReportOptions, flows_kept, reporter
     from portsniff.summary import SummaryBuilder
     from portsniff.summary_vector import VectorSummaryBuilder
 
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             )
         # A long capture finishes many flows: the summary keeps the top ones its text,
         # Markdown or HTML report shows (JSON and CSV list them all).
-        keep = DEFAULT_TOP if args.summary_format in ("text", "markdown", "html") else None
+        keep = flows_kept(args.summary_format)
         builder = (
             VectorSummaryBuilder(CAVEAT, registry, keep=keep)
             if session.vector

@@ -115,12 +115,9 @@ def kept_flows(args: argparse.Namespace) -> int | None:
     """How many finished flows the summary keeps: the top ones its report shows (``--top``,
     or the default for the formats that show a top list), else all (JSON and CSV list
     every flow)."""
-    from portsniff.report.summaries import DEFAULT_TOP
+    from portsniff.report.summaries import flows_kept
 
-    top: int | None = getattr(args, "top", None)
-    if top is not None:
-        return top
-    return DEFAULT_TOP if getattr(args, "format", None) in ("text", "markdown", "html") else None
+    return flows_kept(getattr(args, "format", ""), getattr(args, "top", None))
 
 
 #: Rows the summary takes at a time: its per-flow work is per block, so blocks bigger

@@ -819,7 +819,7 @@ def split_point(paths: list[str], at: int | None = None) -> tuple[int, int | Non
 def splittable(run: AnnotateRun) -> bool:
     """Whether two processes may summarise ``run``: one big uncompressed pcap or pcapng,
     or files that are big together."""
-    from portsniff.annotate.pipeline import _big_file
+    from portsniff.annotate import parallel
 
     if not (
         run.workers >= 2
@@ -829,10 +829,6 @@ def splittable(run: AnnotateRun) -> bool:
         and "fork" in multiprocessing.get_all_start_methods()
     ):
         return False
-    if len(run.paths) == 1:
-        return _big_file(run.paths[0]) and split_kind(run.paths[0]) is not None
-    from portsniff.annotate import parallel
-
     big = sum(map(_size, run.paths)) >= 2 * parallel.CHUNK_BYTES
     return big and split_point(run.paths) is not None
 
@@ -936,7 +932,6 @@ class _Inside:
         self.mid = mid
         self.report = FileReport(file=path, format=kind)
         self.first = UnitResult(start=0, next_start=0)
-        self._child: UnitResult | None = None
         self._problems: Counter[str] = Counter()
 
     @staticmethod
@@ -991,6 +986,7 @@ class _PcapngInside(_Inside):
         super().__init__(run, path, mid, "pcapng")
         self._reader = open_capture(path, block_bytes=VECTOR_BLOCK_BYTES)
         self._state: tuple[object, ...] = ()
+        self._child: UnitResult | None = None
 
     def _read(
         self,

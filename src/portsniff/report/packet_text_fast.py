@@ -75,7 +75,7 @@ class BatchText:
     def __init__(self, color: bool = False) -> None:
         self.color = color
         self._seconds: dict[int, str] = {}
-        # Label texts by code: (proto * 65536 + port) * 2 + ambiguous, the rows' combo.
+        # Label texts by label code (see _label_codes).
         self._labels: dict[int, str] = {}
         self._tail_cache: dict[bytes, bytes] = {}
         self._flow_tails = FlowTails()

@@ -36,6 +36,15 @@ SUMMARY_FORMATS: tuple[str, ...] = tuple(_FORMATS)
 DEFAULT_TOP = 20
 
 
+def flows_kept(fmt: str, top: int | None = None) -> int | None:
+    """How many finished flows a summary for a ``fmt`` report keeps: the top ones it shows
+    (``top``, or DEFAULT_TOP for the formats that show a top list), else all (JSON and
+    CSV list every flow)."""
+    if top is not None:
+        return top
+    return DEFAULT_TOP if fmt in ("text", "markdown", "html") else None
+
+
 def reporter(name: str) -> Reporter:
     """The reporter registered as ``name``."""
     try:
