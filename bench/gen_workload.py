@@ -7,6 +7,8 @@ new connection on the same ports) and UDP to well-known server ports from epheme
 ports, some flows with both ports registered (5353, 123, 47808 on both ends), 802.1Q tags on
 a few flows (``--vlan``: their share; 1 for a trunk port's capture), a few IPv4 fragments
 (``--fragments``: the share of big IPv4 UDP datagrams sent in two), ICMP echo and ARP.
+``--link`` wraps every IP packet as a provider's network would: two VLAN tags (``qinq``),
+two MPLS labels (``mpls``) or a PPPoE session (``pppoe``).
 Flow popularity is heavy-tailed. Payloads are pseudo-random bytes. Same arguments, same
 bytes.
 
@@ -39,6 +41,8 @@ SERVERS = [  # (transport, port, weight)
 ]
 BOTH_ENDS = {5353, 123, 47808}
 ETH_IP4, ETH_IP6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
+ETH_QINQ, ETH_MPLS, ETH_PPPOE = 0x88A8, 0x8847, 0x8864
+LINKS = ("ethernet", "qinq", "mpls", "pppoe")
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
@@ -54,7 +58,9 @@ def _sum16(data: bytes) -> int:
 class Flow:
     """One conversation: endpoints, transport, and TCP state."""
 
-    def __init__(self, rng: random.Random, v6: bool, vlan: float = 0.02) -> None:
+    def __init__(
+        self, rng: random.Random, v6: bool, vlan: float = 0.02, link: str = "ethernet"
+    ) -> None:
         proto, port, _ = rng.choices(SERVERS, weights=[w for *_, w in SERVERS])[0]
         self.proto = proto
         self.v6 = v6
@@ -72,12 +78,26 @@ class Flow:
         self.vlan = tag
         self.mac_c = b"\x02" + rng.randbytes(5)
         self.mac_s = b"\x02" + rng.randbytes(5)
+        self.link = link
+        # The service tag, MPLS label or PPPoE session: from the MAC, not drawn (each
+        # link wraps the same traffic).
+        self.shim = 1 + int.from_bytes(self.mac_c[1:3], "big") % 4094
         self.state = 0  # TCP: 0 closed, 1 syn sent, 2 established
         self.seq = rng.getrandbits(32)
 
 
 def _eth(f: Flow, to_server: bool, ethertype: int, payload: bytes) -> bytes:
     dst, src = (f.mac_s, f.mac_c) if to_server else (f.mac_c, f.mac_s)
+    if f.link == "qinq":  # a service tag (the flow's), then a customer tag
+        tags = struct.pack("!HHHH", ETH_QINQ, f.shim, ETH_VLAN, f.vlan or 1)
+        return dst + src + tags + struct.pack("!H", ethertype) + payload
+    if f.link == "mpls" and ethertype != ETH_ARP:  # a transport label, then a service one
+        labels = struct.pack("!II", f.shim << 12 | 64, 16 << 12 | 1 << 8 | 64)
+        return dst + src + struct.pack("!H", ETH_MPLS) + labels + payload
+    if f.link == "pppoe" and ethertype != ETH_ARP:
+        ppp = 0x0057 if ethertype == ETH_IP6 else 0x0021
+        session = struct.pack("!BBHHH", 0x11, 0, f.shim, len(payload) + 2, ppp)
+        return dst + src + struct.pack("!H", ETH_PPPOE) + session + payload
     if f.vlan is not None:
         return dst + src + struct.pack("!HHH", ETH_VLAN, f.vlan, ethertype) + payload
     return dst + src + struct.pack("!H", ethertype) + payload
@@ -142,12 +162,18 @@ def extra(rng: random.Random, f: Flow, ident: int) -> bytes:
 
 
 def generate(
-    packets: int, seed: int, flows: int, out: object, vlan: float = 0.02, fragments: float = 0.02
+    packets: int,
+    seed: int,
+    flows: int,
+    out: object,
+    vlan: float = 0.02,
+    fragments: float = 0.02,
+    link: str = "ethernet",
 ) -> None:
     """Write the workload as a pcap to the binary stream ``out``."""
     rng = random.Random(seed)
     pay = rng.randbytes(1 << 16)
-    table = [Flow(rng, rng.random() < 0.2, vlan) for _ in range(flows)]
+    table = [Flow(rng, rng.random() < 0.2, vlan, link) for _ in range(flows)]
     weights = [rng.lognormvariate(0.0, 1.5) for _ in table]
     write = out.write  # type: ignore[attr-defined]
     write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
@@ -187,13 +213,20 @@ def main(argv: list[str] | None = None) -> int:
         default=0.02,
         help="share of IPv4 UDP datagrams over 600 bytes sent in two fragments",
     )
+    ap.add_argument(
+        "--link",
+        choices=LINKS,
+        default="ethernet",
+        help="what every IP packet is wrapped in: plain Ethernet, two VLAN tags, two MPLS "
+        "labels or a PPPoE session",
+    )
     ap.add_argument("--out", required=True, help="output pcap (- for stdout)")
     a = ap.parse_args(argv)
     if a.out == "-":
-        generate(a.packets, a.seed, a.flows, sys.stdout.buffer, a.vlan, a.fragments)
+        generate(a.packets, a.seed, a.flows, sys.stdout.buffer, a.vlan, a.fragments, a.link)
     else:
         with open(a.out, "wb") as fh:
-            generate(a.packets, a.seed, a.flows, fh, a.vlan, a.fragments)
+            generate(a.packets, a.seed, a.flows, fh, a.vlan, a.fragments, a.link)
     return 0
 
 

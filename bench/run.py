@@ -591,6 +591,9 @@ def _flows(args: argparse.Namespace) -> str:
         value = getattr(args, name, None)
         if value is not None:
             out += f" --{name} {value:g}"
+    link = getattr(args, "link", None)
+    if link is not None:
+        out += f" --link {link}"
     return out
 
 
@@ -607,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vlan", type=float, help="gen_workload.py's --vlan (1: a trunk port)")
     ap.add_argument(
         "--fragments", type=float, help="gen_workload.py's --fragments (1: fragmented UDP)"
+    )
+    ap.add_argument(
+        "--link", help="gen_workload.py's --link (qinq, mpls, pppoe: a provider's network)"
     )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="leave out the slowest peers (pyshark)")
@@ -641,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                     *(["--flows", str(args.flows)] if args.flows else []),
                     *(["--vlan", str(args.vlan)] if args.vlan is not None else []),
                     *(["--fragments", str(args.fragments)] if args.fragments is not None else []),
+                    *(["--link", args.link] if args.link is not None else []),
                     "--out",
                     str(workload),
                 ],

@@ -187,7 +187,8 @@ def packets(draw: st.DrawFn) -> Decoded:
         src_port=sp,
         dst_port=dp,
         tcp_flags=flags,
-        vlan=(draw(st.integers(1, 4094)),) if draw(st.booleans()) else (),
+        # No tag, one (a trunk), two (a provider's), three (left in the Decoded).
+        vlan=tuple(draw(st.lists(st.integers(0, 4095), max_size=3))),
     )
     if kind == "inner":
         e = Endpoints(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import operator
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +19,10 @@ from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
     ICMPv6EchoReply,
     IPv6,
+    IPv6ExtHdrDestOpt,
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
 )
 from scapy.layers.ipsec import AH
 from scapy.layers.l2 import ARP, Dot1Q, Ether
@@ -215,11 +219,64 @@ def test_one_vlan_tag_is_vectorised_as_a_column() -> None:
     )
 
 
+def pppoe(protocol: int, payload: bytes) -> bytes:
+    """A PPPoE session header (session 1) and PPP protocol before ``payload``."""
+    return struct.pack(">BBHHH", 0x11, 0, 1, len(payload) + 2, protocol) + payload
+
+
+def mpls(*labels: int, bottom: bool = True) -> bytes:
+    """An MPLS label stack (TTL 64), the last entry the bottom of the stack."""
+    return b"".join(
+        struct.pack(">I", label << 12 | (bottom and i == len(labels) - 1) << 8 | 64)
+        for i, label in enumerate(labels)
+    )
+
+
+def eth_type(etype: int, payload: bytes) -> bytes:
+    return raw(Ether(**MACS, type=etype)) + payload
+
+
+# (linktype, frame, VLAN tags, proto, sport): shims and extension headers the kernels
+# walk through; each row's Decoded has no details.
+SHIMMED = [
+    (1, raw(ETH / Dot1Q(vlan=7) / Dot1Q(vlan=8) / V4 / TCP(sport=1)), (7, 8), "tcp", 1),
+    (1, raw(Ether(**MACS, type=0x88A8) / Dot1Q(vlan=4095, type=0x8100) / Dot1Q(vlan=0) / V6 / UDP(sport=2)),
+     (4095, 0), "udp", 2),
+    (1, eth_type(0x8847, mpls(16) + raw(V4 / TCP(sport=3))), (), "tcp", 3),
+    (1, eth_type(0x8848, mpls(16, 17, 18) + raw(V6 / UDP(sport=4))), (), "udp", 4),
+    (1, eth_type(0x8847, mpls(16) + b"\x00" * 30), (), "other", -1),  # not IP: "other"
+    (1, eth_type(0x8864, pppoe(0x0021, raw(V4 / UDP(sport=5)))), (), "udp", 5),
+    (1, eth_type(0x8864, pppoe(0x0057, raw(V6 / TCP(sport=6)))), (), "tcp", 6),
+    (1, eth_type(0x8864, pppoe(0xC021, b"\x01\x01\x00\x04")), (), "other", -1),  # LCP
+    (1, eth_type(0x8864, pppoe(0x0281, mpls(5, 6) + raw(V4 / TCP(sport=7)))), (), "tcp", 7),
+    (1, raw(ETH / Dot1Q(vlan=30, type=0x8864)) + pppoe(0x0021, raw(V4 / TCP(sport=8))),
+     (30,), "tcp", 8),
+    (1, raw(ETH / Dot1Q(vlan=31, type=0x8847)) + mpls(9) + raw(V4 / TCP(sport=9)), (31,), "tcp", 9),
+    (113, sll(0x8100, raw(Dot1Q(vlan=1) / Dot1Q(vlan=2) / V4 / ICMP())), (1, 2), "icmp", -1),
+    (276, sll2(0x8864, pppoe(0x0057, raw(V6 / UDP(sport=10)))), (), "udp", 10),
+    (1, raw(ETH / V6 / IPv6ExtHdrHopByHop() / TCP(sport=11)), (), "tcp", 11),
+    (1, raw(ETH / V6 / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting()
+            / UDP(sport=12)), (), "udp", 12),
+    (1, raw(ETH / V6 / IPv6ExtHdrFragment() / UDP(sport=13)), (), "udp", 13),  # a whole one
+    (1, raw(ETH / V6 / AH(nh=6, payloadlen=4, icv=b"\0" * 12) / TCP(sport=14)), (), "tcp", 14),
+    (1, raw(ETH / V6 / IPv6ExtHdrHopByHop() / ICMPv6EchoReply()), (), "icmpv6", -1),
+    (1, raw(ETH / V6 / IPv6ExtHdrDestOpt(nh=59)), (), "other", -1),  # no next header
+]  # fmt: skip
+
+
+def test_shims_and_extension_headers_are_vectorised() -> None:
+    block = block_from_packets([f for _, f, *_ in SHIMMED], [lt for lt, *_ in SHIMMED])
+    batch, done = _vectorised(block)
+    assert np.flatnonzero(~done).tolist() == []
+    assert not batch.details
+    assert [batch.vlan(i) for i in range(len(SHIMMED))] == [row[2] for row in SHIMMED]
+    assert [PROTOS[p] for p in batch.proto] == [row[3] for row in SHIMMED]
+    assert batch.src_port.tolist() == [row[4] for row in SHIMMED]
+    assert batch_differences(batch, reference_batch(block)) == []
+
+
 UNCOMMON = {
-    "qinq": (1, raw(ETH / Dot1Q(vlan=7) / Dot1Q(vlan=8) / V4 / TCP())),
     "truncated vlan tag": (1, raw(ETH / Dot1Q(vlan=7))[:16]),
-    "mpls": (1, raw(Ether(**MACS, type=0x8847) / b"\0\0\x01\x40" / V4 / TCP())),
-    "pppoe": (1, raw(Ether(**MACS, type=0x8864) / b"\x11\0\0\x01\0\x2a\0\x21" / V4 / TCP())),
     "llc": (1, raw(Ether(**MACS, type=100) / Raw(b"\xaa\xaa\x03" + b"\0" * 97))),
     "ipv4 first fragment carrying vxlan": (
         1,
@@ -233,8 +290,32 @@ UNCOMMON = {
         1,
         raw(ETH / IP(flags="MF") / ICMP(type=3, code=3) / IP() / UDP()),
     ),
-    "ipv6 fragment": (1, raw(ETH / V6 / IPv6ExtHdrFragment() / UDP())),
-    "ipv6 hop-by-hop": (1, raw(ETH / V6 / IPv6ExtHdrHopByHop() / TCP())),
+    "ipv6 fragment": (1, raw(ETH / V6 / IPv6ExtHdrFragment(m=1) / UDP())),
+    "ipv6 later fragment": (1, raw(ETH / V6 / IPv6ExtHdrFragment(offset=5) / (b"x" * 8))),
+    "ipv6 fragment after hop-by-hop": (
+        1,
+        raw(ETH / V6 / IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment(m=1) / UDP()),
+    ),
+    "ipv6 extension header cut by the payload length": (
+        1,
+        raw(ETH / IPv6(plen=4) / IPv6ExtHdrHopByHop() / TCP()),
+    ),
+    "nine ipv6 extension headers": (
+        1,
+        raw(
+            functools.reduce(operator.truediv, [IPv6ExtHdrDestOpt() for _ in range(9)], ETH / V6)
+            / TCP()
+        ),
+    ),
+    "three vlan tags": (1, raw(ETH / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / V4 / TCP())),
+    "mpls payload cut": (1, raw(Ether(**MACS, type=0x8847) / b"\0\0\x01\x40")),
+    "mpls label cut": (1, raw(Ether(**MACS, type=0x8847) / b"\0\0\x00\x40\0\0")),
+    "pppoe header cut": (1, raw(Ether(**MACS, type=0x8864) / b"\x11\0\0\x01\0\x2a\0")),
+    "nine mpls labels": (
+        1,
+        raw(Ether(**MACS, type=0x8847) / (b"\0\0\0\x40" * 8 + b"\0\0\x01\x40") / V4 / TCP()),
+    ),
+    "vlan then llc": (1, raw(ETH / Dot1Q(vlan=7, type=100) / Raw(b"\xaa\xaa\x03" + b"\0" * 97))),
     "dns-sd": (
         1,
         raw(
@@ -410,10 +491,10 @@ def test_engine_by_name_has_no_state_to_release(tmp_path: Path) -> None:
 
 
 def _all_frames() -> tuple[list[bytes], list[int]]:
-    frames = [c[1] for c in COMMON] + [f for _, f, _ in NON_IP] + [f for _, f in UNCOMMON.values()]
-    types = (
-        [c[0] for c in COMMON] + [lt for lt, _, _ in NON_IP] + [lt for lt, _ in UNCOMMON.values()]
-    )
+    frames = [c[1] for c in COMMON] + [f for _, f, _ in NON_IP] + [f for _, f, *_ in SHIMMED]
+    frames += [f for _, f in UNCOMMON.values()]
+    types = [c[0] for c in COMMON] + [lt for lt, _, _ in NON_IP] + [lt for lt, *_ in SHIMMED]
+    types += [lt for lt, _ in UNCOMMON.values()]
     return frames, types
 
 
@@ -519,6 +600,56 @@ def payloads(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
+def extension_headers(draw: st.DrawFn) -> Packet:
+    """An IPv6 extension header: options, routing, a fragment header (whole or not), AH."""
+    kind = draw(st.sampled_from(["hop", "dest", "routing", "fragment", "ah"]))
+    if kind == "hop":
+        return IPv6ExtHdrHopByHop()
+    if kind == "dest":
+        return IPv6ExtHdrDestOpt()
+    if kind == "routing":
+        return IPv6ExtHdrRouting()
+    if kind == "fragment":
+        return IPv6ExtHdrFragment(
+            offset=draw(st.sampled_from([0, 0, 1])), m=draw(st.integers(0, 1))
+        )
+    return AH(payloadlen=draw(st.sampled_from([1, 4])), icv=b"\0" * 12)
+
+
+def _label_stack(draw: st.DrawFn) -> bytes:
+    """1-4 MPLS labels; the bottom-of-stack bit on the last, or anywhere at random."""
+    count = draw(st.integers(1, 4))
+    rand = draw(st.booleans())
+    out = b""
+    for i in range(count):
+        entry = bytearray(draw(st.binary(min_size=4, max_size=4)))
+        if not rand:
+            entry[2] = (entry[2] & 0xFE) | (i == count - 1)
+        out += bytes(entry)
+    return out
+
+
+@st.composite
+def shim_chain(draw: st.DrawFn, version: int, body: bytes) -> bytes:
+    """``body`` (an IP packet) after an EtherType and the shims link.after_ethertype
+    follows: an MPLS stack or a PPPoE session (maybe), then 0-3 VLAN tags outside."""
+    etype = 0x0800 if version == 4 else 0x86DD
+    inner = draw(st.sampled_from(["none", "none", "mpls", "pppoe", "pppoe-mpls"]))
+    if inner == "mpls":
+        body, etype = _label_stack(draw) + body, draw(st.sampled_from([0x8847, 0x8848]))
+    elif inner == "pppoe":
+        proto = draw(st.sampled_from([0x0021 if version == 4 else 0x0057, 0x0021, 0xC021]))
+        body, etype = pppoe(proto, body), 0x8864
+    elif inner == "pppoe-mpls":
+        body, etype = pppoe(0x0281, _label_stack(draw) + body), 0x8864
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):
+        tci = draw(st.integers(0, 65535))
+        body = struct.pack(">HH", tci, etype) + body
+        etype = draw(st.sampled_from([0x8100, 0x88A8, 0x9100]))
+    return struct.pack(">H", etype) + body
+
+
+@st.composite
 def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
     """A frame with valid-looking headers and random fields, maybe cut and maybe damaged."""
     version = draw(st.sampled_from([4, 6]))
@@ -563,24 +694,21 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             if proto == "other"
             else None,
         )
+        for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):
+            ip = ip / draw(extension_headers())
     body = raw(ip / l4 / payload)
     lt = draw(st.sampled_from(LINKTYPES))
-    ethertype = 0x0800 if version == 4 else 0x86DD
-    tags = b"".join(
-        struct.pack(
-            ">HH", draw(st.sampled_from([0x8100, 0x88A8, 0x9100])), draw(st.integers(0, 65535))
-        )
-        for _ in range(draw(st.sampled_from([0, 0, 1, 2])))
-    )
-    if lt == 1:  # MAC addresses, 0-2 VLAN tags (TPID, TCI), then the EtherType
-        frame = b"\2" * 12 + tags + struct.pack(">H", ethertype) + body
+    if lt == 1:  # MAC addresses, then an EtherType and its shims
+        frame = b"\2" * 12 + draw(shim_chain(version, body))
     elif lt in (0, 108):
         family = 2 if version == 4 else 24
         frame = struct.pack("<I" if lt == 0 else ">I", family) + body
     elif lt == 113:
-        frame = sll(0x0800 if version == 4 else 0x86DD, body)
+        chain = draw(shim_chain(version, body))
+        frame = sll(struct.unpack_from(">H", chain)[0], chain[2:])
     elif lt == 276:
-        frame = sll2(0x0800 if version == 4 else 0x86DD, body)
+        chain = draw(shim_chain(version, body))
+        frame = sll2(struct.unpack_from(">H", chain)[0], chain[2:])
     else:
         frame = body
     wirelen = len(frame)

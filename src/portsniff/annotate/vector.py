@@ -33,7 +33,7 @@ from portsniff.annotate.annotator import (
     quoted_label,
 )
 from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
-from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address
+from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address, vlan_tuples
 from portsniff.decode.ip import address_text as plain_address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
@@ -263,6 +263,26 @@ class LabelledBatch:
         part = LabelledBatch(file=self.file, labels=self.labels, vlan=vlan, **cols)
         own = self.records
         return {i: own.get(i) or r for i, r in zip(rows, part.iter_records(), strict=True)}
+
+    def vlan_words(self) -> tuple[npt.NDArray[np.uint64], list[int]]:
+        """One word per row naming its VLAN tags (0: none; one tag ``t``: ``t + 1``; two:
+        ``t1 + 1 | (t2 + 1) << 32``), and the tagged rows whose tags no word holds."""
+        words = np.zeros(len(self), np.uint64)
+        at: list[int] = []
+        value: list[int] = []
+        odd: list[int] = []
+        for i, tags in self.vlan.items():
+            if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
+                at.append(i)
+                value.append(tags[0] + 1)
+            elif len(tags) == 2 and 0 <= tags[0] < 1 << 31 and 0 <= tags[1] < 1 << 31:
+                at.append(i)
+                value.append((tags[0] + 1) | (tags[1] + 1) << 32)
+            else:
+                odd.append(i)
+        if at:
+            words[at] = value
+        return words, odd
 
     def addresses(self, which: str) -> list[str | None]:
         """``src`` or ``dst`` addresses as text (None for non-IP rows)."""
@@ -659,11 +679,15 @@ class VectorAnnotator:
         )
         seq0 = self._seq
         self._seq += n
-        # One VLAN tag (a column), then details, by row of lb.
+        # VLAN tags (columns), then details, by row of lb.
         tags = batch.vlan_tag if rows is None else batch.vlan_tag[rows]
         tagged = np.flatnonzero(tags >= 0)
         if tagged.size:
-            lb.vlan.update(zip(tagged.tolist(), zip(tags[tagged].tolist()), strict=True))
+            tags2 = (batch.vlan_tag2 if rows is None else batch.vlan_tag2[rows])[tagged]
+            if bool((tags2 >= 0).any()):
+                lb.vlan.update(zip(tagged.tolist(), vlan_tuples(tags[tagged], tags2), strict=True))
+            else:
+                lb.vlan.update(zip(tagged.tolist(), zip(tags[tagged].tolist()), strict=True))
         special: list[tuple[int, Decoded]] = []
         frags: list[tuple[int, Decoded]] = []  # fragments with nothing else special
         if batch.details:

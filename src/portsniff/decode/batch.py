@@ -2,10 +2,11 @@
 
 Columns are numpy arrays of one length; "none" is -1 for integer columns. Addresses are
 16 bytes (IPv4 in the first 4, rest zero) with ``ip_version`` saying which. One VLAN tag
-is a column too (``vlan_tag``: trunk captures tag every packet). Packets that needed more
-than the columns (fragments, tunnels, ICMP quotes, DNS-SD, problems, two VLAN tags) have
-their full ``Decoded`` in ``details`` instead (their ``vlan_tag`` is -1: the tags are in
-the Decoded).
+are columns too (``vlan_tag`` and ``vlan_tag2``, outermost first: trunk captures tag every
+packet, provider networks twice). Packets that needed more than the columns (fragments,
+tunnels, ICMP quotes, DNS-SD, problems, three VLAN tags or more) have their full
+``Decoded`` in ``details`` instead (their tag columns are -1: the tags are in the
+Decoded).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def packed_address(text: str) -> tuple[int, bytes]:
 
 
 def has_details(d: Decoded) -> bool:
-    """Whether a packet needs its ``Decoded`` beside the columns (one VLAN tag does not)."""
+    """Whether a packet needs its ``Decoded`` beside the columns (two VLAN tags do not)."""
     return bool(
-        len(d.vlan) > 1
+        len(d.vlan) > 2
         or d.fragment
         or d.inner
         or d.quoted
@@ -49,6 +50,15 @@ def has_details(d: Decoded) -> bool:
         or d.dnssd_instances
         or d.problem
     )
+
+
+def vlan_tuples(tags: I32, tags2: I32) -> list[tuple[int, ...]]:
+    """Decoded.vlan of rows whose first and second VLAN tags are ``tags`` and ``tags2``
+    (-1: none)."""
+    return [
+        () if a < 0 else (a,) if b < 0 else (a, b)
+        for a, b in zip(tags.tolist(), tags2.tolist(), strict=True)
+    ]
 
 
 @dataclass(slots=True)
@@ -69,7 +79,8 @@ class DecodedBatch:
     src_port: I32
     dst_port: I32
     tcp_flags: I32
-    vlan_tag: I32  # the one VLAN tag of a row without details, else -1
+    vlan_tag: I32  # the first VLAN tag of a row without details, else -1
+    vlan_tag2: I32  # its second tag, else -1
     details: dict[int, Decoded] = field(default_factory=dict)
     comments: dict[int, str] = field(default_factory=dict)
 
@@ -95,6 +106,7 @@ class DecodedBatch:
             dst_port=np.full(n, -1, np.int32),
             tcp_flags=np.full(n, -1, np.int32),
             vlan_tag=np.full(n, -1, np.int32),
+            vlan_tag2=np.full(n, -1, np.int32),
         )
 
     def vlan(self, i: int) -> tuple[int, ...]:
@@ -103,7 +115,10 @@ class DecodedBatch:
         if d is not None:
             return d.vlan
         tag = int(self.vlan_tag[i])
-        return (tag,) if tag >= 0 else ()
+        if tag < 0:
+            return ()
+        tag2 = int(self.vlan_tag2[i])
+        return (tag,) if tag2 < 0 else (tag, tag2)
 
     def set_decoded(self, i: int, d: Decoded) -> None:
         """Fill row ``i`` from a per-packet ``Decoded`` (engines decoding one by one)."""
@@ -121,7 +136,7 @@ class DecodedBatch:
         if has_details(d):
             self.details[i] = d
         elif d.vlan:
-            self.vlan_tag[i] = d.vlan[0]
+            self._set_tags(i, d.vlan)
 
     def set_decoded_rows(self, rows: Sequence[int], decoded: Sequence[Decoded]) -> None:
         """Fill ``rows`` from their ``Decoded`` (column by column: one numpy assignment
@@ -150,11 +165,16 @@ class DecodedBatch:
             if has_details(d):
                 self.details[i] = d
             elif d.vlan:
-                self.vlan_tag[i] = d.vlan[0]
+                self._set_tags(i, d.vlan)
         if ip_rows:
             self.ip_version[ip_rows] = versions
             self.src_addr[ip_rows] = np.frombuffer(b"".join(srcs), "V16")
             self.dst_addr[ip_rows] = np.frombuffer(b"".join(dsts), "V16")
+
+    def _set_tags(self, i: int, vlan: tuple[int, ...]) -> None:
+        self.vlan_tag[i] = vlan[0]
+        if len(vlan) > 1:
+            self.vlan_tag2[i] = vlan[1]
 
     def ip_str(self, i: int, which: str) -> str | None:
         """``src`` or ``dst`` address of packet ``i`` as text, or None when not IP."""

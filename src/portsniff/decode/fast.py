@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from portsniff.capture.block import RawBlock
 from portsniff.decode import vector
-from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch
+from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch, vlan_tuples
 from portsniff.decode.ip import address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints, Fragment
 
@@ -84,6 +84,8 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
     layer = vector.link_layer(buf, offset, caplen, linktype)
     vlan = np.full(n, -1, np.int32)
     vlan[layer.rows] = layer.vlan
+    vlan2 = np.full(n, -1, np.int32)
+    vlan2[layer.rows] = layer.vlan2
     tunnelled = np.zeros(n, np.bool_)
     fragments: list[vector.Fragments] = []
     v4, v6 = vector.network(buf, layer, fragments)
@@ -93,7 +95,7 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         _fill(batch, buf, net)
         done[net.rows] = True
         if net.vxlan is not None and net.vxlan.outer.rows.size:
-            rows = _add_vxlan_details(batch, buf, net.vxlan, vlan)
+            rows = _add_vxlan_details(batch, buf, net.vxlan, vlan, vlan2)
             done[rows] = tunnelled[rows] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
         rows = layer.rows[layer.kind == kind]
@@ -105,12 +107,14 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         done[frags.rows[tunnelled[frags.rows]]] = False
         keep = done[frags.rows]
         rows = frags.rows[keep]
-        _add_fragment_details(batch, rows, frags.ip_id[keep], frags.field[keep], vlan[rows])
+        tags = vlan_tuples(vlan[rows], vlan2[rows])
+        _add_fragment_details(batch, rows, frags.ip_id[keep], frags.field[keep], tags)
         detailed = tunnelled.copy()
         detailed[rows] = True
-    # A tunnel's or fragment's tag is in its Decoded; the other rows' one tag is a column.
+    # A tunnel's or fragment's tags are in its Decoded; the other rows' are columns.
     tagged = np.flatnonzero(done & (vlan >= 0) & ~detailed)
     batch.vlan_tag[tagged] = vlan[tagged]
+    batch.vlan_tag2[tagged] = vlan2[tagged]
     return done
 
 
@@ -151,7 +155,7 @@ _OTHER_INNER: _Inner = ("other", None, None, None, None)
 
 
 def _add_vxlan_details(
-    batch: DecodedBatch, buf: npt.NDArray[np.uint8], vx: vector.Vxlan, vlan: I32
+    batch: DecodedBatch, buf: npt.NDArray[np.uint8], vx: vector.Vxlan, vlan: I32, vlan2: I32
 ) -> npt.NDArray[np.int64]:
     """Decode the VXLAN datagrams of ``vx`` whose inner frame the kernels decode (an
     untagged Ethernet frame: IP as the outer rows are decoded, other EtherTypes as
@@ -171,6 +175,7 @@ def _add_vxlan_details(
         end=vx.end[sel],
         kind=kind,
         vlan=np.full(sel.size, -1, np.int32),
+        vlan2=np.full(sel.size, -1, np.int32),
     )
     entries: dict[int, _Inner] = dict.fromkeys(
         sel[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)].tolist(), _OTHER_INNER
@@ -217,7 +222,7 @@ def _add_vxlan_details(
         batch.dst_addr[rows].tolist(),
         batch.src_port[rows].tolist(),
         batch.dst_port[rows].tolist(),
-        vlan[rows].tolist(),
+        vlan_tuples(vlan[rows], vlan2[rows]),
         map(entries.__getitem__, at.tolist()),
         strict=True,
     )
@@ -226,7 +231,14 @@ def _add_vxlan_details(
 
 
 def _vxlan_decoded(
-    lt: int, version: int, src: bytes, dst: bytes, sport: int, dport: int, tag: int, inner: _Inner
+    lt: int,
+    version: int,
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    tags: tuple[int, ...],
+    inner: _Inner,
 ) -> Decoded:
     return Decoded(
         linktype=lt,
@@ -236,7 +248,7 @@ def _vxlan_decoded(
         ip_proto=vector.IPPROTO_UDP,
         src_port=sport,
         dst_port=dport,
-        vlan=(tag,) if tag >= 0 else (),
+        vlan=tags,
         inner=(Endpoints(*inner, "vxlan"),),
     )
 
@@ -265,7 +277,11 @@ def _put_details(
 
 
 def _add_fragment_details(
-    batch: DecodedBatch, rows: npt.NDArray[np.int64], ip_id: I32, field: I32, vlan: I32
+    batch: DecodedBatch,
+    rows: npt.NDArray[np.int64],
+    ip_id: I32,
+    field: I32,
+    tags: list[tuple[int, ...]],
 ) -> None:
     """Put the Decoded of IPv4 fragments ``rows`` (their columns filled) in
     ``batch.details``: the reference's, its Fragment keyed by the header's protocol."""
@@ -278,7 +294,7 @@ def _add_fragment_details(
         return got
 
     details = batch.details
-    for i, lt, src, dst, proto, ip_proto, sp, dp, fl, ident, word, tag in zip(
+    for i, lt, src, dst, proto, ip_proto, sp, dp, fl, ident, word, vlan in zip(
         rows.tolist(),
         batch.linktype[rows].tolist(),
         batch.src_addr[rows].tolist(),
@@ -290,7 +306,7 @@ def _add_fragment_details(
         batch.tcp_flags[rows].tolist(),
         ip_id.tolist(),
         field.tolist(),
-        vlan.tolist(),
+        tags,
         strict=True,
     ):
         s, d = text(src), text(dst)
@@ -303,7 +319,7 @@ def _add_fragment_details(
             src_port=None if sp < 0 else sp,
             dst_port=None if dp < 0 else dp,
             tcp_flags=None if fl < 0 else fl,
-            vlan=(tag,) if tag >= 0 else (),
+            vlan=vlan,
             fragment=Fragment((s, d, ident, ip_proto), (word & 0x1FFF) * 8, bool(word & 0x2000)),
         )
 
@@ -322,6 +338,7 @@ _COLUMNS = (
     "dst_port",
     "tcp_flags",
     "vlan_tag",
+    "vlan_tag2",
 )
 
 

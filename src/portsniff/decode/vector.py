@@ -10,11 +10,13 @@ own modules so that both stay in step; when in doubt a rule drops the row.
 What is kept (everything else drops out):
 
 - link types Ethernet (1), raw IP (12, 14, 101, 228, 229), BSD NULL/LOOP (0, 108) with an
-  IP family, Linux cooked v1/v2 (113, 276); at most one VLAN tag after an EtherType;
-- non-IP EtherTypes other than LLC lengths, VLAN, MPLS and PPPoE ("arp" or "other");
+  IP family, Linux cooked v1/v2 (113, 276);
+- after an EtherType, up to two VLAN tags, MPLS label stacks and PPPoE sessions (eight
+  shims in all); non-IP EtherTypes other than LLC lengths ("arp" or "other");
 - IPv4 that is not a fragment, does not carry AH, and whose header length and total
   length are sane;
-  IPv6 whose first next header is not an extension header;
+  IPv6 that is not a fragment, through hop-by-hop, routing, destination options and AH
+  headers (eight in all) and a fragment header of a whole packet;
 - TCP/UDP/SCTP/DCCP with their whole fixed header captured, except UDP on a tunnel
   port whose payload fits the tunnel's header (VXLAN's I flag, Geneve's header; any
   payload on Teredo's port) or whose payload is exactly one IPv6 packet (Teredo on any
@@ -117,6 +119,22 @@ def _ethertype_table() -> U8:
 ETHERTYPE_KIND = _ethertype_table()
 IS_VLAN_TPID = np.zeros(65536, np.bool_)
 IS_VLAN_TPID[list(link.VLAN_TPIDS)] = True
+IS_MPLS_TYPE = np.zeros(65536, np.bool_)
+IS_MPLS_TYPE[list(link.MPLS_TYPES)] = True
+#: EtherTypes followed by a shim: VLAN tags, MPLS labels, a PPPoE session header.
+IS_SHIM = IS_VLAN_TPID | IS_MPLS_TYPE
+IS_SHIM[link.ETH_PPPOE_SESSION] = True
+#: PPP protocol -> kind (link._ppp_protocol); MPLS is followed apart.
+PPP_KIND = np.full(65536, KIND_OTHER, np.uint8)
+for _protocol, _kind in link.PPP_TO_KIND.items():
+    PPP_KIND[_protocol] = {"ip": KIND_IP, "ipv6": KIND_IPV6}[_kind]
+IS_PPP_MPLS = np.zeros(65536, np.bool_)
+IS_PPP_MPLS[list(link.PPP_MPLS)] = True
+PPP_KIND[IS_PPP_MPLS] = KIND_DROP
+#: VLAN tags a row keeps in the columns (more: the reference decodes it).
+MAX_TAGS = 2
+#: Shims (tags, labels, PPPoE) the kernels follow before leaving a row to the reference.
+MAX_STEPS = 8
 
 
 @dataclass(slots=True)
@@ -127,7 +145,8 @@ class Layer3:
     l3: I64  # buffer position of the network header
     end: I64  # buffer position just past the captured bytes
     kind: U8  # KIND_*
-    vlan: I32  # the VLAN id of the one tag, or -1
+    vlan: I32  # the VLAN id of the first (outer) tag, or -1
+    vlan2: I32  # the VLAN id of the second tag, or -1
 
 
 @dataclass(slots=True)
@@ -174,37 +193,85 @@ def u16(buf: U8, pos: I64) -> I32:
 def _concat(parts: list[Layer3]) -> Layer3:
     if not parts:
         e = np.zeros(0, np.int64)
-        return Layer3(e, e, e, np.zeros(0, np.uint8), np.zeros(0, np.int32))
+        none = np.zeros(0, np.int32)
+        return Layer3(e, e, e, np.zeros(0, np.uint8), none, none)
     return Layer3(
         rows=np.concatenate([p.rows for p in parts]),
         l3=np.concatenate([p.l3 for p in parts]),
         end=np.concatenate([p.end for p in parts]),
         kind=np.concatenate([p.kind for p in parts]),
         vlan=np.concatenate([p.vlan for p in parts]),
+        vlan2=np.concatenate([p.vlan2 for p in parts]),
     )
 
 
 def _plain(rows: I64, l3: I64, end_all: I64, kind: int) -> Layer3:
     """Rows of one kind without VLAN tags (``end_all`` is indexed by row)."""
     none = np.full(rows.size, -1, np.int32)
-    return Layer3(rows, l3, end_all[rows], np.full(rows.size, kind, np.uint8), none)
+    return Layer3(rows, l3, end_all[rows], np.full(rows.size, kind, np.uint8), none, none)
 
 
 def _after_ethertype(buf: U8, rows: I64, etype: I32, l3: I64, end: I64) -> Layer3:
-    """Follow an EtherType at ``l3``, through at most one VLAN tag (link.after_ethertype)."""
-    vlan = np.full(rows.size, -1, np.int32)
-    tagged = IS_VLAN_TPID[etype]
-    if tagged.any():
-        t = np.flatnonzero(tagged & (end - l3 >= 4))
-        vlan[t] = u16(buf, l3[t]) & 0x0FFF
-        etype = etype.copy()
-        etype[t] = u16(buf, l3[t] + 2)
-        l3 = l3.copy()
-        l3[t] += 4
-    # A second tag, or a tag cut short, leaves a TPID as the type: the table drops it.
+    """Follow an EtherType at ``l3`` through its shims (link.after_ethertype): up to
+    MAX_TAGS VLAN tags, MPLS label stacks and PPPoE sessions, MAX_STEPS of them."""
+    n = rows.size
+    vlan = np.full(n, -1, np.int32)
+    vlan2 = np.full(n, -1, np.int32)
     kind = ETHERTYPE_KIND[etype]
+    shim = np.flatnonzero(IS_SHIM[etype])
+    if shim.size:
+        # The shimmed rows step by step; a row leaves the walk with its kind, or as
+        # KIND_DROP (cut short, LLC, too deep: the reference's, with its problem).
+        l3 = l3.copy()
+        et = etype[shim]
+        pos = l3[shim]
+        stop = end[shim]
+        tags = np.zeros(shim.size, np.int8)
+        in_mpls = np.zeros(shim.size, np.bool_)
+        out = np.full(shim.size, KIND_DROP, np.uint8)
+        todo = np.arange(shim.size)
+        for _ in range(MAX_STEPS):
+            if not todo.size:
+                break
+            e, p, room = et[todo], pos[todo], stop[todo] - pos[todo]
+            m = in_mpls[todo]
+            tag = IS_VLAN_TPID[e] & ~m & (room >= 4) & (tags[todo] < MAX_TAGS)
+            t = todo[tag]
+            tci = u16(buf, p[tag]) & 0x0FFF
+            first = tags[t] == 0
+            vlan[shim[t[first]]] = tci[first]
+            vlan2[shim[t[~first]]] = tci[~first]
+            tags[t] += 1
+            et[t] = u16(buf, p[tag] + 2)
+            pos[t] += 4
+            # An MPLS label: the bottom one ends the stack, the payload's nibble decides.
+            label = m & (room >= 4)
+            lab = todo[label]
+            bottom = (buf[p[label] + 2] & 1) > 0
+            pos[lab] += 4
+            b = lab[bottom]
+            b = b[pos[b] < stop[b]]
+            nibble = buf[pos[b]] >> 4
+            out[b] = np.where(nibble == 4, KIND_IP, np.where(nibble == 6, KIND_IPV6, KIND_OTHER))
+            in_mpls[lab[bottom]] = False  # done (or cut short: dropped)
+            # MPLS EtherTypes start a stack; PPPoE reads the PPP protocol.
+            starts = ~m & IS_MPLS_TYPE[e]
+            in_mpls[todo[starts]] = True
+            ppp = ~m & (e == link.ETH_PPPOE_SESSION) & (room >= 8)
+            q = todo[ppp]
+            protocol = u16(buf, p[ppp] + 6)
+            pos[q] += 8
+            in_mpls[q[IS_PPP_MPLS[protocol]]] = True
+            out[q] = PPP_KIND[protocol]
+            # Everything else ends here: the EtherType's kind.
+            end_here = ~m & ~tag & ~starts & ~ppp & ~IS_SHIM[e]
+            out[todo[end_here]] = ETHERTYPE_KIND[e[end_here]]
+            todo = np.concatenate([t, lab[~bottom], todo[starts], q[IS_PPP_MPLS[protocol]]])
+        kind = kind.copy()
+        kind[shim] = out  # rows still walking (too deep) keep KIND_DROP
+        l3[shim] = pos
     keep = kind != KIND_DROP
-    return Layer3(rows[keep], l3[keep], end[keep], kind[keep], vlan[keep])
+    return Layer3(rows[keep], l3[keep], end[keep], kind[keep], vlan[keep], vlan2[keep])
 
 
 def link_layer(buf: U8, offset: I64, caplen: I64, linktype: I32) -> Layer3:
@@ -478,16 +545,56 @@ def ipv4(
 
 
 def ipv6(buf: U8, rows: I64, l3: I64, end: I64) -> Network:
-    """IPv6 packets whose first next header is not an extension (ip._ipv6)."""
+    """IPv6 packets that are not fragments, through their extension headers (ip._ipv6)."""
     keep = end - l3 >= 40
     rows, l3, end = rows[keep], l3[keep], end[keep]
     ip_proto = buf[l3 + 6].astype(np.int32)
-    keep = ~IS_IPV6_EXTENSION[ip_proto]
-    rows, l3, end, ip_proto = rows[keep], l3[keep], end[keep], ip_proto[keep]
     plen = u16(buf, l3 + 4).astype(np.int64)
     avail = end - l3
     stop = np.where(plen == 0, avail, np.minimum(40 + plen, avail))
-    return _transport(buf, rows, l3 + 40, stop - 40, ip_proto, 6, l3 + 8)
+    off = np.full(rows.size, 40, np.int64)
+    ext = np.flatnonzero(IS_IPV6_EXTENSION[ip_proto])
+    if ext.size:
+        keep = np.ones(rows.size, np.bool_)
+        keep[ext] = False  # until the walk gets through
+        ip_proto[ext], off[ext], through = _ipv6_extensions(buf, l3[ext], stop[ext], ip_proto[ext])
+        keep[ext[through]] = True
+        rows, l3, stop, ip_proto, off = rows[keep], l3[keep], stop[keep], ip_proto[keep], off[keep]
+    return _transport(buf, rows, l3 + off, stop - off, ip_proto, 6, l3 + 8)
+
+
+def _ipv6_extensions(buf: U8, l3: I64, stop: I64, nh: I32) -> tuple[I32, I64, Mask]:
+    """Walk the extension headers of IPv6 packets at ``l3`` (``stop``: the end of each
+    packet from its header): the upper-layer protocol, its offset, and which packets got
+    through. Hop-by-hop, routing, destination options and AH headers are skipped, and a
+    fragment header saying the packet is whole; a fragment, a header cut short or more
+    than MAX_STEPS headers are the reference's (not through)."""
+    nh = nh.copy()
+    off = np.full(l3.size, 40, np.int64)
+    through = ~IS_IPV6_EXTENSION[nh]
+    todo = np.flatnonzero(~through)
+    for _ in range(MAX_STEPS):
+        if not todo.size:
+            break
+        p, h, room = l3[todo] + off[todo], nh[todo], stop[todo] - off[todo]
+        is_ah = h == ip.IPV6_AH
+        frag = h == ip.IPV6_FRAGMENT
+        # The length byte is read only where it is captured (room >= 2).
+        size = np.where(room >= 2, buf[l3[todo] + np.where(room >= 2, off[todo] + 1, 0)], 0)
+        size = np.where(is_ah, (size.astype(np.int64) + 2) * 4, (size.astype(np.int64) + 1) * 8)
+        size[frag] = 8
+        fits = (room >= 2) & (room >= size)
+        whole = np.ones(todo.size, np.bool_)
+        f = np.flatnonzero(frag & fits)
+        whole[f] = (u16(buf, p[f] + 2) & 0xFFF9) == 0  # no offset, no more fragments
+        go = fits & whole
+        moved = todo[go]
+        nh[moved] = buf[p[go]]
+        off[moved] += size[go]
+        done = ~IS_IPV6_EXTENSION[nh[moved]]
+        through[moved[done]] = True
+        todo = moved[~done]
+    return nh, off, through
 
 
 def network(

@@ -139,14 +139,10 @@ class BatchJsonl:
             (((lb.proto.astype(np.int64) * 3 + side) * 65536 + port) * 6 + (lb.basis + 1)) * 2
             + lb.ambiguous
         ) * 2 + lb.fragment
-        # One VLAN tag is part of the group's text; other tag lists go one by one below.
-        vw = np.zeros(n, np.uint64)
+        # One or two VLAN tags are part of the group's text; more go one by one below.
+        vw, odd_vlan = lb.vlan_words()
         odd: set[int] = set(lb.records)
-        for i, tags in lb.vlan.items():
-            if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
-                vw[i] = tags[0] + 1
-            else:
-                odd.add(i)
+        odd.update(odd_vlan)
         src_w = lb.src_addr.view(np.uint64).reshape(n, 2)
         dst_w = lb.dst_addr.view(np.uint64).reshape(n, 2)
         ports = (

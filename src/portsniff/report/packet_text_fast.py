@@ -175,18 +175,8 @@ class BatchText:
         w2 = ((combo + 1) | np.where(nonip & ~odd_len, wirelen + 1, 0) << 26).astype(np.uint64)
         src_w = lb.src_addr.view(np.uint64).reshape(n, 2)
         dst_w = lb.dst_addr.view(np.uint64).reshape(n, 2)
-        # One VLAN tag is part of the group's text; other tag lists go one by one.
-        vw = np.zeros(n, np.uint64)
-        one: list[tuple[int, int]] = []
-        odd_vlan: list[int] = []
-        for i, tags in lb.vlan.items():
-            if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
-                one.append((i, tags[0]))
-            else:
-                odd_vlan.append(i)
-        if one:
-            at, tag = np.array(one, np.int64).T
-            vw[at] = tag + 1
+        # One or two VLAN tags are part of the group's text; more go one by one.
+        vw, odd_vlan = lb.vlan_words()
         # Rows of flows whose text is known (the labeller's flow and direction, with the
         # label and VLAN the text was made for) take it; the rest are grouped by their
         # text's every input and their groups' text is kept by key (groups recur from
@@ -259,7 +249,10 @@ class BatchText:
                     b = f"{b}.{dp}"
                 head = f"{a} > {b} {names[p]}"
             if tag:
-                head = f"{head} vlan {tag - 1}"
+                second = tag >> 32
+                head = f"{head} vlan {(tag & 0xFFFFFFFF) - 1}"
+                if second:
+                    head = f"{head}.{second - 1}"
             out.append(f"{head}{lab}\n".encode())
         return out
 
