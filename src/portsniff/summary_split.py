@@ -318,6 +318,7 @@ class HalfResult:
     waited: list[tuple[str, str, int, int]]
     evicted: int
     slow_blocks: int
+    expired_blocks: int
     uids: int
     head_keys: list[bytes]  # per head, numbered by the labeller's Heads
     head_code: npt.NDArray[np.int64]
@@ -378,6 +379,7 @@ def summarise_half(
         waited=heads.waited,
         evicted=annot.evicted,
         slow_blocks=builder.slow_blocks,
+        expired_blocks=builder.expired_blocks,
         uids=table._next_uid,
         head_keys=heads.keys,
         head_code=heads.code[:nh],
@@ -544,7 +546,7 @@ def _plan(annot: VectorAnnotator, table: FlowTable, half: HalfResult, steady: bo
     ``steady``: no timestamp of the capture went back, in either half or between them
     (then expiry is followed exactly; otherwise nothing may have been idle long enough
     to expire)."""
-    if (half.evicted or half.slow_blocks) and not steady:
+    if (half.evicted or half.slow_blocks or half.expired_blocks) and not steady:
         return "the child forgot idle flows while time went back"
     if len(annot._flows) + len(half.made_keys) > annot.max_flows:
         return "more flows than the side memory keeps"

@@ -4,8 +4,11 @@ with the same records.
 Services, transports and timelines are sums over the block (bincount/unique). Flows are
 grouped per block and carried in the reference's own :class:`~portsniff.flows.FlowTable`,
 one update per flow and block (a SYN after a FIN or RST in the block starts a new
-connection there). In blocks where a flow could expire (idle or too many flows) the
-flows are fed packet by packet, so the flow table stays exactly the reference's.
+connection there). Live flows that go idle during a block are finished first, unless the
+block touches them before (see ``_expiring``); in blocks where the expiry cannot be told
+at once (a block longer than the idle timeout, too many flows, time going back among the
+idle flows) the flows are fed packet by packet, so the flow table stays exactly the
+reference's.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class VectorSummaryBuilder(SummaryBuilder):
         self._rows_for: dict[Any, ServiceRow] | None = None
         self._rows_of: dict[int, ServiceRow] = {}
         self.slow_blocks = 0
+        #: Blocks folded at once in which live flows expired (idle) before the block
+        #: touched them.
+        self.expired_blocks = 0
         # A lower bound of the live flows' ``last`` (a flow's ``last`` only grows, and a
         # flow made in a block starts at or after the block's first packet). It holds
         # while the table made no flow behind our back: ``_bound_uid`` is the table's uid
@@ -68,7 +74,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         n = len(lb)
         if n == 0:
             return
-        fast = self._flows_fast_ok(lb)
+        expiring = self._expiring(lb)
         # Margin of a second: records' own ts may round differently from the block's.
         lo_bound = seconds(int(lb.ts_ns.min())) - 1.0
         s = self.summary
@@ -98,8 +104,8 @@ class VectorSummaryBuilder(SummaryBuilder):
         for rec in lb.records.values():
             for d in rec.dnssd:
                 s.add_dnssd(d)
-        if fast:
-            self._flows(lb)
+        if expiring is not None:
+            self._flows(lb, expiring)
         else:
             self.slow_blocks += 1
             self._flows_one_by_one(lb)
@@ -211,29 +217,77 @@ class VectorSummaryBuilder(SummaryBuilder):
     def _made(self, key: tuple[Any, ...], lb: LabelledBatch, i: int) -> None:
         """A flow was made from row ``i`` (a hook for the summary of a capture's part)."""
 
-    def _flows_fast_ok(self, lb: LabelledBatch) -> bool:
-        """True when no flow can expire during the block."""
+    def _expiring(self, lb: LabelledBatch) -> list[tuple[tuple[Any, ...], int]] | None:
+        """When the block can be folded at once: the live flows that expire (idle) during
+        it unless it touches them first, each with the row after which it goes (empty
+        when none may). None when the block must be folded packet by packet.
+
+        Flows made or touched in the block cannot expire in it when it spans at most
+        the idle timeout. Expiry walks from the least recently used flow and stops at
+        the first one not idle: when the flows idle by the block's end are the first
+        ones in that order, their ``last`` ascending, each goes at the first packet more
+        than the timeout after its ``last`` (unless touched before) whatever the others
+        do; idle flows behind a flow not idle stay while that flow is untouched."""
         table = self.flow_table
         live = table._live
+        timeout = table.idle_timeout
         if len(live) + len(lb) > table.max_flows:
-            return False
+            return None
         hi = seconds(int(lb.ts_ns.max()))
         lo = seconds(int(lb.ts_ns.min()))
-        if hi - lo > table.idle_timeout:
-            return False
-        if live and hi - self._oldest_bound() > table.idle_timeout:
-            # The bound may be stale: decide on the exact oldest flow.
-            self._bound = oldest = min(f.last for f in live.values())
-            self._bound_uid = table._next_uid
-            if hi - oldest > table.idle_timeout:
-                # Expiry walks from the least recently used flow and stops at the first
-                # one not idle: nothing goes when that flow is untouched here and stays
-                # not idle (its key is checked against the block's flows).
-                front = next(iter(live.values()))
-                if hi - front.last > table.idle_timeout or front.proto == "":
-                    return False
-                return not self._touches(lb, next(iter(live)))
-        return True
+        if hi - lo > timeout:
+            return None
+        if not live or hi - self._oldest_bound() <= timeout:
+            return []
+        # The bound may be stale: decide on the exact oldest flow.
+        self._bound = oldest = min(f.last for f in live.values())
+        self._bound_uid = table._next_uid
+        if hi - oldest <= timeout:
+            return []
+        idle: list[tuple[tuple[Any, ...], _Flow]] = []
+        before = -np.inf
+        flows = iter(live.items())
+        for key, f in flows:
+            if not hi - f.last > timeout:
+                # Idle flows behind this one stay if it does (untouched).
+                rest = min((g.last for _, g in flows), default=np.inf)
+                if hi - rest > timeout and self._touches(lb, key):
+                    return None
+                break
+            if f.last < before or key[0] is not None:
+                return None  # out of order, or not an outer flow: packet by packet
+            before = f.last
+            idle.append((key, f))
+        rows = np.flatnonzero(lb.ip_version > 0)  # the packets whose count expires flows
+        if not idle or not rows.size:
+            return []
+        now = np.maximum.accumulate(seconds_array(lb.ts_ns[rows]))
+        at = _first_past(now, np.array([f.last for _, f in idle]), timeout)
+        if at is None:
+            return None
+        return [
+            (key, int(rows[j]))
+            for (key, _), j in zip(idle, at.tolist(), strict=True)
+            if j < rows.size
+        ]
+
+    def _expire(
+        self,
+        expiring: list[tuple[tuple[Any, ...], int]],
+        keys: list[tuple[Any, ...]],
+        first_rows: list[int],
+    ) -> None:
+        """Finish the flows of ``expiring`` (see :meth:`_expiring`) that the block's
+        flows (``keys``, first met at ``first_rows``) do not touch first."""
+        first = dict(zip(keys, first_rows, strict=True))
+        finish = self.flow_table._finish
+        went = 0
+        for key, at in expiring:
+            met = first.get(key)
+            if met is None or met > at:  # a packet counts before the expiry it makes
+                finish(key)
+                went += 1
+        self.expired_blocks += went > 0
 
     def _touches(self, lb: LabelledBatch, key: tuple[Any, ...]) -> bool:
         """Whether any row of ``lb`` (or its tunnelled headers) counts into flow ``key``."""
@@ -257,7 +311,7 @@ class VectorSummaryBuilder(SummaryBuilder):
                     return True
         return False
 
-    def _flows(self, lb: LabelledBatch) -> None:
+    def _flows(self, lb: LabelledBatch, expiring: list[tuple[tuple[Any, ...], int]]) -> None:
         table = self.flow_table
         live = table._live
         rows = np.flatnonzero(lb.ip_version > 0)
@@ -272,7 +326,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         outer_keys: list[tuple[Any, ...]] = []
         outer_rows: list[int] = []
         if n:
-            outer_keys, outer_rows = self._outer_flows(lb, rows, created, splits)
+            outer_keys, outer_rows = self._outer_flows(lb, rows, created, splits, expiring)
         created.sort(key=lambda c: (c[0], c[1]))
         for i, kind, obj in created:
             if kind == 0:
@@ -319,6 +373,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         rows: npt.NDArray[np.int64],
         created: list[tuple[int, int, _Flow | None]],
         splits: list[tuple[int, tuple[Any, ...], _Flow]],
+        expiring: list[tuple[tuple[Any, ...], int]],
     ) -> tuple[list[tuple[Any, ...]], list[int]]:
         """Count the block's packets into their flows, one update per flow segment (a
         segment ends where a SYN after a FIN/RST starts a new connection). Returns the
@@ -341,6 +396,8 @@ class VectorSummaryBuilder(SummaryBuilder):
             for j in missing:
                 found[j] = kget(numeric[j])
         keys = cast(list[tuple[Any, ...]], found)  # every key found or made
+        if expiring:
+            self._expire(expiring, keys, fr_l)
         lget = live.get
         known = list(map(lget, keys))
         if None in known:
@@ -684,6 +741,24 @@ def _grouped_by_slot(
 
 #: Largest key range :func:`_dense_unique` counts in an array (beyond it, it sorts).
 _DENSE_MAX = 1 << 22
+
+
+def _first_past(
+    now: npt.NDArray[np.float64], last: npt.NDArray[np.float64], timeout: float
+) -> npt.NDArray[np.int64] | None:
+    """For each ``last``, the first position whose ``now`` (ascending) is more than
+    ``timeout`` after it, as FlowTable computes it (``now - last > timeout``, in
+    doubles); ``len(now)`` where none is. None if the search does not settle."""
+    # The test rises with ``now``: search for the least double passing it, a unit in
+    # the last place or two from ``last + timeout``.
+    x = last + timeout
+    for _ in range(8):
+        below = np.nextafter(x, -np.inf)
+        x = np.where(below - last > timeout, below, x)
+        x = np.where(x - last > timeout, x, np.nextafter(x, np.inf))
+        if bool(((x - last > timeout) & ~(np.nextafter(x, -np.inf) - last > timeout)).all()):
+            return np.searchsorted(now, x, side="left").astype(np.int64)
+    return None
 
 
 def _dense_unique(
