@@ -33,6 +33,47 @@ def test_add_bins_is_merge(
     assert len(a.bins) <= MAX_BINS
 
 
+POINTS = st.lists(
+    st.tuples(st.floats(1.7e9, 1.7e9 + 40_000, allow_nan=False), st.integers(0, 1500)),
+    max_size=400,
+)
+
+
+def added(points: list[tuple[float, int]]) -> Timeline:
+    t = Timeline()
+    for ts, n in points:
+        t.add(ts, n)
+    return t
+
+
+@settings(max_examples=200, deadline=None)
+@given(POINTS, st.integers(0, 400))
+def test_merge_is_adding_every_point(points: list[tuple[float, int]], cut: int) -> None:
+    """Timelines merged, or a block's one-second bins added, are the timeline of every
+    point added one by one, however many bins each part holds (a block spanning more
+    than MAX_BINS seconds widens the timeline it is added to)."""
+    whole = added(points)
+    a, b = added(points[:cut]), added(points[cut:])
+    a.merge(b)
+    assert (a.width, a.bins) == (whole.width, whole.bins)
+    seconds: dict[int, int] = {}
+    for ts, n in points[cut:]:
+        seconds[int(ts // 1)] = seconds.get(int(ts // 1), 0) + n
+    c = added(points[:cut])
+    c.add_bins(1.0, seconds)
+    assert (c.width, c.bins) == (whole.width, whole.bins)
+
+
+def test_a_block_longer_than_the_bins_widens_the_timeline() -> None:
+    """A block's bins spanning 1000 s (a capture of hours): the timeline widens to 8 s
+    bins and its points stay at the block's times."""
+    points = [(1_700_000_000.0 + i, 1) for i in range(1000)]
+    t = added(points[:3])
+    t.add_bins(1.0, {int(ts): n for ts, n in points[3:]})
+    assert (t.width, t.bins) == (8.0, added(points).bins)
+    assert t.points()[0] == (1_700_000_000.0, 8)
+
+
 _FLOW = st.tuples(
     st.integers(0, 5),  # bytes: few values, so that ties fall to the later keys
     st.sampled_from([1.0, 2.0]),  # start

@@ -313,6 +313,37 @@ def test_idle_gaps_across_the_join(index: RegistryIndex, tmp_path: Path) -> None
         assert joined == joinable, name
 
 
+def stretched(path: Path, factor: float) -> Path:
+    """A copy of a classic pcap with every gap between packets ``factor`` times longer."""
+    data = bytearray(path.read_bytes())
+    first = prev = None
+    now = 0
+    for pos in record_starts(path):
+        sec, usec = struct.unpack_from("<II", data, pos)
+        t = sec * 1_000_000 + usec
+        now = t if prev is None else now + round((t - prev) * factor)
+        first = t if first is None else first
+        prev = t
+        struct.pack_into("<II", data, pos, now // 1_000_000, now % 1_000_000)
+    out = path.with_name(f"{path.stem}-x{factor:g}.pcap")
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("factor", [500, 2000])
+def test_hours_of_traffic_join(index: RegistryIndex, tmp_path: Path, factor: int) -> None:
+    """Traffic of hours: both halves forget idle flows (the labeller after 10 min, the
+    flow table after an hour) and make them again, their slots given to other flows:
+    equal to one process (joined, unless the flows made again are too many to pay)."""
+    path = stretched(workload(tmp_path, 120_000, 11), factor)
+    whole = one_process(index, path)
+    starts = record_starts(path)
+    for at in (starts[len(starts) // 3], starts[len(starts) // 2]):
+        got, joined = two_halves(index, path, at)
+        assert joined or factor > 500, at
+        assert got == whole, at
+
+
 # -- the head rows' timelines ---------------------------------------------------------------
 
 

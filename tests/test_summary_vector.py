@@ -145,6 +145,23 @@ def test_timeline_wider_than_a_block(index: RegistryIndex, tmp_path: Path) -> No
     assert max(widths) > 1.0
 
 
+def test_timelines_of_a_block_spanning_many_bins(index: RegistryIndex, tmp_path: Path) -> None:
+    """A block spanning more seconds than a timeline has bins (a long capture read in
+    big blocks): the services' timelines are those of the records added one by one."""
+    vec = VectorAnnotator(index)
+    out: list[LabelledBatch] = []
+    for batch in decoded(workload(tmp_path, 3_000, 2), 8 << 20):
+        t0 = batch.ts_ns[0]
+        batch.ts_ns = t0 + (batch.ts_ns - t0) * 5_000  # ~0.3 s of traffic made ~25 min
+        out.extend(vec.feed(batch))
+    out.extend(vec.finish())
+    a, b, _ = both(out, idle_timeout=1e12)
+    assert canon(a) == canon(b)
+    lines = {k: (r.timeline.width, r.timeline.bins) for k, r in a.services.items()}
+    assert lines == {k: (r.timeline.width, r.timeline.bins) for k, r in b.services.items()}
+    assert max(width for width, _ in lines.values()) >= 8.0
+
+
 def test_summary_consumer_takes_blocks_together(
     index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

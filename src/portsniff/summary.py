@@ -61,6 +61,8 @@ class Timeline:
         self._widen(width)
         o = Timeline(other.width, dict(other.bins))
         o._widen(width)
+        # ``other`` alone may hold too many bins at that width: then it is wider still.
+        self._widen(o.width)
         for b, v in o.bins.items():
             self.bins[b] = self.bins.get(b, 0) + v
         if len(self.bins) > MAX_BINS:

@@ -1178,6 +1178,7 @@ class VectorAnnotator:
         state = self._flows
         slot = np.array(list(map(state.get, keys, repeat(-1))), np.int64)
         was_known = slot >= 0
+        start_slot = slot.copy()  # (the fast path fills in new flows' slots)
         known = np.where(was_known, self._code[np.maximum(slot, 0)], -1)
         tsf = seconds_array(ts_ns)
         if self._fast_ok(known, flow, order, tsf, nflows, keys):
@@ -1216,6 +1217,7 @@ class VectorAnnotator:
                 flow,
                 keys,
                 was_known,
+                start_slot,
                 ev_slot,
                 cand,
                 syn,
@@ -1400,14 +1402,16 @@ class VectorAnnotator:
 @dataclass(frozen=True, slots=True)
 class BlockEvents:
     """A block's side-memory events as ``_decide`` sees them (for :class:`Heads`): call
-    order, block flow of each, the flows' keys and whether each was known before the
-    block, each event's slot, candidate decision code, SYN / pure SYN / SYN-ACK /
-    tunnelled header flags, position (row * 64 + sub), transport code and time."""
+    order, block flow of each, the flows' keys, whether each was known before the block
+    and its slot then (-1: none), each event's slot, candidate decision code, SYN / pure
+    SYN / SYN-ACK / tunnelled header flags, position (row * 64 + sub), transport code
+    and time."""
 
     order: I64
     flow: I64
     keys: list[bytes]
     known: B
+    start_slot: I64
     slot: I64
     cand: I64
     syn: B
@@ -1553,7 +1557,7 @@ class Heads:
 
     def _track_events(self, ev: BlockEvents, top: npt.NDArray[np.float64]) -> I64:
         """:meth:`track`, one event at a time (a flow's slot may change in the block)."""
-        flow, keys, known, ev_slot, cand = ev.flow, ev.keys, ev.known, ev.slot, ev.cand
+        flow, keys, ev_slot, cand = ev.flow, ev.keys, ev.slot, ev.cand
         syn, pure, synack, inner, pos, proto = (
             ev.syn,
             ev.pure,
@@ -1563,11 +1567,14 @@ class Heads:
             ev.proto,
         )
         out = np.full(int(flow.size), -1, np.int64)
+        start = ev.start_slot.tolist()
         current: dict[int, int] = {}  # block flow -> its slot so far
         for e in ev.order.tolist():
             f = int(flow[e])
             slot = int(ev_slot[e])
-            if current.get(f) != slot and not (known[f] and f not in current):
+            # A slot freed in the block is not given again in it: a flow made again
+            # (forgotten first, even before its first event here) has another slot.
+            if current.get(f, start[f]) != slot:
                 # The event made the flow (new here, or made again after forgetting it).
                 key = keys[f]
                 if e in self._evicting_events:
