@@ -13,6 +13,7 @@ reference's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -168,8 +169,18 @@ class VectorSummaryBuilder(SummaryBuilder):
             at = np.zeros(len(lb), np.bool_)
             at[list(lb.vlan)] = True
             vlan[inv[at[rows]]] = True
-        # Timelines: bytes per (service, second).
-        sec = np.floor(seconds_array(ts_ns)).astype(np.int64)
+        rows_of = self._service_rows(s)
+        svc: list[ServiceRow] = []
+        for c in uniq.tolist():
+            row = rows_of.get(c)
+            if row is None:
+                row = rows_of[c] = service_row(s, lb.labels, c)
+            svc.append(row)
+        # Timelines: bytes per (service, bin), in bins as wide as the service's timeline
+        # (bins of 2**k seconds are the seconds shifted right by k): a long block's
+        # seconds would widen it row by row.
+        exp = np.array([_exponent(row.timeline.width) for row in svc], np.int64)
+        sec = np.floor(seconds_array(ts_ns)).astype(np.int64) >> exp[inv]
         base = int(sec.min())
         span = int(sec.max()) - base + 1
         tkey = inv.astype(np.int64) * span + (sec - base)
@@ -178,9 +189,9 @@ class VectorSummaryBuilder(SummaryBuilder):
         bins: list[dict[int, int]] = [{} for _ in range(m)]
         for k, b in zip(tu.tolist(), tbytes.tolist(), strict=True):
             bins[k // span][k % span + base] = round(b)
-        rows_of = self._service_rows(s)
-        for c, opk, oby, f, la, am, vl, bn in zip(
-            uniq.tolist(),
+        for row, k, opk, oby, f, la, am, vl, bn in zip(
+            svc,
+            exp.tolist(),
             packets.tolist(),
             np.rint(nbytes).astype(np.int64).tolist(),
             seconds_array(first).tolist(),
@@ -190,9 +201,6 @@ class VectorSummaryBuilder(SummaryBuilder):
             bins,
             strict=True,
         ):
-            row = rows_of.get(c)
-            if row is None:
-                row = rows_of[c] = service_row(s, lb.labels, c)
             row.packets += opk
             row.bytes += oby
             if row.first_seen is None or f < row.first_seen:
@@ -202,7 +210,7 @@ class VectorSummaryBuilder(SummaryBuilder):
             row.ambiguous += am
             if vl:
                 row.vlan = True
-            row.timeline.add_bins(1.0, bn)
+            row.timeline.add_bins(float(1 << k), bn)
 
     def _service_rows(self, s: Summary) -> dict[int, ServiceRow]:
         """The summary's service rows by (proto code << 16 | port): a scan meets tens of
@@ -741,6 +749,13 @@ def _grouped_by_slot(
 
 #: Largest key range :func:`_dense_unique` counts in an array (beyond it, it sorts).
 _DENSE_MAX = 1 << 22
+
+
+def _exponent(width: float) -> int:
+    """``k`` for a timeline width of ``2 ** k`` seconds (k >= 0), else 0 (its bins are
+    then added as seconds)."""
+    mantissa, e = math.frexp(width)
+    return e - 1 if mantissa == 0.5 and e >= 1 else 0
 
 
 def _first_past(
