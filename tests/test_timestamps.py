@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portsniff.timestamps import repr_parts, repr_texts, seconds, seconds_array
+from portsniff.timestamps import first_past, repr_parts, repr_texts, seconds, seconds_array
 
 MICROS = st.integers(-(2**53) + 1, 2**53 - 1).map(lambda us: us * 1000)
 ANY_NS = st.integers(0, 2**63 - 1)
@@ -86,3 +86,21 @@ def test_repr_parts_are_repr_where_they_say_so(values: list[int]) -> None:
     sec, frac, width = (p.tolist() for p in parts)
     texts = [f"{s}.{f:0{w}d}" for s, f, w in zip(sec, frac, width, strict=True)]
     assert texts == [repr(seconds(v)) for v in values]
+
+
+@given(
+    st.lists(st.floats(1.7e9, 1.7e9 + 5_000, allow_nan=False), min_size=1, max_size=60),
+    st.lists(st.floats(1.7e9 - 5_000, 1.7e9 + 5_000, allow_nan=False), min_size=1, max_size=20),
+    st.sampled_from([0.0, 0.5, 600.0, 3600.0, 1e-9]),
+)
+def test_first_past_is_the_first_time_past_the_timeout(
+    times: list[float], lasts: list[float], timeout: float
+) -> None:
+    """The first position whose (ascending) time is more than ``timeout`` after each
+    ``last``, computed as ``now - last > timeout``: the same as scanning."""
+    now = np.maximum.accumulate(np.array(times))
+    got = first_past(now, np.array(lasts), timeout)
+    assert got is not None
+    for last, at in zip(lasts, got.tolist(), strict=True):
+        want = next((i for i, t in enumerate(now.tolist()) if t - last > timeout), len(now))
+        assert at == want

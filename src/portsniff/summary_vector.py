@@ -34,7 +34,7 @@ from portsniff.annotate.vector import (
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow, table_key, uid_number
 from portsniff.summary import ServiceRow, Summary, SummaryBuilder
-from portsniff.timestamps import seconds, seconds_array
+from portsniff.timestamps import first_past, seconds, seconds_array
 
 #: Summary transport key per proto code (non-IP rows are "non_ip" whatever their code).
 _TKEYS = tuple(
@@ -270,7 +270,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         if not idle or not rows.size:
             return []
         now = np.maximum.accumulate(seconds_array(lb.ts_ns[rows]))
-        at = _first_past(now, np.array([f.last for _, f in idle]), timeout)
+        at = first_past(now, np.array([f.last for _, f in idle]), timeout)
         if at is None:
             return None
         return [
@@ -756,24 +756,6 @@ def _exponent(width: float) -> int:
     then added as seconds)."""
     mantissa, e = math.frexp(width)
     return e - 1 if mantissa == 0.5 and e >= 1 else 0
-
-
-def _first_past(
-    now: npt.NDArray[np.float64], last: npt.NDArray[np.float64], timeout: float
-) -> npt.NDArray[np.int64] | None:
-    """For each ``last``, the first position whose ``now`` (ascending) is more than
-    ``timeout`` after it, as FlowTable computes it (``now - last > timeout``, in
-    doubles); ``len(now)`` where none is. None if the search does not settle."""
-    # The test rises with ``now``: search for the least double passing it, a unit in
-    # the last place or two from ``last + timeout``.
-    x = last + timeout
-    for _ in range(8):
-        below = np.nextafter(x, -np.inf)
-        x = np.where(below - last > timeout, below, x)
-        x = np.where(x - last > timeout, x, np.nextafter(x, np.inf))
-        if bool(((x - last > timeout) & ~(np.nextafter(x, -np.inf) - last > timeout)).all()):
-            return np.searchsorted(now, x, side="left").astype(np.int64)
-    return None
 
 
 def _dense_unique(

@@ -53,6 +53,27 @@ def seconds_array(ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     return out
 
 
+def first_past(
+    now: npt.NDArray[np.float64], last: npt.NDArray[np.float64], timeout: float
+) -> npt.NDArray[np.int64] | None:
+    """For each ``last``, the first position whose ``now`` (ascending) is more than
+    ``timeout`` after it as the flow memories compute it (``now - last > timeout``, in
+    doubles); ``len(now)`` where none is. None if the search does not settle."""
+    import numpy as np
+
+    # The test rises with ``now``: search for the least double passing it, a unit in
+    # the last place or two from ``last + timeout``.
+    x = last + timeout
+    for _ in range(8):
+        below = np.nextafter(x, -np.inf)
+        x = np.where(below - last > timeout, below, x)
+        x = np.where(x - last > timeout, x, np.nextafter(x, np.inf))
+        if bool(((x - last > timeout) & ~(np.nextafter(x, -np.inf) - last > timeout)).all()):
+            out: npt.NDArray[np.int64] = np.searchsorted(now, x, side="left").astype(np.int64)
+            return out
+    return None
+
+
 #: Below this a float's repr uses an exponent; at and above 2**32 its spacing reaches a
 #: microsecond, so six decimals may no longer be the shortest repr.
 _REPR_LOW, _REPR_HIGH = 100_000, 2**32 * NS

@@ -141,6 +141,21 @@ def test_generated_workload_with_masks_and_small_memory(
     assert vec.evicted > 0 and vec.slow_blocks > 0
 
 
+@pytest.mark.parametrize("block_bytes", [1 << 15, 8 << 20])
+def test_flows_forgotten_inside_blocks_decided_at_once(
+    index: RegistryIndex, tmp_path: Path, block_bytes: int
+) -> None:
+    """Traffic longer than the idle timeout: flows are forgotten inside blocks (those
+    longer than the timeout labelled in parts), which are decided at once all the same."""
+    path = workload(tmp_path, 20_000, 11)  # about 2 s of traffic
+    batches = list(decoded(path, block_bytes))
+    a, b, ref, vec = both(index, batches, idle_timeout=0.3)
+    assert_same(a, b, ref, vec)
+    assert vec.evicted > 100 and vec.slow_blocks == 0
+    if block_bytes > 1 << 20:
+        assert len(batches) <= 2 and vec.pieces > 5
+
+
 # -- synthetic batches: fragments, tunnels, quotes, SYN re-decisions, time jumps -----------
 
 ADDRS = ["10.0.0.1", "10.0.0.2", "192.0.2.7", "2001:db8::1", "2001:db8::2"]
@@ -260,6 +275,22 @@ def rising_batches(items: list[tuple[Decoded, int]], cuts: list[int]) -> list[De
     if at < len(rising):
         batches.append(batch_of(rising[at:], at + 1))
     return batches
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(packets(), st.integers(0, 60_000_000)), min_size=30, max_size=80),
+    st.lists(st.integers(1, 4), min_size=1, max_size=6),
+    st.sampled_from([0.02, 0.05, 0.1]),
+)
+def test_flows_forgotten_in_short_blocks(
+    index: RegistryIndex, items: list[tuple[Decoded, int]], cuts: list[int], idle: float
+) -> None:
+    """Blocks shorter than the idle timeout in which remembered flows are forgotten
+    (decided at once), and longer ones (call by call), with time going back now and
+    then: the reference's records."""
+    batches = rising_batches(items, cuts)
+    assert_same(*both(index, batches, idle_timeout=idle))
 
 
 def labelled_synthetic(

@@ -37,7 +37,7 @@ from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address, vla
 from portsniff.decode.ip import address_text as plain_address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
-from portsniff.timestamps import TimeOrder, seconds, seconds_array
+from portsniff.timestamps import TimeOrder, first_past, seconds, seconds_array
 
 if TYPE_CHECKING:
     from portsniff.registry.index import RegistryIndex
@@ -616,6 +616,7 @@ class VectorAnnotator:
         self.idle_timeout = idle_timeout
         self.evicted = 0
         self.slow_blocks = 0
+        self.pieces = 0  # parts of blocks longer than the idle timeout (see feed)
         # flow key -> slot, in LRU order as the reference's FlowSides; the slot indexes
         # the flow's decision code and last ts. Slots of forgotten flows are used again
         # from the next block on (a block's ``flow`` column names one flow per slot).
@@ -642,6 +643,41 @@ class VectorAnnotator:
 
     def feed(self, batch: DecodedBatch, mask: B | None = None) -> Iterator[LabelledBatch]:
         """Label the packets of ``batch`` (those ``mask`` keeps); yields batches ready."""
+        pieces = self._pieces(batch.ts_ns)
+        if pieces is None:
+            yield from self._feed(batch, mask)
+            return
+        # A block longer than the idle timeout is labelled in parts that are not (any
+        # cut labels alike): in each, flows forgotten can be told at once.
+        self.pieces += len(pieces)
+        for a, b in pieces:
+            part = np.zeros(len(batch), np.bool_)
+            part[a:b] = True if mask is None else mask[a:b]
+            yield from self._feed(batch, part)
+
+    def _pieces(self, ts_ns: I64) -> list[tuple[int, int]] | None:
+        """Row ranges of a block, each spanning less than the idle timeout when the
+        block spans more (None: one piece)."""
+        n = int(ts_ns.size)
+        limit = int(self.idle_timeout * 0.95e9)
+        if n < 2 * PIECE_ROWS or int(ts_ns.max()) - int(ts_ns.min()) <= limit:
+            return None
+        starts = np.arange(0, n, PIECE_ROWS)
+        lows = np.minimum.reduceat(ts_ns, starts).tolist()
+        highs = np.maximum.reduceat(ts_ns, starts).tolist()
+        out: list[tuple[int, int]] = []
+        at, lo, hi = 0, lows[0], highs[0]
+        for k in range(1, len(lows)):
+            if max(hi, highs[k]) - min(lo, lows[k]) > limit:
+                cut = k * PIECE_ROWS
+                out.append((at, cut))
+                at, lo, hi = cut, lows[k], highs[k]
+            else:
+                lo, hi = min(lo, lows[k]), max(hi, highs[k])
+        out.append((at, n))
+        return out if len(out) > 1 else None
+
+    def _feed(self, batch: DecodedBatch, mask: B | None) -> Iterator[LabelledBatch]:
         if mask is None:
             rows = None
             n = len(batch)
@@ -1174,14 +1210,16 @@ class VectorAnnotator:
         # Chosen endpoint is A when (chosen is dst) differs from (src is A).
         cand_a = to_dst != s_lt
         cand = cand_a.astype(np.int64) | (basis << 1) | (amb.astype(np.int64) << 4)
-        nflows = len(keys)
         state = self._flows
         slot = np.array(list(map(state.get, keys, repeat(-1))), np.int64)
         was_known = slot >= 0
         start_slot = slot.copy()  # (the fast path fills in new flows' slots)
         known = np.where(was_known, self._code[np.maximum(slot, 0)], -1)
         tsf = seconds_array(ts_ns)
-        if self._fast_ok(known, flow, order, tsf, nflows, keys):
+        forgets = self._forgetting(known, flow, order, tsf, keys)
+        if forgets is not None:
+            if forgets:
+                self._forget(forgets, keys, known, slot)
             code, last_call = self._decide_fast(
                 order, flow, grouped, known, cand, syn, pure, synack
             )
@@ -1245,47 +1283,108 @@ class VectorAnnotator:
             self._last = np.resize(self._last, size)
         return np.concatenate([np.array(reused, np.int64), np.arange(start, start + fresh)])
 
-    def _fast_ok(
+    def _forgetting(
         self,
         known: I64,
         flow: I64,
         order: I64,
         tsf: npt.NDArray[np.float64],
-        nflows: int,
         keys: list[bytes],
-    ) -> bool:
-        """True when no flow can be forgotten during the block (then order within the
-        block does not matter beyond each flow's own calls)."""
+    ) -> list[tuple[bytes, int, int]] | None:
+        """When the block can be decided at once: the remembered flows it forgets, each
+        with its slot and the event whose new flow forgets it (empty when none); None
+        when it must go call by call.
+
+        Flows are forgotten when a call makes a flow. Flows called in a block at most
+        ``idle_timeout`` long are not idle in it. Forgetting walks from the least
+        recently called flow and stops at the first one not idle: when the flows idle by
+        the block's end are the first ones in that order, their last calls ascending,
+        each goes at the first call making a flow more than the timeout after its last
+        call (unless called before), whatever the others do; the calls making flows are
+        the first calls of flows unknown here and of those forgotten before them."""
         new = known < 0
         if not new.any():
-            return True
-
-        def keyset() -> set[bytes]:
-            return set(keys)
-
+            return []
         if len(self._flows) + int(np.count_nonzero(new)) > self.max_flows:
-            return False
-        # Latest call that makes a flow: the first call of each new flow.
-        first_call = np.full(nflows, len(flow), np.int64)
-        rank = np.empty(len(flow), np.int64)
-        rank[order] = np.arange(len(flow))
+            return None
+        n = len(flow)
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(n)
+        first_call = np.full(len(keys), n, np.int64)
         np.minimum.at(first_call, flow, rank)
+        # Latest call that makes a flow: the first call of each new flow.
         newest = float(tsf[order[first_call[new]]].max())
-        lowest = min(self._min_last, float(tsf.min()))
-        if newest - lowest <= self.idle_timeout:
-            return True
+        idle = self.idle_timeout
+        if newest - min(self._min_last, float(tsf.min())) <= idle:
+            return []
         if self._flows:  # the bound may be stale: recompute it
             self._min_last = float(self._last[self._live_slots()].min())
-        lowest = min(self._min_last, float(tsf.min()))
-        if newest - lowest <= self.idle_timeout:
-            return True
-        # Eviction walks from the least recently used flow and stops at the first one
-        # not idle: nothing goes when that flow is untouched here and stays not idle.
-        if not self._flows or float(tsf.max()) - float(tsf.min()) > self.idle_timeout:
-            return False
-        front, front_slot = next(iter(self._flows.items()))
-        last = float(self._last[front_slot])
-        return front not in keyset() and newest - last <= self.idle_timeout
+        hi = float(tsf.max())
+        if newest - min(self._min_last, float(tsf.min())) <= idle:
+            return []
+        if hi - float(tsf.min()) > idle:
+            return None
+        # The idle flows at the front, in order.
+        lasts = self._last
+        front: list[tuple[bytes, int]] = []
+        before = -np.inf
+        items = iter(self._flows.items())
+        for key, s in items:
+            last = float(lasts[s])
+            if not hi - last > idle:
+                # Idle flows behind this one stay if it does (not called here).
+                rest = np.fromiter((t for _, t in items), np.int64)
+                if rest.size and hi - float(lasts[rest].min()) > idle and key in set(keys):
+                    return None
+                break
+            if last < before:
+                return None
+            before = last
+            front.append((key, s))
+        if not front:
+            return []
+        group = {k: g for g, k in enumerate(keys)}
+        called = np.array([first_call[group[k]] if k in group else n for k, _ in front])
+        c_last = lasts[np.array([t for _, t in front], np.int64)]
+        ts_rank = tsf[order]
+        making = np.sort(first_call[new])
+        while True:
+            at = first_past(np.maximum.accumulate(ts_rank[making]), c_last, idle)
+            if at is None:
+                return None
+            goes = np.where(at < making.size, making[np.minimum(at, making.size - 1)], n)
+            again = called[(goes < called) & (called < n)]  # made again at their first call
+            more = np.union1d(making, again)
+            if more.size == making.size:
+                break
+            making = more
+        return [
+            (key, s, int(order[g]))
+            for (key, s), g, c in zip(front, goes.tolist(), called.tolist(), strict=True)
+            if g < c
+        ]
+
+    def _forget(
+        self, forgets: list[tuple[bytes, int, int]], keys: list[bytes], known: I64, slot: I64
+    ) -> None:
+        """Forget the flows of ``forgets`` (see :meth:`_forgetting`) before the block is
+        decided at once: those the block calls are new at their first call."""
+        state = self._flows
+        group = {k: g for g, k in enumerate(keys)}
+        again: list[int] = []
+        for key, s, event in forgets:
+            del state[key]
+            self._freed.append(s)  # given again from the next block on, as call by call
+            self.evicted += 1
+            if self.heads is not None:
+                self.heads.note_eviction(event)
+            g = group.get(key)
+            if g is not None:
+                again.append(g)
+        known[again] = -1
+        slot[again] = -1
+        if self.heads is not None:
+            self.heads.evicting = True
 
     def _live_slots(self) -> I64:
         """The slots of every remembered flow."""
@@ -1608,6 +1707,10 @@ class Heads:
             if not self.sure[h]:
                 out[e] = h
         return out
+
+
+#: Rows of the steps a block longer than the idle timeout is cut at (VectorAnnotator.feed).
+PIECE_ROWS = 1024
 
 
 def _grown(a: npt.NDArray[Any], size: int, fill: Any) -> npt.NDArray[Any]:
