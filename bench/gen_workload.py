@@ -8,7 +8,8 @@ ports, some flows with both ports registered (5353, 123, 47808 on both ends), 80
 a few flows (``--vlan``: their share; 1 for a trunk port's capture), a few IPv4 fragments
 (``--fragments``: the share of big IPv4 UDP datagrams sent in two), ICMP echo and ARP.
 ``--link`` wraps every IP packet as a provider's network would: two VLAN tags (``qinq``),
-two MPLS labels (``mpls``) or a PPPoE session (``pppoe``).
+two MPLS labels (``mpls``) or a PPPoE session (``pppoe``). ``--stretch K`` makes every gap
+between packets K times longer (the traffic of hours: flows go idle and are met again).
 Flow popularity is heavy-tailed. Payloads are pseudo-random bytes. Same arguments, same
 bytes.
 
@@ -169,6 +170,7 @@ def generate(
     vlan: float = 0.02,
     fragments: float = 0.02,
     link: str = "ethernet",
+    stretch: int = 1,
 ) -> None:
     """Write the workload as a pcap to the binary stream ``out``."""
     rng = random.Random(seed)
@@ -182,7 +184,7 @@ def generate(
     ident = 0
     while n < packets:
         for f in rng.choices(table, weights=weights, k=1024):
-            t_us += rng.randrange(1, 200)
+            t_us += rng.randrange(1, 200) * stretch
             ident = (ident + 1) & 0xFFFF
             frames = (
                 [extra(rng, f, ident)]
@@ -220,13 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         help="what every IP packet is wrapped in: plain Ethernet, two VLAN tags, two MPLS "
         "labels or a PPPoE session",
     )
+    ap.add_argument(
+        "--stretch",
+        type=int,
+        default=1,
+        help="every gap between packets this many times longer (300: 1M packets in 8 hours)",
+    )
     ap.add_argument("--out", required=True, help="output pcap (- for stdout)")
     a = ap.parse_args(argv)
+    args = (a.vlan, a.fragments, a.link, a.stretch)
     if a.out == "-":
-        generate(a.packets, a.seed, a.flows, sys.stdout.buffer, a.vlan, a.fragments, a.link)
+        generate(a.packets, a.seed, a.flows, sys.stdout.buffer, *args)
     else:
         with open(a.out, "wb") as fh:
-            generate(a.packets, a.seed, a.flows, fh, a.vlan, a.fragments, a.link)
+            generate(a.packets, a.seed, a.flows, fh, *args)
     return 0
 
 

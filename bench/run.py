@@ -594,6 +594,9 @@ def _flows(args: argparse.Namespace) -> str:
     link = getattr(args, "link", None)
     if link is not None:
         out += f" --link {link}"
+    stretch = getattr(args, "stretch", None)
+    if stretch is not None:
+        out += f" --stretch {stretch}"
     return out
 
 
@@ -613,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--link", help="gen_workload.py's --link (qinq, mpls, pppoe: a provider's network)"
+    )
+    ap.add_argument(
+        "--stretch", type=int, help="gen_workload.py's --stretch (300: 1M packets in 8 hours)"
     )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="leave out the slowest peers (pyshark)")
@@ -648,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
                     *(["--vlan", str(args.vlan)] if args.vlan is not None else []),
                     *(["--fragments", str(args.fragments)] if args.fragments is not None else []),
                     *(["--link", args.link] if args.link is not None else []),
+                    *(["--stretch", str(args.stretch)] if args.stretch is not None else []),
                     "--out",
                     str(workload),
                 ],

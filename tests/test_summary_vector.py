@@ -135,6 +135,29 @@ def test_idle_flows_expire_as_one_by_one(
     assert a.top_flows(None) == b.top_flows(None)
 
 
+def test_folding_joins_blocks_within_the_idle_timeout(index: RegistryIndex, tmp_path: Path) -> None:
+    """Blocks are folded together only while they span at most the flow table's idle
+    timeout (a longer fold would count its expiring flows packet by packet)."""
+    batches = labelled(index, [workload(tmp_path, 20_000, 11)], 1 << 15)  # ~2 s
+    ref, _, _ = both(batches, idle_timeout=0.05)
+    builder = VectorSummaryBuilder("caveat", [], FlowTable(idle_timeout=0.05))
+    spans: list[int] = []
+    real = builder.add_batch
+
+    def spy(lb: LabelledBatch) -> None:
+        spans.append(int(lb.ts_ns.max()) - int(lb.ts_ns.min()))
+        real(lb)
+
+    builder.add_batch = spy  # type: ignore[method-assign]
+    folded = FoldedSummary(builder, 1_000_000)
+    for lb in batches:
+        folded.add_batch(lb)
+    folded.flush()
+    assert canon(builder.finish()) == canon(ref)
+    assert 1 < len(spans) < len(batches) and max(spans) <= 50_000_000
+    assert builder.slow_blocks == 0 and builder.expired_blocks > 0
+
+
 def test_timeline_wider_than_a_block(index: RegistryIndex, tmp_path: Path) -> None:
     path = workload(tmp_path, 3_000, 2)
     # Spread the packets over days so timelines widen.
