@@ -375,6 +375,7 @@ def test_head_timelines_equal_a_timeline_of_the_rows(
             lb.wirelen = np.array([r[2] for r in part], np.int64)
             lb.ts_ns = np.array([round(r[1] * 1e9) for r in part], np.int64)
             lb.vlan = {}
+            lb.vlan_tag = np.full(n, -1, np.int32)
             sums.add(lb, np.arange(n))
     finally:
         summary_split._COMPACT = old

@@ -150,10 +150,7 @@ class HeadSums:
         self.bytes += np.rint(np.bincount(head, weights=wl, minlength=size)).astype(np.int64)
         np.minimum.at(self.first, head, ts)
         np.maximum.at(self.last, head, ts)
-        if lb.vlan:
-            at = np.zeros(len(lb), np.bool_)
-            at[list(lb.vlan)] = True
-            self.vlan[head[at[rows]]] = True
+        self.vlan[head[lb.tagged()[rows]]] = True
         # Seconds as the summary's timelines floor them, then each head's width.
         b = np.floor(seconds_array(ts)).astype(np.int64) >> self.exp[head]
         self._hold(_summed(head, b, wl.astype(np.int64)))

@@ -165,10 +165,7 @@ class VectorSummaryBuilder(SummaryBuilder):
         np.minimum.at(first, inv, ts_ns)
         np.maximum.at(last, inv, ts_ns)
         vlan = np.zeros(m, np.bool_)
-        if lb.vlan:
-            at = np.zeros(len(lb), np.bool_)
-            at[list(lb.vlan)] = True
-            vlan[inv[at[rows]]] = True
+        vlan[inv[lb.tagged()[rows]]] = True
         rows_of = self._service_rows(s)
         svc: list[ServiceRow] = []
         for c in uniq.tolist():
@@ -539,7 +536,6 @@ class VectorSummaryBuilder(SummaryBuilder):
         self._prefill_ends(lb, at_l)
         memo = self._ends_memo
         records = lb.records
-        vlan = lb.vlan
         labels = lb.labels.label
         side = lb.side[at]
         out: list[_Flow] = []
@@ -570,7 +566,7 @@ class VectorSummaryBuilder(SummaryBuilder):
                     obj.status, obj.port_class = lab.status, lab.port_class
                 obj.basis = BASES[b] if b >= 0 else None
                 obj.ambiguous = amb
-                obj.vlan = vlan.get(i, ())
+                obj.vlan = lb.tags(i)
             out.append(obj)
         return out
 

@@ -41,7 +41,7 @@ def test_concat_gives_back_the_rows(batches: list[LabelledBatch]) -> None:
     joined = concat_batches(batches)
     assert len(joined) == 5000
     # Rows with details (VLAN tags, fragments) keep their place.
-    assert joined.vlan and joined.fragment.any()
+    assert joined.tagged().any() and joined.fragment.any()
     assert list(joined.iter_records()) == [r for b in batches for r in b.iter_records()]
 
 

@@ -109,6 +109,9 @@ class LabelledBatch:
     ``one_flow_per_slot`` says whether each slot names one flow throughout this batch
     (a labeller's block does; batches joined across a slot's new use do not).
 
+    VLAN tags are columns (``vlan_tag``, ``vlan_tag2``: the first two, outermost first,
+    -1 for none; a trunk port tags every row); ``vlan`` holds the rows with more.
+
     ``head`` is set by a labeller that tracks heads (the second half of a capture labelled
     apart, :mod:`portsniff.summary_split`): for rows labelled before their flow's first
     SYN or SYN-ACK, in a flow first met without a SYN (rows whose label may depend on
@@ -132,6 +135,8 @@ class LabelledBatch:
     ambiguous: B
     flow: I32
     fragment: B
+    vlan_tag: I32
+    vlan_tag2: I32
     labels: Labeller
     vlan: dict[int, tuple[int, ...]] = field(default_factory=dict)
     records: dict[int, PacketRecord] = field(default_factory=dict)
@@ -170,6 +175,8 @@ class LabelledBatch:
             self.ambiguous[a:b],
             self.flow[a:b],
             self.fragment[a:b],
+            self.vlan_tag[a:b],
+            self.vlan_tag2[a:b],
             self.labels,
             {i - a: v for i, v in self.vlan.items() if a <= i < b},
             {i - a: v for i, v in self.records.items() if a <= i < b},
@@ -264,25 +271,41 @@ class LabelledBatch:
         own = self.records
         return {i: own.get(i) or r for i, r in zip(rows, part.iter_records(), strict=True)}
 
+    def tags(self, i: int) -> tuple[int, ...]:
+        """The VLAN tags of row ``i`` (outermost first)."""
+        got = self.vlan.get(i)
+        if got is not None:
+            return got
+        tag = int(self.vlan_tag[i])
+        if tag < 0:
+            return ()
+        tag2 = int(self.vlan_tag2[i])
+        return (tag,) if tag2 < 0 else (tag, tag2)
+
+    def tagged(self) -> B:
+        """Which rows have VLAN tags."""
+        out: B = self.vlan_tag >= 0
+        if self.vlan:
+            out[list(self.vlan)] = True
+        return out
+
+    def all_tags(self) -> dict[int, tuple[int, ...]]:
+        """The VLAN tags of every tagged row, by row."""
+        rows = np.flatnonzero(self.vlan_tag >= 0)
+        tags = vlan_tuples(self.vlan_tag[rows], self.vlan_tag2[rows])
+        out = dict(zip(rows.tolist(), tags, strict=True))
+        out.update(self.vlan)
+        return out
+
     def vlan_words(self) -> tuple[npt.NDArray[np.uint64], list[int]]:
         """One word per row naming its VLAN tags (0: none; one tag ``t``: ``t + 1``; two:
         ``t1 + 1 | (t2 + 1) << 32``), and the tagged rows whose tags no word holds."""
-        words = np.zeros(len(self), np.uint64)
-        at: list[int] = []
-        value: list[int] = []
-        odd: list[int] = []
-        for i, tags in self.vlan.items():
-            if len(tags) == 1 and 0 <= tags[0] < 1 << 32:
-                at.append(i)
-                value.append(tags[0] + 1)
-            elif len(tags) == 2 and 0 <= tags[0] < 1 << 31 and 0 <= tags[1] < 1 << 31:
-                at.append(i)
-                value.append((tags[0] + 1) | (tags[1] + 1) << 32)
-            else:
-                odd.append(i)
-        if at:
-            words[at] = value
-        return words, odd
+        one = self.vlan_tag.astype(np.int64)
+        two = self.vlan_tag2.astype(np.int64)
+        words = (np.where(one >= 0, one + 1, 0) | np.where(two >= 0, (two + 1) << 32, 0)).astype(
+            np.uint64
+        )
+        return words, sorted(self.vlan)
 
     def addresses(self, which: str) -> list[str | None]:
         """``src`` or ``dst`` addresses as text (None for non-IP rows)."""
@@ -295,7 +318,7 @@ class LabelledBatch:
         dsts = self.addresses("dst")
         label = self.labels.label
         records = self.records
-        vlan = self.vlan
+        vlan = self.all_tags() if self.vlan or bool((self.vlan_tag >= 0).any()) else {}
         columns = zip(
             self.frame.tolist(),
             self.ts_ns.tolist(),
@@ -419,6 +442,8 @@ _COLUMNS = (
     "ambiguous",
     "flow",
     "fragment",
+    "vlan_tag",
+    "vlan_tag2",
 )
 _ADDR_CACHE: dict[tuple[int, bytes], str] = {}
 
@@ -709,21 +734,15 @@ class VectorAnnotator:
             ambiguous=np.zeros(n, np.bool_),
             flow=np.full(n, -1, np.int32),
             fragment=np.zeros(n, np.bool_),
+            vlan_tag=np.array(col(batch.vlan_tag), np.int32),
+            vlan_tag2=np.array(col(batch.vlan_tag2), np.int32),
             labels=self.labels,
             flow_space=self._space,
             head=None if self.heads is None else np.full(n, -1, np.int32),
         )
         seq0 = self._seq
         self._seq += n
-        # VLAN tags (columns), then details, by row of lb.
-        tags = batch.vlan_tag if rows is None else batch.vlan_tag[rows]
-        tagged = np.flatnonzero(tags >= 0)
-        if tagged.size:
-            tags2 = (batch.vlan_tag2 if rows is None else batch.vlan_tag2[rows])[tagged]
-            if bool((tags2 >= 0).any()):
-                lb.vlan.update(zip(tagged.tolist(), vlan_tuples(tags[tagged], tags2), strict=True))
-            else:
-                lb.vlan.update(zip(tagged.tolist(), zip(tags[tagged].tolist()), strict=True))
+        # Details, by row of lb (their VLAN tags join the columns, or ``vlan`` if more).
         special: list[tuple[int, Decoded]] = []
         frags: list[tuple[int, Decoded]] = []  # fragments with nothing else special
         if batch.details:
@@ -737,14 +756,16 @@ class VectorAnnotator:
             for k in sorted(where):
                 d = batch.details[k]
                 i = where[k]
-                if d.vlan:
+                if len(d.vlan) > 2:
                     lb.vlan[i] = d.vlan
+                elif d.vlan:
+                    lb.vlan_tag[i] = d.vlan[0]
+                    if len(d.vlan) > 1:
+                        lb.vlan_tag2[i] = d.vlan[1]
                 if d.inner or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
                     special.append((i, d))
                 elif d.fragment:
                     frags.append((i, d))
-            if tagged.size and len(lb.vlan) > tagged.size:
-                lb.vlan = dict(sorted(lb.vlan.items()))  # in row order, as ever
         # (A fragment labelled one by one, e.g. with a problem, keeps them all so.)
         if frags and (
             any(d.fragment for _, d in special) or not self._fragments_in_order(lb, frags)

@@ -233,7 +233,7 @@ class BatchJsonl:
             suffix = suffixes.get(c)
             if suffix is None:
                 suffix = suffixes[c] = self._suffix(lb, c)
-            tags = lb.vlan.get(i)
+            tags = lb.tags(i)
             line = suffix % (
                 "null" if a is None else f'"{a}"',
                 "null" if b is None else f'"{b}"',

@@ -272,7 +272,7 @@ class BatchText:
             a = a if sp < 0 else f"{a}.{sp}"
             b = b if dp < 0 else f"{b}.{dp}"
             head = f"{stamps[i]}{a} > {b} {p}"
-        tags = lb.vlan.get(i)
+        tags = lb.tags(i)
         if tags:
             head += " vlan " + ".".join(str(t) for t in tags)
         code = int(_label_codes(lb, slice(i, i + 1))[0])
