@@ -261,6 +261,14 @@ SHIMMED = [
     (1, raw(ETH / V6 / AH(nh=6, payloadlen=4, icv=b"\0" * 12) / TCP(sport=14)), (), "tcp", 14),
     (1, raw(ETH / V6 / IPv6ExtHdrHopByHop() / ICMPv6EchoReply()), (), "icmpv6", -1),
     (1, raw(ETH / V6 / IPv6ExtHdrDestOpt(nh=59)), (), "other", -1),  # no next header
+    # LLC: STP and the like are "other"; SNAP with an Ethernet OUI names an EtherType.
+    (1, raw(Ether(**MACS, type=38)) + b"\x42\x42\x03" + bytes(35), (), "other", -1),
+    (1, raw(Ether(**MACS, type=100) / Raw(b"\xaa\xaa\x03" + b"\0" * 97)), (), "other", -1),
+    (1, raw(Ether(**MACS, type=60)) + b"\xaa\xaa\x03\0\0\x0c\x20\x00" + bytes(30), (), "other", -1),
+    (1, raw(Ether(**MACS, type=1500)) + b"\xaa\xaa\x03\0\0\0\x08\x00" + raw(V4 / TCP(sport=15)),
+     (), "tcp", 15),
+    (1, raw(ETH / Dot1Q(vlan=7, type=0x8870)) + b"\xaa\xaa\x03\0\0\xf8\x86\xdd" + raw(V6 / UDP(sport=16)),
+     (7,), "udp", 16),
 ]  # fmt: skip
 
 
@@ -277,7 +285,8 @@ def test_shims_and_extension_headers_are_vectorised() -> None:
 
 UNCOMMON = {
     "truncated vlan tag": (1, raw(ETH / Dot1Q(vlan=7))[:16]),
-    "llc": (1, raw(Ether(**MACS, type=100) / Raw(b"\xaa\xaa\x03" + b"\0" * 97))),
+    "llc cut": (1, raw(Ether(**MACS, type=100)) + b"\x42\x42"),
+    "snap cut": (1, raw(Ether(**MACS, type=100)) + b"\xaa\xaa\x03\0\0\0\x08"),
     "ipv4 first fragment carrying vxlan": (
         1,
         raw(ETH / IP(flags="MF") / UDP(sport=1, dport=4789) / VXLAN() / ETH / V4 / UDP()),
@@ -315,7 +324,6 @@ UNCOMMON = {
         1,
         raw(Ether(**MACS, type=0x8847) / (b"\0\0\0\x40" * 8 + b"\0\0\x01\x40") / V4 / TCP()),
     ),
-    "vlan then llc": (1, raw(ETH / Dot1Q(vlan=7, type=100) / Raw(b"\xaa\xaa\x03" + b"\0" * 97))),
     "dns-sd": (
         1,
         raw(
@@ -634,7 +642,7 @@ def shim_chain(draw: st.DrawFn, version: int, body: bytes) -> bytes:
     """``body`` (an IP packet) after an EtherType and the shims link.after_ethertype
     follows: an MPLS stack or a PPPoE session (maybe), then 0-3 VLAN tags outside."""
     etype = 0x0800 if version == 4 else 0x86DD
-    inner = draw(st.sampled_from(["none", "none", "mpls", "pppoe", "pppoe-mpls"]))
+    inner = draw(st.sampled_from(["none", "none", "mpls", "pppoe", "pppoe-mpls", "snap", "llc"]))
     if inner == "mpls":
         body, etype = _label_stack(draw) + body, draw(st.sampled_from([0x8847, 0x8848]))
     elif inner == "pppoe":
@@ -642,6 +650,11 @@ def shim_chain(draw: st.DrawFn, version: int, body: bytes) -> bytes:
         body, etype = pppoe(proto, body), 0x8864
     elif inner == "pppoe-mpls":
         body, etype = pppoe(0x0281, _label_stack(draw) + body), 0x8864
+    elif inner in ("snap", "llc"):  # an 802.3 length (or jumbo LLC), then LLC
+        oui = draw(st.sampled_from([b"\0\0\0", b"\0\0\xf8", b"\0\0\x0c"]))
+        head = b"\xaa\xaa\x03" + oui + struct.pack(">H", etype) if inner == "snap" else b"BB\x03"
+        body = head + body
+        etype = draw(st.sampled_from([min(len(body), 1500), 0x8870, 0]))
     for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):
         tci = draw(st.integers(0, 65535))
         body = struct.pack(">HH", tci, etype) + body

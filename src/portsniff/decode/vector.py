@@ -11,8 +11,9 @@ What is kept (everything else drops out):
 
 - link types Ethernet (1), raw IP (12, 14, 101, 228, 229), BSD NULL/LOOP (0, 108) with an
   IP family, Linux cooked v1/v2 (113, 276);
-- after an EtherType, up to two VLAN tags, MPLS label stacks and PPPoE sessions (eight
-  shims in all); non-IP EtherTypes other than LLC lengths ("arp" or "other");
+- after an EtherType, up to two VLAN tags, MPLS label stacks, PPPoE sessions and LLC/SNAP
+  headers (eight shims in all); non-IP EtherTypes ("arp" or "other"), LLC other than SNAP
+  of an Ethernet OUI ("other");
 - IPv4 that is not a fragment, does not carry AH, and whose header length and total
   length are sane;
   IPv6 that is not a fragment, through hop-by-hop, routing, destination options and AH
@@ -121,8 +122,12 @@ IS_VLAN_TPID = np.zeros(65536, np.bool_)
 IS_VLAN_TPID[list(link.VLAN_TPIDS)] = True
 IS_MPLS_TYPE = np.zeros(65536, np.bool_)
 IS_MPLS_TYPE[list(link.MPLS_TYPES)] = True
-#: EtherTypes followed by a shim: VLAN tags, MPLS labels, a PPPoE session header.
-IS_SHIM = IS_VLAN_TPID | IS_MPLS_TYPE
+#: 802.3 lengths (and jumbo LLC): an LLC header follows, maybe SNAP naming an EtherType.
+IS_LLC = np.zeros(65536, np.bool_)
+IS_LLC[:1501] = True
+IS_LLC[link.ETH_JUMBO_LLC] = True
+#: EtherTypes followed by a shim: VLAN tags, MPLS labels, a PPPoE session header, LLC.
+IS_SHIM = IS_VLAN_TPID | IS_MPLS_TYPE | IS_LLC
 IS_SHIM[link.ETH_PPPOE_SESSION] = True
 #: PPP protocol -> kind (link._ppp_protocol); MPLS is followed apart.
 PPP_KIND = np.full(65536, KIND_OTHER, np.uint8)
@@ -263,10 +268,27 @@ def _after_ethertype(buf: U8, rows: I64, etype: I32, l3: I64, end: I64) -> Layer
             pos[q] += 8
             in_mpls[q[IS_PPP_MPLS[protocol]]] = True
             out[q] = PPP_KIND[protocol]
+            # LLC: "other", unless SNAP with an Ethernet OUI names the next EtherType.
+            llc = ~m & IS_LLC[e] & (room >= 3)
+            lq, lp = todo[llc], p[llc]
+            snap = (buf[lp] == 0xAA) & (buf[lp + 1] == 0xAA) & (buf[lp + 2] == 0x03)
+            out[lq[~snap]] = KIND_OTHER
+            fits = snap & (room[llc] >= 8)  # (a SNAP header cut short: the reference's)
+            sq, sp = lq[fits], lp[fits]
+            oui = (
+                (buf[sp + 3] == 0)
+                & (buf[sp + 4] == 0)
+                & ((buf[sp + 5] == 0) | (buf[sp + 5] == 0xF8))
+            )
+            out[sq[~oui]] = KIND_OTHER
+            go = sq[oui]
+            et[go] = u16(buf, sp[oui] + 6)
+            pos[go] += 8
             # Everything else ends here: the EtherType's kind.
             end_here = ~m & ~tag & ~starts & ~ppp & ~IS_SHIM[e]
             out[todo[end_here]] = ETHERTYPE_KIND[e[end_here]]
-            todo = np.concatenate([t, lab[~bottom], todo[starts], q[IS_PPP_MPLS[protocol]]])
+            more = (t, lab[~bottom], todo[starts], q[IS_PPP_MPLS[protocol]], go)
+            todo = np.concatenate(more)
         kind = kind.copy()
         kind[shim] = out  # rows still walking (too deep) keep KIND_DROP
         l3[shim] = pos
