@@ -1,7 +1,7 @@
 """Columnar decoded packets: what every engine hands to the annotator, a block at a time.
 
 Columns are numpy arrays of one length; "none" is -1 for integer columns. Addresses are
-16 bytes (IPv4 in the first 4, rest zero) with ``ip_version`` saying which. One VLAN tag
+16 bytes (IPv4 in the first 4, rest zero) with ``ip_version`` saying which. VLAN tags
 are columns too (``vlan_tag`` and ``vlan_tag2``, outermost first: trunk captures tag every
 packet, provider networks twice). Packets that needed more than the columns (fragments,
 tunnels, ICMP quotes, DNS-SD, problems, three VLAN tags or more) have their full

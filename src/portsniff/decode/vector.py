@@ -138,7 +138,7 @@ IS_PPP_MPLS[list(link.PPP_MPLS)] = True
 PPP_KIND[IS_PPP_MPLS] = KIND_DROP
 #: VLAN tags a row keeps in the columns (more: the reference decodes it).
 MAX_TAGS = 2
-#: Shims (tags, labels, PPPoE) the kernels follow before leaving a row to the reference.
+#: Shims (tags, labels, PPPoE, LLC) the kernels follow before leaving a row to the reference.
 MAX_STEPS = 8
 
 
@@ -218,7 +218,8 @@ def _plain(rows: I64, l3: I64, end_all: I64, kind: int) -> Layer3:
 
 def _after_ethertype(buf: U8, rows: I64, etype: I32, l3: I64, end: I64) -> Layer3:
     """Follow an EtherType at ``l3`` through its shims (link.after_ethertype): up to
-    MAX_TAGS VLAN tags, MPLS label stacks and PPPoE sessions, MAX_STEPS of them."""
+    MAX_TAGS VLAN tags, MPLS label stacks, PPPoE sessions and LLC/SNAP headers, MAX_STEPS
+    of them."""
     n = rows.size
     vlan = np.full(n, -1, np.int32)
     vlan2 = np.full(n, -1, np.int32)
@@ -226,7 +227,7 @@ def _after_ethertype(buf: U8, rows: I64, etype: I32, l3: I64, end: I64) -> Layer
     shim = np.flatnonzero(IS_SHIM[etype])
     if shim.size:
         # The shimmed rows step by step; a row leaves the walk with its kind, or as
-        # KIND_DROP (cut short, LLC, too deep: the reference's, with its problem).
+        # KIND_DROP (cut short, a third tag, too deep: the reference's, with its problem).
         l3 = l3.copy()
         et = etype[shim]
         pos = l3[shim]

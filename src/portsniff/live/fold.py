@@ -52,9 +52,9 @@ class FoldedSummary:
             lb.file != self._held[0].file or self._reuses(lb) or self._too_long(lo, hi)
         ):
             self.flush()  # blocks of one file only are joined
-        if not self._held:
-            self._lo, self._hi = lo, hi
-        self._lo, self._hi = min(self._lo, lo), max(self._hi, hi)
+        if self._held:
+            lo, hi = min(self._lo, lo), max(self._hi, hi)
+        self._lo, self._hi = lo, hi
         self._held.append(lb)
         self._slots.add(lb)
         self._count += len(lb)
