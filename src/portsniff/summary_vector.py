@@ -244,25 +244,27 @@ class VectorSummaryBuilder(SummaryBuilder):
             return None
         if not live or hi - self._oldest_bound() <= timeout:
             return []
-        # The bound may be stale: decide on the exact oldest flow.
-        self._bound = oldest = min(f.last for f in live.values())
-        self._bound_uid = table._next_uid
-        if hi - oldest <= timeout:
-            return []
+        # One walk: the idle flows at the front, then the oldest behind them (the bound,
+        # which may be stale, made exact on the way).
         idle: list[tuple[tuple[Any, ...], _Flow]] = []
         before = -np.inf
         flows = iter(live.items())
+        blocker: tuple[Any, ...] | None = None
+        oldest = np.inf
         for key, f in flows:
             if not hi - f.last > timeout:
-                # Idle flows behind this one stay if it does (untouched).
-                rest = min((g.last for _, g in flows), default=np.inf)
-                if hi - rest > timeout and self._touches(lb, key):
-                    return None
+                blocker, oldest = key, f.last
                 break
             if f.last < before or key[0] is not None:
                 return None  # out of order, or not an outer flow: packet by packet
             before = f.last
             idle.append((key, f))
+        rest = min((g.last for _, g in flows), default=np.inf)
+        self._bound = min(oldest, rest, idle[0][1].last if idle else np.inf)
+        self._bound_uid = table._next_uid
+        # Idle flows behind a flow not idle stay if it does (untouched).
+        if blocker is not None and hi - rest > timeout and self._touches(lb, blocker):
+            return None
         rows = np.flatnonzero(lb.ip_version > 0)  # the packets whose count expires flows
         if not idle or not rows.size:
             return []
