@@ -14,6 +14,7 @@ one, as the reference does, so eviction stays exact.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
@@ -37,7 +38,7 @@ from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address, vla
 from portsniff.decode.ip import address_text as plain_address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
-from portsniff.timestamps import TimeOrder, first_past, seconds, seconds_array
+from portsniff.timestamps import TimeOrder, seconds, seconds_array
 
 if TYPE_CHECKING:
     from portsniff.registry.index import RegistryIndex
@@ -1319,10 +1320,10 @@ class VectorAnnotator:
         Flows are forgotten when a call makes a flow. Flows called in a block at most
         ``idle_timeout`` long are not idle in it. Forgetting walks from the least
         recently called flow and stops at the first one not idle: when the flows idle by
-        the block's end are the first ones in that order, their last calls ascending,
-        each goes at the first call making a flow more than the timeout after its last
-        call (unless called before), whatever the others do; the calls making flows are
-        the first calls of flows unknown here and of those forgotten before them."""
+        the block's end are the first ones in that order, the walk is replayed on them
+        alone, at the calls making flows (the first calls of flows unknown here, and of
+        those forgotten before them); a flow called before the walk reaches it has left
+        the front."""
         new = known < 0
         if not new.any():
             return []
@@ -1348,42 +1349,38 @@ class VectorAnnotator:
         # The idle flows at the front, in order.
         lasts = self._last
         front: list[tuple[bytes, int]] = []
-        before = -np.inf
         items = iter(self._flows.items())
         for key, s in items:
-            last = float(lasts[s])
-            if not hi - last > idle:
+            if not hi - float(lasts[s]) > idle:
                 # Idle flows behind this one stay if it does (not called here).
                 rest = np.fromiter((t for _, t in items), np.int64)
                 if rest.size and hi - float(lasts[rest].min()) > idle and key in set(keys):
                     return None
                 break
-            if last < before:
-                return None
-            before = last
             front.append((key, s))
         if not front:
             return []
         group = {k: g for g, k in enumerate(keys)}
-        called = np.array([first_call[group[k]] if k in group else n for k, _ in front])
-        c_last = lasts[np.array([t for _, t in front], np.int64)]
-        ts_rank = tsf[order]
-        making = np.sort(first_call[new])
-        while True:
-            at = first_past(np.maximum.accumulate(ts_rank[making]), c_last, idle)
-            if at is None:
-                return None
-            goes = np.where(at < making.size, making[np.minimum(at, making.size - 1)], n)
-            again = called[(goes < called) & (called < n)]  # made again at their first call
-            more = np.union1d(making, again)
-            if more.size == making.size:
-                break
-            making = more
-        return [
-            (key, s, int(order[g]))
-            for (key, s), g, c in zip(front, goes.tolist(), called.tolist(), strict=True)
-            if g < c
-        ]
+        called = [int(first_call[group[k]]) if k in group else n for k, _ in front]
+        c_last = lasts[np.array([t for _, t in front], np.int64)].tolist()
+        ts_rank = tsf[order].tolist()
+        making = np.sort(first_call[new]).tolist()  # a heap: sorted
+        goes = [n] * len(front)
+        at = 0  # the walk's front among ``front``
+        while making and at < len(front):
+            r = heapq.heappop(making)
+            now = ts_rank[r]
+            while at < len(front):
+                if called[at] < r:  # called while remembered: moved to the back
+                    at += 1
+                elif now - c_last[at] > idle:
+                    goes[at] = r
+                    if called[at] < n:  # made again at its first call
+                        heapq.heappush(making, called[at])
+                    at += 1
+                else:
+                    break
+        return [(key, s, int(order[g])) for (key, s), g in zip(front, goes, strict=True) if g < n]
 
     def _forget(
         self, forgets: list[tuple[bytes, int, int]], keys: list[bytes], known: I64, slot: I64
