@@ -174,3 +174,26 @@ def test_real_mdns_capture(shared_captures: Path) -> None:
         assert frame.linktype is not None
         seen.update(decode_packet(frame.linktype, frame.data, frame.wirelen).dnssd)
     assert seen == {"_ipp._tcp", "_ipps._tcp"}
+
+
+def test_names_of_repeated_messages_are_kept_within_bounds() -> None:
+    """A message met again gives the same names (kept, not parsed again); big messages
+    are not kept, and the kept ones are bounded."""
+    from portsniff.decode import dnssd
+
+    small = bytes(DNS(qd=DNSQR(qname="_ipp._tcp.local", qtype="PTR")))
+    big = bytes(
+        DNS(
+            qr=1,
+            an=DNSRR(rrname="_ipp._tcp.local", type="PTR", rdata="P._ipp._tcp.local")
+            / DNSRR(rrname="P._ipp._tcp.local", type="TXT", rdata="x" * 200)
+            * 8,
+        )
+    )
+    assert len(big) > dnssd._CACHED_SIZE
+    first = service_names(small)
+    assert first == (("_ipp._tcp",), ()) and service_names(small) is first
+    assert service_names(big) == dnssd._service_names(big) and big not in dnssd._names_of
+    for k in range(dnssd._CACHED + 10):
+        service_names(small + bytes([k % 256, k // 256]))
+    assert len(dnssd._names_of) <= dnssd._CACHED

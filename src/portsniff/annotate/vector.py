@@ -662,6 +662,9 @@ class VectorAnnotator:
         self._held: deque[list[object]] = deque()  # [LabelledBatch, first row not output]
         self._seq = 0
         self._dnssd: dict[str, DnssdLabel] = {}
+        # A packet's DNS-SD labels by its (types, instances): announcements repeat them.
+        # (Each type's label is fixed once met, so the labels of a pair never change.)
+        self._dnssd_of: dict[tuple[Any, ...], tuple[DnssdLabel, ...]] = {}
         self.heads: Heads | None = Heads() if heads else None
         self._ev_head: I64 = np.zeros(0, np.int64)
 
@@ -1147,7 +1150,13 @@ class VectorAnnotator:
         return quoted_label(e, lambda t, port: self.labels.label(PROTO_CODE[t], port))
 
     def _dnssd_labels(self, d: Decoded) -> tuple[DnssdLabel, ...]:
-        return dnssd_labels(self.index, self._dnssd, d)
+        key = (d.dnssd, d.dnssd_instances)
+        got = self._dnssd_of.get(key)
+        if got is None:
+            if len(self._dnssd_of) >= 4096:
+                self._dnssd_of.clear()
+            got = self._dnssd_of[key] = dnssd_labels(self.index, self._dnssd, d)
+        return got
 
     # -- the side decision, per flow ------------------------------------------------------
 

@@ -137,8 +137,25 @@ def dedupe_names(items: list[str]) -> tuple[str, ...]:
     return tuple(seen[key] for key in sorted(seen))
 
 
+#: Messages whose names are kept (mDNS announcements and queries repeat byte for byte),
+#: and the largest message kept: at most ~3 MB.
+_CACHED, _CACHED_SIZE = 2048, 1500
+_names_of: dict[bytes, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
 def service_names(msg: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(service types, instance names) named in the DNS message ``msg``; never raises."""
+    if len(msg) > _CACHED_SIZE:
+        return _service_names(msg)
+    got = _names_of.get(msg)
+    if got is None:
+        if len(_names_of) >= _CACHED:
+            _names_of.clear()
+        got = _names_of[msg] = _service_names(msg)
+    return got
+
+
+def _service_names(msg: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
     types: list[str] = []
     instances: list[str] = []
     for labels in _names(msg):
