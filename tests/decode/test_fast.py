@@ -369,7 +369,14 @@ UNCOMMON = {
     "teredo": (1, raw(ETH / V4 / UDP(sport=3544, dport=1) / raw(V6 / UDP()))),
     "icmp error": (1, raw(ETH / V4 / ICMP(type=3, code=3) / IP() / UDP())),
     "icmpv6 error": (1, raw(ETH / V6 / ICMPv6DestUnreach() / V6 / UDP())),
-    "gre": (1, raw(ETH / IP(proto=47) / b"\0\0\x08\0" / V4 / UDP())),
+    "gre with routing": (1, raw(ETH / IP(proto=47) / b"\x40\0\x08\0" / (b"\0" * 8) / V4 / UDP())),
+    "gre version 1 (pptp)": (1, raw(ETH / IP(proto=47) / b"\x30\x01\x88\x0b" / (b"\0" * 12))),
+    "erspan": (1, raw(ETH / IP(proto=47) / b"\x10\0\x88\xbe" / (b"\0" * 12) / ETH / V4 / UDP())),
+    "gre cut before its inner packet": (1, raw(ETH / IP(proto=47) / b"\x80\0\x08\0")),
+    "gre carrying vxlan": (
+        1,
+        raw(ETH / IP(proto=47) / b"\0\0\x08\0" / V4 / UDP(dport=4789) / VXLAN() / ETH / V4),
+    ),
     "ipip": (1, raw(ETH / IP(proto=4) / V4 / UDP())),
     "ipv4 ah": (1, raw(ETH / IP(proto=51) / AH(nh=6, payloadlen=4, icv=b"\0" * 12) / TCP())),
     "6in4": (1, raw(ETH / IP(proto=41) / V6 / UDP())),
@@ -436,6 +443,30 @@ VXLAN_FRAMES = [
     raw(ETH / V4 / UDP(dport=4789) / VXLAN() / Ether(**MACS, type=0x88CC) / b"lldp"),
     raw(ETH / V4 / UDP(dport=4789) / VXLAN() / Ether(**MACS, type=0x0800) / V6 / TCP()),
 ]
+
+
+GRE_FRAMES = [
+    raw(ETH / IP(proto=47) / b"\0\0\x08\0" / V4 / TCP(sport=40000, dport=443, flags="S")),
+    raw(ETH / V6 / IPv6ExtHdrDestOpt(nh=47) / b"\xb0\0\x86\xdd" / (b"\0" * 12) / V6 / UDP(dport=53)),
+    raw(ETH / Dot1Q(vlan=9) / IP(proto=47) / b"\x20\0\x65\x58\0\0\0\x07" / ETH / V4 / ICMP()),
+    raw(ETH / IP(proto=47) / b"\0\0\x65\x58" / Ether(**MACS, type=0x0806) / ARP()),
+    raw(ETH / IP(proto=47) / b"\0\0\x08\x06" / ARP()),
+    raw(ETH / IP(proto=47) / b"\0\0\x88\x47" / b"\0\0\x01\x40" / V4 / UDP(sport=5, dport=6)),
+]  # fmt: skip
+
+
+def test_gre_inner_packets_are_vectorised_as_the_reference_reads_them() -> None:
+    """GRE (checksum, key, sequence words; transparent Ethernet bridging; any EtherType
+    the kernels follow): the row takes the inner packet's transport and ports."""
+    block = block_from_packets(GRE_FRAMES)
+    batch, done = _vectorised(block)
+    assert done.all()
+    inner = [batch.details[i].inner for i in range(len(GRE_FRAMES))]
+    assert inner[0][0] == Endpoints("tcp", "192.0.2.1", "198.51.100.7", 40000, 443, "gre")
+    assert [e[0].proto for e in inner[1:]] == ["udp", "icmp", "other", "other", "udp"]
+    assert batch.src_port.tolist()[0] == 40000 and PROTOS[batch.proto[3]] == "other"
+    assert batch.details[2].vlan == (9,)
+    assert assert_same_as_reference(block).fallbacks == 0
 
 
 def test_vxlan_inner_frames_are_vectorised_as_the_reference_reads_them() -> None:
@@ -608,6 +639,29 @@ def payloads(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
+def gre_payloads(draw: st.DrawFn) -> bytes:
+    """A GRE header (optional words, routing, another version; any protocol) and an inner
+    packet or frame, maybe cut."""
+    flags = draw(st.sampled_from([0, 0x8000, 0x2000, 0x3000, 0xB000, 0x4000, 0x0001]))
+    protocol = draw(st.sampled_from([0x0800, 0x86DD, 0x6558, 0x0806, 0x88BE, 0x8847, 0x1234]))
+    words = bin(flags & 0xB000).count("1") + (1 if flags & 0x4000 else 0)
+    head = struct.pack(">HH", flags, protocol) + b"\0" * (4 * words)
+    inner = draw(
+        st.sampled_from(
+            [
+                raw(V4 / UDP(sport=3, dport=4)),
+                raw(V6 / TCP()),
+                raw(ETH / V4 / TCP(sport=5)),
+                raw(ETH / Dot1Q(vlan=3) / V6 / UDP()),
+                b"\0\0\x01\x40" + raw(V4 / UDP()),
+                raw(V4 / UDP(sport=53, dport=9) / DNS(qd=DNSQR(qname="_ipp._tcp.local"))),
+            ]
+        )
+    )
+    return head + inner[: draw(st.integers(0, len(inner)))]
+
+
+@st.composite
 def extension_headers(draw: st.DrawFn) -> Packet:
     """An IPv6 extension header: options, routing, a fragment header (whole or not), AH."""
     kind = draw(st.sampled_from(["hop", "dest", "routing", "fragment", "ah"]))
@@ -668,7 +722,7 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
     version = draw(st.sampled_from([4, 6]))
     ports = st.one_of(st.sampled_from([53, 80, 443, 3544, 4789, 5353, 6081]), st.integers(0, 65535))
     l4: Packet
-    proto = draw(st.sampled_from(["tcp", "udp", "sctp", "icmp", "other"]))
+    proto = draw(st.sampled_from(["tcp", "udp", "sctp", "icmp", "other", "gre"]))
     payload = draw(payloads())
     if proto == "tcp":
         l4 = TCP(sport=draw(ports), dport=draw(ports), flags=draw(st.integers(0, 0x1FF)))
@@ -684,6 +738,8 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             if draw(st.booleans())
             else payload
         )
+    elif proto == "gre":
+        l4 = Raw(draw(gre_payloads()))
     else:
         l4 = Raw(draw(st.binary(max_size=8)))
     if version == 4:
@@ -695,6 +751,8 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             frag=draw(st.sampled_from([0, 0, 0, 1, 185])),
             proto=draw(st.sampled_from([0, 1, 4, 6, 17, 33, 41, 47, 50, 51, 58, 132]))
             if proto == "other"
+            else 47
+            if proto == "gre"
             else None,
         )
         if ip.ihl:
@@ -705,6 +763,8 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             dst=draw(st.ip_addresses(v=6)).exploded,
             nh=draw(st.sampled_from([0, 4, 6, 17, 43, 44, 47, 50, 58, 59]))
             if proto == "other"
+            else 47
+            if proto == "gre"
             else None,
         )
         for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):

@@ -97,6 +97,9 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         if net.vxlan is not None and net.vxlan.outer.rows.size:
             rows = _add_vxlan_details(batch, buf, net.vxlan, vlan, vlan2)
             done[rows] = tunnelled[rows] = True
+        if net.gre is not None and net.gre.outer.rows.size:
+            rows = _add_gre_details(batch, buf, net.gre, vlan, vlan2)
+            done[rows] = tunnelled[rows] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
         rows = layer.rows[layer.kind == kind]
         batch.proto[rows] = PROTO_CODE[name]
@@ -251,6 +254,87 @@ def _vxlan_decoded(
         vlan=tags,
         inner=(Endpoints(*inner, "vxlan"),),
     )
+
+
+def _add_gre_details(
+    batch: DecodedBatch, buf: npt.NDArray[np.uint8], gre: vector.Gre, vlan: I32, vlan2: I32
+) -> npt.NDArray[np.int64]:
+    """Decode the GRE packets of ``gre`` whose inner packet the kernels decode (as
+    reference._tunnel with ``descend``: the row takes the inner packet's transport, ports
+    and flags; a non-IP inner frame leaves the outer GRE row); write their columns and
+    Decoded. Returns those rows (the rest are left to the reference)."""
+    outer = gre.outer
+    layer = vector._after_ethertype(buf, np.arange(outer.rows.size), gre.etype, gre.l3, gre.end)
+    # (position in ``outer``) -> (proto, src, dst, sport, dport, ip_proto, tcp_flags)
+    entries: dict[int, tuple[Any, ...]] = dict.fromkeys(
+        layer.rows[(layer.kind == vector.KIND_ARP) | (layer.kind == vector.KIND_OTHER)].tolist(),
+        ("other", None, None, None, None, vector.IPPROTO_GRE, -1),
+    )
+    for net in vector.network(buf, layer):
+        if not net.rows.size:
+            continue
+        version = int(net.ip_version[0])
+        src, dst = _addresses(buf, net, 4 if version == 4 else 16)
+        for j, a, b, p, sp, dp, fl in zip(
+            net.rows.tolist(),
+            src.view(f"V{src.shape[1]}").reshape(-1).tolist(),
+            dst.view(f"V{dst.shape[1]}").reshape(-1).tolist(),
+            net.ip_proto.tolist(),
+            net.src_port.tolist(),
+            net.dst_port.tolist(),
+            net.tcp_flags.tolist(),
+            strict=True,
+        ):
+            entries[j] = (
+                vector.PROTO_NAME[p],
+                address_text(version, a),
+                address_text(version, b),
+                None if sp < 0 else sp,
+                None if dp < 0 else dp,
+                p,
+                fl,
+            )
+    if not entries:
+        return np.zeros(0, np.int64)
+    at = np.array(sorted(entries), np.int64)
+    rows = outer.rows[at]
+    version = int(outer.ip_version[0])
+    width = 4 if version == 4 else 16
+    part = vector.Network(
+        rows=rows,
+        ip_version=outer.ip_version[at],
+        src_pos=outer.src_pos[at],
+        ip_proto=outer.ip_proto[at],
+        src_port=outer.src_port[at],
+        dst_port=outer.dst_port[at],
+        tcp_flags=outer.tcp_flags[at],
+    )
+    src, dst = _addresses(buf, part, width)
+    decoded: list[Decoded] = []
+    for lt, a, b, tags, (proto, isrc, idst, sp, dp, ip_proto, fl) in zip(
+        batch.linktype[rows].tolist(),
+        src.view(f"V{width}").reshape(-1).tolist(),
+        dst.view(f"V{width}").reshape(-1).tolist(),
+        vlan_tuples(vlan[rows], vlan2[rows]),
+        map(entries.__getitem__, at.tolist()),
+        strict=True,
+    ):
+        decoded.append(
+            Decoded(
+                linktype=lt,
+                src_ip=address_text(version, a),
+                dst_ip=address_text(version, b),
+                proto=proto,
+                ip_proto=ip_proto,
+                src_port=sp,
+                dst_port=dp,
+                tcp_flags=None if fl < 0 else fl,
+                vlan=tags,
+                inner=(Endpoints(proto, isrc, idst, sp, dp, "gre"),),
+            )
+        )
+    batch.set_decoded_rows(rows.tolist(), decoded)
+    return rows
 
 
 #: Distinct values whose Decoded a cache keeps (then it starts again).

@@ -24,9 +24,10 @@ What is kept (everything else drops out):
   other port), and DNS ports whose payload has a 4-byte label starting with an
   underscore (as "_tcp"/"_udp" of a DNS-SD name) and, over UDP, a first name that may
   parse. VXLAN datagrams off the DNS ports are handed to the caller apart
-  (``Network.vxlan``), to decode their inner frame with these same kernels;
+  (``Network.vxlan``), to decode their inner frame with these same kernels; so are GRE
+  packets (version 0 without routing, not ERSPAN nor PPP: ``Network.gre``);
 - ICMP/ICMPv6 that is not an error (errors quote a packet); other IP protocols except
-  the tunnels (4, 41, 47).
+  IP-in-IP (4, 41).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ KIND_OTHER = 4
 
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+IPPROTO_GRE = 47
 ICMP_PROTOS = (1, 58)
 TUNNEL_PROTOS = (4, 41, 47)
 IPV6_EXTENSIONS = np.array(sorted(ip.IPV6_SKIPPED | {ip.IPV6_FRAGMENT, ip.IPV6_AH}), np.int32)
@@ -99,6 +101,9 @@ def _proto_table(protos: object) -> Mask:
 
 
 IS_TUNNEL_PROTO = _proto_table(TUNNEL_PROTOS)
+#: GRE protocols the reference reads apart (ERSPAN's headers, PPP).
+IS_GRE_APART = np.zeros(65536, np.bool_)
+IS_GRE_APART[[tunnels.ERSPAN_2, tunnels.ERSPAN_3, tunnels.GRE_PPP]] = True
 IS_IPV6_EXTENSION = _proto_table(IPV6_EXTENSIONS)
 IS_UDP_TUNNEL_PORT = _port_table(UDP_TUNNEL_PORTS)
 IS_DNS_PORT = {number: _port_table(ports) for number, ports in DNS_PORTS.items()}
@@ -166,6 +171,20 @@ class Network:
     dst_port: I32
     tcp_flags: I32
     vxlan: Vxlan | None = None  # the UDP rows carrying VXLAN (left out of ``rows``)
+    gre: Gre | None = None  # the GRE rows whose inner packet or frame is read here (ditto)
+
+
+@dataclass(slots=True)
+class Gre:
+    """GRE packets (version 0, no routing) carrying an EtherType the kernels follow:
+    their outer columns (as a Network's, without these rows' own ``gre``), the inner
+    EtherType (of the inner Ethernet frame for transparent bridging) and where its
+    network layer starts, and where the packet ends."""
+
+    outer: Network
+    etype: I32
+    l3: I64
+    end: I64
 
 
 @dataclass(slots=True)
@@ -451,6 +470,8 @@ def _transport(
     buf: U8, rows: I64, l4: I64, seg: I64, ip_proto: I32, version: int, src_pos: I64
 ) -> Network:
     """What sits on IP: ``seg`` captured bytes of protocol ``ip_proto`` at ``l4``."""
+    g = np.flatnonzero(ip_proto == IPPROTO_GRE)
+    gre = _gre(buf, rows[g], l4[g], seg[g], version, src_pos[g]) if g.size else None
     keep = ~IS_TUNNEL_PROTO[ip_proto] & (seg >= MIN_HEADER[ip_proto])
     for number in ICMP_PROTOS:
         sel = np.flatnonzero((ip_proto == number) & (seg >= 8))
@@ -523,7 +544,42 @@ def _transport(
         dst_port=dport[keep],
         tcp_flags=flags[keep],
         vxlan=vxlan,
+        gre=gre,
     )
+
+
+def _gre(buf: U8, rows: I64, l4: I64, seg: I64, version: int, src_pos: I64) -> Gre:
+    """The GRE packets among ``rows`` whose inner packet is for the kernels (tunnels.gre):
+    version 0 without routing, not ERSPAN nor PPP, an inner network layer captured."""
+    ok = seg >= 4
+    rows, l4, seg, src_pos = rows[ok], l4[ok], seg[ok], src_pos[ok]
+    flags = u16(buf, l4)
+    protocol = u16(buf, l4 + 2)
+    # Checksum, key and sequence number words follow the fixed header when flagged.
+    words = ((flags & 0x8000) > 0).astype(np.int64)
+    words += (flags & 0x2000) > 0
+    words += (flags & 0x1000) > 0
+    inner = l4 + 4 + 4 * words
+    end = l4 + seg
+    bridge = protocol == tunnels.ETH_BRIDGE
+    ok = ((flags & 0x4007) == 0) & ~IS_GRE_APART[protocol]
+    ok &= np.where(bridge, end - inner >= 14, end > inner)
+    rows, src_pos, inner, end = rows[ok], src_pos[ok], inner[ok], end[ok]
+    protocol, bridge = protocol[ok], bridge[ok]
+    b = np.flatnonzero(bridge)
+    protocol[b] = u16(buf, inner[b] + 12)  # the inner Ethernet frame's EtherType
+    inner[b] += 14
+    none = np.full(rows.size, -1, np.int32)
+    outer = Network(
+        rows=rows,
+        ip_version=np.full(rows.size, version, np.uint8),
+        src_pos=src_pos,
+        ip_proto=np.full(rows.size, IPPROTO_GRE, np.int32),
+        src_port=none,
+        dst_port=none,
+        tcp_flags=none,
+    )
+    return Gre(outer=outer, etype=protocol, l3=inner, end=end)
 
 
 def ipv4(
