@@ -157,6 +157,38 @@ _Inner = tuple[str, str | None, str | None, int | None, int | None]
 _OTHER_INNER: _Inner = ("other", None, None, None, None)
 
 
+def _inner_packets(buf: npt.NDArray[np.uint8], layer: vector.Layer3) -> dict[int, tuple[Any, ...]]:
+    """The inner IP packets of tunnels that the kernels decode, by their tunnel's position
+    (``layer.rows``): transport name, addresses, ports (None: none), IP protocol and TCP
+    flags (-1: none)."""
+    out: dict[int, tuple[Any, ...]] = {}
+    for net in vector.network(buf, layer):
+        if not net.rows.size:
+            continue
+        version = int(net.ip_version[0])
+        src, dst = _addresses(buf, net, 4 if version == 4 else 16)
+        for j, a, b, p, sp, dp, fl in zip(
+            net.rows.tolist(),
+            src.view(f"V{src.shape[1]}").reshape(-1).tolist(),
+            dst.view(f"V{dst.shape[1]}").reshape(-1).tolist(),
+            net.ip_proto.tolist(),
+            net.src_port.tolist(),
+            net.dst_port.tolist(),
+            net.tcp_flags.tolist(),
+            strict=True,
+        ):
+            out[j] = (
+                vector.PROTO_NAME[p],
+                address_text(version, a),
+                address_text(version, b),
+                None if sp < 0 else sp,
+                None if dp < 0 else dp,
+                p,
+                fl,
+            )
+    return out
+
+
 def _add_vxlan_details(
     batch: DecodedBatch, buf: npt.NDArray[np.uint8], vx: vector.Vxlan, vlan: I32, vlan2: I32
 ) -> npt.NDArray[np.int64]:
@@ -183,39 +215,11 @@ def _add_vxlan_details(
     entries: dict[int, _Inner] = dict.fromkeys(
         sel[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)].tolist(), _OTHER_INNER
     )
-    for net in vector.network(buf, inner_layer):
-        if not net.rows.size:
-            continue
-        version = int(net.ip_version[0])
-        src, dst = _addresses(buf, net, 4 if version == 4 else 16)
-        for j, a, b, p, sp, dp in zip(
-            net.rows.tolist(),
-            src.view(f"V{src.shape[1]}").reshape(-1).tolist(),
-            dst.view(f"V{dst.shape[1]}").reshape(-1).tolist(),
-            net.ip_proto.tolist(),
-            net.src_port.tolist(),
-            net.dst_port.tolist(),
-            strict=True,
-        ):
-            entries[j] = (
-                vector.PROTO_NAME[p],
-                address_text(version, a),
-                address_text(version, b),
-                None if sp < 0 else sp,
-                None if dp < 0 else dp,
-            )
+    entries.update((j, e[:5]) for j, e in _inner_packets(buf, inner_layer).items())
     if not entries:
         return np.zeros(0, np.int64)
     at = np.array(sorted(entries), np.int64)
-    part = vector.Network(
-        rows=outer.rows[at],
-        ip_version=outer.ip_version[at],
-        src_pos=outer.src_pos[at],
-        ip_proto=outer.ip_proto[at],
-        src_port=outer.src_port[at],
-        dst_port=outer.dst_port[at],
-        tcp_flags=outer.tcp_flags[at],
-    )
+    part = outer.take(at)
     _fill(batch, buf, part)
     rows = part.rows
     keys = zip(
@@ -270,46 +274,14 @@ def _add_gre_details(
         layer.rows[(layer.kind == vector.KIND_ARP) | (layer.kind == vector.KIND_OTHER)].tolist(),
         ("other", None, None, None, None, vector.IPPROTO_GRE, -1),
     )
-    for net in vector.network(buf, layer):
-        if not net.rows.size:
-            continue
-        version = int(net.ip_version[0])
-        src, dst = _addresses(buf, net, 4 if version == 4 else 16)
-        for j, a, b, p, sp, dp, fl in zip(
-            net.rows.tolist(),
-            src.view(f"V{src.shape[1]}").reshape(-1).tolist(),
-            dst.view(f"V{dst.shape[1]}").reshape(-1).tolist(),
-            net.ip_proto.tolist(),
-            net.src_port.tolist(),
-            net.dst_port.tolist(),
-            net.tcp_flags.tolist(),
-            strict=True,
-        ):
-            entries[j] = (
-                vector.PROTO_NAME[p],
-                address_text(version, a),
-                address_text(version, b),
-                None if sp < 0 else sp,
-                None if dp < 0 else dp,
-                p,
-                fl,
-            )
+    entries.update(_inner_packets(buf, layer))
     if not entries:
         return np.zeros(0, np.int64)
     at = np.array(sorted(entries), np.int64)
     rows = outer.rows[at]
     version = int(outer.ip_version[0])
     width = 4 if version == 4 else 16
-    part = vector.Network(
-        rows=rows,
-        ip_version=outer.ip_version[at],
-        src_pos=outer.src_pos[at],
-        ip_proto=outer.ip_proto[at],
-        src_port=outer.src_port[at],
-        dst_port=outer.dst_port[at],
-        tcp_flags=outer.tcp_flags[at],
-    )
-    src, dst = _addresses(buf, part, width)
+    src, dst = _addresses(buf, outer.take(at), width)
     decoded: list[Decoded] = []
     for lt, a, b, tags, (proto, isrc, idst, sp, dp, ip_proto, fl) in zip(
         batch.linktype[rows].tolist(),

@@ -173,6 +173,18 @@ class Network:
     vxlan: Vxlan | None = None  # the UDP rows carrying VXLAN (left out of ``rows``)
     gre: Gre | None = None  # the GRE rows whose inner packet or frame is read here (ditto)
 
+    def take(self, at: I64) -> Network:
+        """The rows at positions ``at`` (without tunnels)."""
+        return Network(
+            rows=self.rows[at],
+            ip_version=self.ip_version[at],
+            src_pos=self.src_pos[at],
+            ip_proto=self.ip_proto[at],
+            src_port=self.src_port[at],
+            dst_port=self.dst_port[at],
+            tcp_flags=self.tcp_flags[at],
+        )
+
 
 @dataclass(slots=True)
 class Gre:
