@@ -34,7 +34,13 @@ from portsniff.annotate.annotator import (
     quoted_label,
 )
 from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, label_fields
-from portsniff.decode.batch import PROTO_CODE, DecodedBatch, packed_address, vlan_tuples
+from portsniff.decode.batch import (
+    PROTO_CODE,
+    DecodedBatch,
+    packed_address,
+    vlan_tuple,
+    vlan_tuples,
+)
 from portsniff.decode.ip import address_text as plain_address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.registry.record import TRANSPORTS, PortLabel
@@ -277,11 +283,7 @@ class LabelledBatch:
         got = self.vlan.get(i)
         if got is not None:
             return got
-        tag = int(self.vlan_tag[i])
-        if tag < 0:
-            return ()
-        tag2 = int(self.vlan_tag2[i])
-        return (tag,) if tag2 < 0 else (tag, tag2)
+        return vlan_tuple(int(self.vlan_tag[i]), int(self.vlan_tag2[i]))
 
     def tagged(self) -> B:
         """Which rows have VLAN tags."""
@@ -319,7 +321,7 @@ class LabelledBatch:
         dsts = self.addresses("dst")
         label = self.labels.label
         records = self.records
-        vlan = self.all_tags() if self.vlan or bool((self.vlan_tag >= 0).any()) else {}
+        vlan = self.all_tags()
         columns = zip(
             self.frame.tolist(),
             self.ts_ns.tolist(),
@@ -1250,7 +1252,7 @@ class VectorAnnotator:
         forgets = self._forgetting(known, flow, order, tsf, keys)
         if forgets is not None:
             if forgets:
-                self._forget(forgets, keys, known, slot)
+                self._forget(forgets, known, slot)
             code, last_call = self._decide_fast(
                 order, flow, grouped, known, cand, syn, pure, synack
             )
@@ -1321,10 +1323,10 @@ class VectorAnnotator:
         order: I64,
         tsf: npt.NDArray[np.float64],
         keys: list[bytes],
-    ) -> list[tuple[bytes, int, int]] | None:
+    ) -> list[tuple[bytes, int, int, int]] | None:
         """When the block can be decided at once: the remembered flows it forgets, each
-        with its slot and the event whose new flow forgets it (empty when none); None
-        when it must go call by call.
+        with its slot, the event whose new flow forgets it and its block flow (-1: not
+        called here); empty when none; None when it must go call by call.
 
         Flows are forgotten when a call makes a flow. Flows called in a block at most
         ``idle_timeout`` long are not idle in it. Forgetting walks from the least
@@ -1356,6 +1358,7 @@ class VectorAnnotator:
         if hi - float(tsf.min()) > idle:
             return None
         # The idle flows at the front, in order.
+        group = {k: g for g, k in enumerate(keys)}
         lasts = self._last
         front: list[tuple[bytes, int]] = []
         items = iter(self._flows.items())
@@ -1363,14 +1366,14 @@ class VectorAnnotator:
             if not hi - float(lasts[s]) > idle:
                 # Idle flows behind this one stay if it does (not called here).
                 rest = np.fromiter((t for _, t in items), np.int64)
-                if rest.size and hi - float(lasts[rest].min()) > idle and key in set(keys):
+                if rest.size and hi - float(lasts[rest].min()) > idle and key in group:
                     return None
                 break
             front.append((key, s))
         if not front:
             return []
-        group = {k: g for g, k in enumerate(keys)}
-        called = [int(first_call[group[k]]) if k in group else n for k, _ in front]
+        flows = [group.get(k, -1) for k, _ in front]
+        called = [int(first_call[g]) if g >= 0 else n for g in flows]
         c_last = lasts[np.array([t for _, t in front], np.int64)].tolist()
         ts_rank = tsf[order].tolist()
         making = np.sort(first_call[new]).tolist()  # a heap: sorted
@@ -1389,24 +1392,24 @@ class VectorAnnotator:
                     at += 1
                 else:
                     break
-        return [(key, s, int(order[g])) for (key, s), g in zip(front, goes, strict=True) if g < n]
+        return [
+            (key, s, int(order[g]), f)
+            for (key, s), g, f in zip(front, goes, flows, strict=True)
+            if g < n
+        ]
 
-    def _forget(
-        self, forgets: list[tuple[bytes, int, int]], keys: list[bytes], known: I64, slot: I64
-    ) -> None:
+    def _forget(self, forgets: list[tuple[bytes, int, int, int]], known: I64, slot: I64) -> None:
         """Forget the flows of ``forgets`` (see :meth:`_forgetting`) before the block is
         decided at once: those the block calls are new at their first call."""
         state = self._flows
-        group = {k: g for g, k in enumerate(keys)}
         again: list[int] = []
-        for key, s, event in forgets:
+        for key, s, event, g in forgets:
             del state[key]
             self._freed.append(s)  # given again from the next block on, as call by call
             self.evicted += 1
             if self.heads is not None:
                 self.heads.note_eviction(event)
-            g = group.get(key)
-            if g is not None:
+            if g >= 0:
                 again.append(g)
         known[again] = -1
         slot[again] = -1

@@ -52,13 +52,15 @@ def has_details(d: Decoded) -> bool:
     )
 
 
-def vlan_tuples(tags: I32, tags2: I32) -> list[tuple[int, ...]]:
-    """Decoded.vlan of rows whose first and second VLAN tags are ``tags`` and ``tags2``
+def vlan_tuple(tag: int, tag2: int) -> tuple[int, ...]:
+    """Decoded.vlan of a row whose first and second VLAN tags are ``tag`` and ``tag2``
     (-1: none)."""
-    return [
-        () if a < 0 else (a,) if b < 0 else (a, b)
-        for a, b in zip(tags.tolist(), tags2.tolist(), strict=True)
-    ]
+    return () if tag < 0 else (tag,) if tag2 < 0 else (tag, tag2)
+
+
+def vlan_tuples(tags: I32, tags2: I32) -> list[tuple[int, ...]]:
+    """:func:`vlan_tuple` of every row."""
+    return list(map(vlan_tuple, tags.tolist(), tags2.tolist()))
 
 
 @dataclass(slots=True)
@@ -114,11 +116,7 @@ class DecodedBatch:
         d = self.details.get(i)
         if d is not None:
             return d.vlan
-        tag = int(self.vlan_tag[i])
-        if tag < 0:
-            return ()
-        tag2 = int(self.vlan_tag2[i])
-        return (tag,) if tag2 < 0 else (tag, tag2)
+        return vlan_tuple(int(self.vlan_tag[i]), int(self.vlan_tag2[i]))
 
     def set_decoded(self, i: int, d: Decoded) -> None:
         """Fill row ``i`` from a per-packet ``Decoded`` (engines decoding one by one)."""

@@ -278,35 +278,48 @@ def _add_gre_details(
     if not entries:
         return np.zeros(0, np.int64)
     at = np.array(sorted(entries), np.int64)
-    rows = outer.rows[at]
-    version = int(outer.ip_version[0])
-    width = 4 if version == 4 else 16
-    src, dst = _addresses(buf, outer.take(at), width)
-    decoded: list[Decoded] = []
-    for lt, a, b, tags, (proto, isrc, idst, sp, dp, ip_proto, fl) in zip(
+    inner = list(map(entries.__getitem__, at.tolist()))
+    # The row takes the inner packet's transport (reference._tunnel's ``descend``).
+    part = outer.take(at)
+    part.ip_proto = np.array([e[5] for e in inner], np.int32)
+    part.src_port = np.array([-1 if e[3] is None else e[3] for e in inner], np.int32)
+    part.dst_port = np.array([-1 if e[4] is None else e[4] for e in inner], np.int32)
+    part.tcp_flags = np.array([e[6] for e in inner], np.int32)
+    _fill(batch, buf, part)
+    rows = part.rows
+    keys = zip(
         batch.linktype[rows].tolist(),
-        src.view(f"V{width}").reshape(-1).tolist(),
-        dst.view(f"V{width}").reshape(-1).tolist(),
+        batch.ip_version[rows].tolist(),
+        batch.src_addr[rows].tolist(),
+        batch.dst_addr[rows].tolist(),
         vlan_tuples(vlan[rows], vlan2[rows]),
-        map(entries.__getitem__, at.tolist()),
+        inner,
         strict=True,
-    ):
-        decoded.append(
-            Decoded(
-                linktype=lt,
-                src_ip=address_text(version, a),
-                dst_ip=address_text(version, b),
-                proto=proto,
-                ip_proto=ip_proto,
-                src_port=sp,
-                dst_port=dp,
-                tcp_flags=None if fl < 0 else fl,
-                vlan=tags,
-                inner=(Endpoints(proto, isrc, idst, sp, dp, "gre"),),
-            )
-        )
-    batch.set_decoded_rows(rows.tolist(), decoded)
+    )
+    _put_details(batch, rows, keys, _GRE_DECODED, _gre_decoded)
     return rows
+
+
+#: Decoded of GRE rows by their values (outer and inner).
+_GRE_DECODED: dict[tuple[Any, ...], Decoded] = {}
+
+
+def _gre_decoded(
+    lt: int, version: int, src: bytes, dst: bytes, tags: tuple[int, ...], inner: tuple[Any, ...]
+) -> Decoded:
+    proto, isrc, idst, sp, dp, ip_proto, fl = inner
+    return Decoded(
+        linktype=lt,
+        src_ip=address_text(version, src),
+        dst_ip=address_text(version, dst),
+        proto=proto,
+        ip_proto=ip_proto,
+        src_port=sp,
+        dst_port=dp,
+        tcp_flags=None if fl < 0 else fl,
+        vlan=tags,
+        inner=(Endpoints(proto, isrc, idst, sp, dp, "gre"),),
+    )
 
 
 #: Distinct values whose Decoded a cache keeps (then it starts again).
