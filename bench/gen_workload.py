@@ -8,7 +8,9 @@ ports, some flows with both ports registered (5353, 123, 47808 on both ends), 80
 a few flows (``--vlan``: their share; 1 for a trunk port's capture), a few IPv4 fragments
 (``--fragments``: the share of big IPv4 UDP datagrams sent in two), ICMP echo and ARP.
 ``--link`` wraps every IP packet as a provider's network would: two VLAN tags (``qinq``),
-two MPLS labels (``mpls``) or a PPPoE session (``pppoe``). ``--stretch K`` makes every gap
+two MPLS labels (``mpls``) or a PPPoE session (``pppoe``); or carries every frame in
+VXLAN (``vxlan``: an overlay network, or a cloud's traffic mirror) or every IP packet in
+GRE (``gre``) between two tunnel endpoints. ``--stretch K`` makes every gap
 between packets K times longer (the traffic of hours: flows go idle and are met again).
 Flow popularity is heavy-tailed. Payloads are pseudo-random bytes. Same arguments, same
 bytes.
@@ -43,7 +45,10 @@ SERVERS = [  # (transport, port, weight)
 BOTH_ENDS = {5353, 123, 47808}
 ETH_IP4, ETH_IP6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
 ETH_QINQ, ETH_MPLS, ETH_PPPOE = 0x88A8, 0x8847, 0x8864
-LINKS = ("ethernet", "qinq", "mpls", "pppoe")
+LINKS = ("ethernet", "qinq", "mpls", "pppoe", "vxlan", "gre")
+VXLAN_PORT, IPPROTO_UDP, IPPROTO_GRE = 4789, 17, 47
+TUNNEL_ENDS = (bytes((198, 51, 100, 1)), bytes((198, 51, 100, 2)))
+TUNNEL_MACS = (b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02")
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
@@ -87,8 +92,24 @@ class Flow:
         self.seq = rng.getrandbits(32)
 
 
+def _tunnel(to_server: bool, proto: int, payload: bytes) -> bytes:
+    """An Ethernet frame from one tunnel endpoint to the other carrying ``payload``."""
+    a, b = TUNNEL_ENDS if to_server else TUNNEL_ENDS[::-1]
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, proto, 0, a, b)
+    hdr = hdr[:10] + struct.pack("!H", _sum16(hdr)) + hdr[12:]
+    macs = TUNNEL_MACS[1] + TUNNEL_MACS[0] if to_server else TUNNEL_MACS[0] + TUNNEL_MACS[1]
+    return macs + struct.pack("!H", ETH_IP4) + hdr + payload
+
+
 def _eth(f: Flow, to_server: bool, ethertype: int, payload: bytes) -> bytes:
     dst, src = (f.mac_s, f.mac_c) if to_server else (f.mac_c, f.mac_s)
+    if f.link == "vxlan":  # the source port from the inner flow (RFC 7348), a VNI per flow
+        frame = dst + src + struct.pack("!H", ethertype) + payload
+        vx = struct.pack("!II", 0x08000000, f.shim << 8) + frame
+        udp = struct.pack("!HHHH", 49152 + f.shim, VXLAN_PORT, 8 + len(vx), 0) + vx
+        return _tunnel(to_server, IPPROTO_UDP, udp)
+    if f.link == "gre" and ethertype != ETH_ARP:
+        return _tunnel(to_server, IPPROTO_GRE, struct.pack("!HH", 0, ethertype) + payload)
     if f.link == "qinq":  # a service tag (the flow's), then a customer tag
         tags = struct.pack("!HHHH", ETH_QINQ, f.shim, ETH_VLAN, f.vlan or 1)
         return dst + src + tags + struct.pack("!H", ethertype) + payload

@@ -615,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         "--fragments", type=float, help="gen_workload.py's --fragments (1: fragmented UDP)"
     )
     ap.add_argument(
-        "--link", help="gen_workload.py's --link (qinq, mpls, pppoe: a provider's network)"
+        "--link",
+        help="gen_workload.py's --link (qinq, mpls, pppoe: a provider's network; vxlan, gre: tunnels)",
     )
     ap.add_argument(
         "--stretch", type=int, help="gen_workload.py's --stretch (300: 1M packets in 8 hours)"

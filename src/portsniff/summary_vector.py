@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -31,6 +32,7 @@ from portsniff.annotate.vector import (
     _group,
     address_texts,
 )
+from portsniff.decode.batch import TUNNELS, Tunnels
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow, table_key, uid_number
 from portsniff.summary import ServiceRow, Summary, SummaryBuilder
@@ -236,7 +238,10 @@ class VectorSummaryBuilder(SummaryBuilder):
         table = self.flow_table
         live = table._live
         timeout = table.idle_timeout
-        if len(live) + len(lb) > table.max_flows:
+        # A tunnelled row may make a flow per header.
+        inner = 0 if lb.tunnels is None else len(lb.tunnels)
+        inner += sum(len(rec.inner) for rec in lb.records.values())
+        if len(live) + len(lb) + inner > table.max_flows:
             return None
         hi = seconds(int(lb.ts_ns.max()))
         lo = seconds(int(lb.ts_ns.min()))
@@ -300,6 +305,11 @@ class VectorSummaryBuilder(SummaryBuilder):
         """Whether any row of ``lb`` (or its tunnelled headers) counts into flow ``key``."""
         tunnel, proto, (a_ip, a_port), (b_ip, b_port) = key
         if tunnel is not None:
+            t = lb.tunnels
+            if t is not None and tunnel in TUNNELS:
+                code = TUNNELS.index(tunnel)
+                if np.any((t.tunnel == code) & (t.proto == PROTOS.index(proto))):
+                    return True
             return any(
                 e.tunnel == tunnel and e.proto == proto
                 for rec in lb.records.values()
@@ -323,11 +333,29 @@ class VectorSummaryBuilder(SummaryBuilder):
         live = table._live
         rows = np.flatnonzero(lb.ip_version > 0)
         n = int(rows.size)
-        # Tunnelled flows are counted packet by packet (their keys never meet the outer
-        # flows'); flows made here get their uids in row order, as the reference does.
+        # Tunnelled flows of rows with records are counted packet by packet, those of
+        # the tunnels' columns per flow (their keys never meet the outer flows'); flows
+        # made here get their uids in row order, as the reference does.
         created: list[tuple[int, int, _Flow | None]] = [
-            (i, 1, None) for i, rec in lb.records.items() if rec.inner
+            (i, 1, None)
+            for i, rec in lb.records.items()
+            if any(e.src_ip is not None and e.dst_ip is not None for e in rec.inner)
         ]
+        records = lb.records
+        t = lb.tunnels
+        inner: _TunnelFold | None = None
+        if t is not None:
+            by_record = {
+                _inner_key(e)
+                for i, _, _ in created
+                for e in records[i].inner
+                if e.src_ip is not None and e.dst_ip is not None
+            }
+            inner, apart = self._tunnelled_flows(lb, t, np.arange(len(t)), created, by_record)
+            if apart:
+                # Flows of both: their columns' rows go one by one too (with records).
+                records = {**lb.records_at(apart), **lb.records}
+                created.extend((i, 1, None) for i in apart)
         touched: dict[tuple[Any, ...], tuple[int, int]] = {}
         splits: list[tuple[int, tuple[Any, ...], _Flow]] = []
         outer_keys: list[tuple[Any, ...]] = []
@@ -336,12 +364,15 @@ class VectorSummaryBuilder(SummaryBuilder):
             outer_keys, outer_rows = self._outer_flows(lb, rows, created, splits, expiring)
         created.sort(key=lambda c: (c[0], c[1]))
         for i, kind, obj in created:
-            if kind == 0:
+            if kind != 1:
                 assert obj is not None
                 table._next_uid += 1
                 obj.uid = f"F{table._next_uid}"
+                if kind == 2:  # a tunnelled flow, in the table from its first row
+                    assert inner is not None
+                    live[inner.key_of[obj]] = obj
                 continue
-            rec = lb.records[i]
+            rec = records[i]
             for k, e in enumerate(rec.inner):
                 if e.src_ip is not None and e.dst_ip is not None:
                     table._count(
@@ -356,6 +387,10 @@ class VectorSummaryBuilder(SummaryBuilder):
                         e.service_port,
                     )
                     touched[_inner_key(e)] = (i, 1 + k)
+        if inner is not None:
+            touched.update(
+                (key, (r, 1)) for key, r in zip(inner.keys, inner.last_rows, strict=True)
+            )
         # A SYN after a FIN/RST finished the connection before it (in row order).
         splits.sort(key=lambda x: x[0])
         for _, key, obj in splits:
@@ -529,6 +564,123 @@ class VectorSummaryBuilder(SummaryBuilder):
         by_last = np.argsort(last_row)
         return [keys[f] for f in fs[fend][by_last].tolist()], last_row[by_last].tolist()
 
+    def _tunnelled_flows(
+        self,
+        lb: LabelledBatch,
+        t: Tunnels,
+        at: npt.NDArray[np.int64],
+        created: list[tuple[int, int, _Flow | None]],
+        by_record: set[tuple[Any, ...]],
+    ) -> tuple[_TunnelFold | None, list[int]]:
+        """Count the inner headers of entries ``at`` of ``t`` into their flows, one
+        update per flow (tunnelled flows have no TCP flags: no splits). Flows made here
+        join ``created`` (kind 2, by their first row: the caller numbers and places
+        them). Returns the flows' keys and last rows (None for no rows), and the rows
+        left out: those of flows of ``by_record`` (rows with records count into them)."""
+        if not at.size:
+            return None, []
+        live = self.flow_table._live
+        rows = t.row[at]
+        tag = t.tunnel[at].astype(np.int64) + 1
+        *ckeys, s_lt, same = _canonical(t, at, tag)
+        order, first, flow = _group(*ckeys)
+        numeric = _numeric([k[first] for k in ckeys])
+        del ckeys, tag
+        first_at = at[first]
+        first_rows = rows[first]
+        fr_l = first_rows.tolist()
+        found = list(map(self._keys.get, numeric))
+        version = t.ip_version[first_at]
+        srcs = address_texts(version, t.src_addr[first_at])
+        dsts = address_texts(version, t.dst_addr[first_at])
+        sps = t.src_port[first_at].tolist()
+        dps = t.dst_port[first_at].tolist()
+        protos = t.proto[first_at].tolist()
+        ends = [
+            ((a, None if sp < 0 else sp), (b, None if dp < 0 else dp))
+            for a, b, sp, dp in zip(srcs, dsts, sps, dps, strict=True)
+        ]
+        if None in found:
+            if len(self._keys) + len(found) > 1_000_000:
+                self._keys.clear()
+            names = t.tunnel[first_at].tolist()
+            for j, k in enumerate(found):
+                if k is None:
+                    src, dst = ends[j]
+                    k = table_key(TUNNELS[names[j]], PROTOS[protos[j]], src, dst)  # type: ignore[arg-type]
+                    found[j] = self._keys[numeric[j]] = k
+        keys = cast(list[tuple[Any, ...]], found)
+        if by_record and not by_record.isdisjoint(keys):
+            clash = np.array([k in by_record for k in keys], np.bool_)
+            fold, _ = self._tunnelled_flows(lb, t, at[~clash[flow]], created, set())
+            return fold, rows[clash[flow]].tolist()
+        known = list(map(live.get, keys))
+        objs: list[_Flow] = []
+        key_of: dict[_Flow, tuple[Any, ...]] = {}
+        first_lt = s_lt[first].tolist()
+        ts_first = seconds_array(lb.ts_ns[first_rows]).tolist()
+        labels = lb.labels.label
+        sides = t.side[first_at].tolist()
+        for j, obj in enumerate(known):
+            src, dst = ends[j]
+            if obj is None:
+                i = fr_l[j]
+                sp, dp = src[1], dst[1]
+                service = service_port = None
+                if sides[j]:
+                    port = sp if sides[j] == SIDE_SRC else dp
+                    assert port is not None  # (a labelled header has both ports)
+                    lab = labels(protos[j], port)
+                    service, service_port = lab.service, lab.port
+                # FlowTable._count: the service's end is the responder.
+                flip = service_port is not None and service_port == sp and sp != dp
+                orig, resp = (dst, src) if flip else (src, dst)
+                obj = _Flow(PROTOS[protos[j]], orig, resp, ts_first[j], keys[j][0], "")
+                obj.service, obj.service_port = service, service_port
+                obj.vlan = lb.tags(i)
+                obj.orig_is_a = first_lt[j] != flip
+                created.append((i, 2, obj))
+                key_of[obj] = keys[j]
+            elif obj.orig_is_a is None:  # a flow made elsewhere (packet by packet)
+                obj.orig_is_a = (obj.orig == src) == first_lt[j]
+            objs.append(obj)
+        orig_is_a = np.array([o.orig_is_a for o in objs], np.bool_)
+        is_orig = (s_lt == orig_is_a[flow]) | same
+        nflows = len(objs)
+        gd = flow * 2 + (~is_orig).astype(np.int64)
+        wl = lb.wirelen[rows]
+        pk = np.bincount(gd, minlength=2 * nflows)
+        by = np.rint(np.bincount(gd, weights=wl, minlength=2 * nflows)).astype(np.int64)
+        ts = lb.ts_ns[rows]
+        tmin = np.full(nflows, np.iinfo(np.int64).max, np.int64)
+        tmax = np.full(nflows, np.iinfo(np.int64).min, np.int64)
+        np.minimum.at(tmin, flow, ts)
+        np.maximum.at(tmax, flow, ts)
+        for obj, t0, t1, opk, oby, rpk, rby in zip(
+            objs,
+            seconds_array(tmin).tolist(),
+            seconds_array(tmax).tolist(),
+            pk[0::2].tolist(),
+            by[0::2].tolist(),
+            pk[1::2].tolist(),
+            by[1::2].tolist(),
+            strict=True,
+        ):
+            if t0 < obj.first:
+                obj.first = t0
+            if t1 > obj.last:
+                obj.last = t1
+            obj.orig_pkts += opk
+            obj.orig_bytes += oby
+            obj.resp_pkts += rpk
+            obj.resp_bytes += rby
+        # Each flow's last row: the end of its run in ``order`` (rows ascend in a run).
+        end = np.ones(rows.size, np.bool_)
+        end[:-1] = flow[order[1:]] != flow[order[:-1]]
+        last = np.empty(nflows, np.int64)
+        last[flow[order[end]]] = rows[order[end]]
+        return _TunnelFold(keys, last.tolist(), key_of), []
+
     def _new_flows(
         self, lb: LabelledBatch, at: npt.NDArray[np.int64], side_src: npt.NDArray[np.bool_]
     ) -> list[_Flow]:
@@ -617,6 +769,16 @@ class VectorSummaryBuilder(SummaryBuilder):
             keys[nkey] = table_key(None, PROTOS[pc], src, dst)
 
 
+@dataclass(slots=True)
+class _TunnelFold:
+    """What :meth:`VectorSummaryBuilder._tunnelled_flows` did: each flow's key and last
+    row, and the keys of the flows it made."""
+
+    keys: list[tuple[Any, ...]]
+    last_rows: list[int]
+    key_of: dict[_Flow, tuple[Any, ...]]
+
+
 _Grouped = tuple[
     npt.NDArray[np.int64],
     npt.NDArray[np.int64],
@@ -628,10 +790,14 @@ _Grouped = tuple[
 
 
 def _canonical(
-    lb: LabelledBatch, rows: npt.NDArray[np.int64]
+    lb: LabelledBatch | Tunnels,
+    rows: npt.NDArray[np.int64],
+    tag: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.uint64], ...]:
     """Each row's flow as a numeric key (misc, A's words, B's words: the endpoints in a
-    canonical order), whether its source is endpoint A, and whether both ends are one."""
+    canonical order), whether its source is endpoint A, and whether both ends are one.
+    ``lb`` may be a batch's tunnels (their inner headers' flows: ``tag``, the tunnel
+    code plus one, joins the key)."""
     n = int(rows.size)
     # Blocks are big (SUMMARY_ROWS): temporaries go as soon as they are used, which
     # keeps the peak near a third of keeping them all.
@@ -646,12 +812,16 @@ def _canonical(
     a_port = np.where(s_lt, sport, dport) & 0x1FFFF
     b_port = np.where(s_lt, dport, sport) & 0x1FFFF
     del sport, dport
-    misc = (
+    word = (
         (lb.proto[rows].astype(np.int64) << 48)
         | (lb.ip_version[rows].astype(np.int64) << 40)
         | (a_port << 18)
         | b_port
-    ).astype(np.uint64)
+    )
+    if tag is not None:
+        word |= tag << 56
+    misc = word.astype(np.uint64)
+    del word
     del a_port, b_port
     a_hi, a_lo = np.where(s_lt, s_hi, d_hi), np.where(s_lt, s_lo, d_lo)
     b_hi, b_lo = np.where(s_lt, d_hi, s_hi), np.where(s_lt, d_lo, s_lo)

@@ -206,28 +206,47 @@ def packets(draw: st.DrawFn) -> Decoded:
         vlan=tuple(draw(st.lists(st.integers(0, 4095), max_size=3))),
     )
     if kind == "inner":
-        e = Endpoints(
-            "udp",
-            draw(st.sampled_from(ADDRS[:3])),
-            draw(st.sampled_from(ADDRS[:3])),
-            draw(st.sampled_from(PORTS)),
-            draw(st.sampled_from(PORTS)),
-            "vxlan",
-        )
-        return Decoded(
-            linktype=1,
-            src_ip=src,
-            dst_ip=dst,
-            proto="udp",
-            ip_proto=17,
-            src_port=sp,
-            dst_port=4789,
-            inner=(e,),
-        )
+        return draw(tunnelled(src, dst, sp, d.vlan))
     if kind == "quoted":
         q = Endpoints(proto, dst, src, dp, sp)
         return Decoded(linktype=1, src_ip=src, dst_ip=dst, proto="icmp", ip_proto=1, quoted=q)
     return d
+
+
+@st.composite
+def tunnelled(draw: st.DrawFn, src: str, dst: str, sp: int, vlan: tuple[int, ...]) -> Decoded:
+    """A packet carried by a tunnel: mostly one inner IP header (the tunnels' columns),
+    sometimes more (nested), a non-IP frame, or a problem (a Decoded of its own), the
+    inner flows shared between them."""
+    inner: list[Endpoints] = []
+    for _ in range(draw(st.sampled_from([1, 1, 1, 2]))):
+        pool = draw(st.sampled_from([ADDRS[:3], ADDRS[3:]]))
+        iproto = draw(st.sampled_from(["udp", "udp", "tcp", "sctp", "icmp"]))
+        ported = iproto != "icmp"
+        inner.append(
+            Endpoints(
+                iproto,
+                draw(st.sampled_from(pool)),
+                draw(st.sampled_from(pool)),
+                draw(st.sampled_from(PORTS)) if ported else None,
+                draw(st.sampled_from(PORTS)) if ported else None,
+                draw(st.sampled_from(["vxlan", "vxlan", "gre", "geneve"])),
+            )
+        )
+    if draw(st.integers(0, 9)) == 0:
+        inner.append(Endpoints("other", None, None, None, None, "vxlan"))
+    return Decoded(
+        linktype=1,
+        src_ip=src,
+        dst_ip=dst,
+        proto="udp",
+        ip_proto=17,
+        src_port=sp,
+        dst_port=4789,
+        vlan=vlan,
+        inner=tuple(inner),
+        problem=draw(st.sampled_from([None] * 9 + ["truncated VXLAN header"])),
+    )
 
 
 def batch_of(items: list[tuple[Decoded, int]], first_frame: int) -> DecodedBatch:

@@ -66,3 +66,26 @@ def test_links_wrap_the_same_traffic(tmp_path: Path, link: str) -> None:
     else:
         assert tags == Counter({0: 3000})
     assert plain_tags[1] > 0  # the plain workload's few tagged flows
+
+
+@pytest.mark.parametrize("link", ["vxlan", "gre"])
+def test_tunnels_carry_the_same_traffic(tmp_path: Path, link: str) -> None:
+    """Inside VXLAN or GRE, the same IP packets: the tunnels' inner headers are the plain
+    workload's packets, the fast engine's as the reference's."""
+    plain, _ = _view(_generate(tmp_path, "ethernet"))
+    path = _generate(tmp_path, link)
+    carried: Counter[tuple[int, ...]] = Counter()
+    engine = FastEngine(str(path))
+    with open_capture(str(path)) as reader:
+        for block in reader.blocks():
+            batch = engine.decode(block)
+            assert batch_differences(batch, reference_batch(block)) == []
+            for i in range(len(batch)):
+                d = batch.detail(i)
+                if d is not None and d.inner and d.inner[0].src_ip is not None:
+                    e = d.inner[0]
+                    ports = [-1 if p is None else p for p in (e.src_port, e.dst_port)]
+                    carried[(PROTO_CODE[e.proto], *ports)] += 1
+    non_ip = (PROTO_CODE["arp"], PROTO_CODE["other"])
+    assert carried == Counter({k: n for k, n in plain.items() if k[0] not in non_ip})
+    assert engine.fallbacks < 100  # (inner fragments may go to the reference)

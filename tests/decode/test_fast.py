@@ -42,7 +42,7 @@ from portsniff.decode.fast import (
     reference_batch,
     vector_rows,
 )
-from portsniff.decode.packet import PROTOS, Endpoints
+from portsniff.decode.packet import PROTOS, Decoded, Endpoints
 from portsniff.errors import CaptureError
 
 MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
@@ -455,17 +455,23 @@ GRE_FRAMES = [
 ]  # fmt: skip
 
 
+def _detail(batch: DecodedBatch, i: int) -> Decoded:
+    d = batch.detail(i)
+    assert d is not None
+    return d
+
+
 def test_gre_inner_packets_are_vectorised_as_the_reference_reads_them() -> None:
     """GRE (checksum, key, sequence words; transparent Ethernet bridging; any EtherType
     the kernels follow): the row takes the inner packet's transport and ports."""
     block = block_from_packets(GRE_FRAMES)
     batch, done = _vectorised(block)
     assert done.all()
-    inner = [batch.details[i].inner for i in range(len(GRE_FRAMES))]
+    inner = [_detail(batch, i).inner for i in range(len(GRE_FRAMES))]
     assert inner[0][0] == Endpoints("tcp", "192.0.2.1", "198.51.100.7", 40000, 443, "gre")
     assert [e[0].proto for e in inner[1:]] == ["udp", "icmp", "other", "other", "udp"]
     assert batch.src_port.tolist()[0] == 40000 and PROTOS[batch.proto[3]] == "other"
-    assert batch.details[2].vlan == (9,)
+    assert _detail(batch, 2).vlan == (9,)
     assert assert_same_as_reference(block).fallbacks == 0
 
 
@@ -473,10 +479,10 @@ def test_vxlan_inner_frames_are_vectorised_as_the_reference_reads_them() -> None
     block = block_from_packets(VXLAN_FRAMES)
     batch, done = _vectorised(block)
     assert done.all()
-    inner = [batch.details[i].inner for i in range(len(VXLAN_FRAMES))]
+    inner = [_detail(batch, i).inner for i in range(len(VXLAN_FRAMES))]
     assert inner[0][0] == Endpoints("tcp", "192.0.2.1", "198.51.100.7", 5, 443, "vxlan")
     assert [e[0].proto for e in inner[1:]] == ["udp", "icmp", "other", "other", "tcp"]
-    assert batch.details[2].vlan == (9,)
+    assert _detail(batch, 2).vlan == (9,)
     assert assert_same_as_reference(block).fallbacks == 0
 
 

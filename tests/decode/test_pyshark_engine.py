@@ -87,7 +87,8 @@ def _without_problems(batch: DecodedBatch) -> DecodedBatch:
     for i, d in list(batch.details.items()):
         d = dataclasses.replace(d, problem=None)
         if d.vlan or d.fragment or d.inner or d.quoted or d.dnssd or d.dnssd_instances:
-            batch.details[i] = d
+            del batch.details[i]
+            batch.set_decoded(i, d)  # (an IP tunnel goes to the columns)
         else:
             del batch.details[i]
     return batch
@@ -162,7 +163,8 @@ def test_close_leaves_no_tshark_and_no_warnings(shared_captures: Path) -> None:
         engine.close()
         engine.close()  # closing twice is harmless
     assert len(batch) == 10
-    assert batch.details[0].inner[0].tunnel == "vxlan"
+    d = batch.detail(0)
+    assert d is not None and d.inner[0].tunnel == "vxlan"
     assert _tshark_children() == []
     # pyshark's own EK field-mapping cache opens a file it never closes: not ours.
     ours = [w for w in caught if "ek_field_mapping" not in str(w.message)]

@@ -83,12 +83,14 @@ def test_tunnels_quotes_fragments_vlan_in_memory() -> None:
     block = block_from_packets(packets)
     _assert_same(block)
     batch = ScapyEngine("<memory>").decode(block)
-    assert batch.details[0].inner[0] == Endpoints("udp", "10.0.0.1", "10.0.0.2", 1234, 53, "vxlan")
+    vxlan, ipip = batch.detail(0), batch.detail(6)
+    assert vxlan is not None and ipip is not None and 0 not in batch.details  # in columns
+    assert vxlan.inner[0] == Endpoints("udp", "10.0.0.1", "10.0.0.2", 1234, 53, "vxlan")
     quote = batch.details[1].quoted
     assert quote is not None and (quote.src_port, quote.dst_port) == (5353, 53)
     assert 4 not in batch.details and batch.vlan(4) == (42,)  # one tag: a column
     assert (int(batch.src_port[5]), int(batch.dst_port[5])) == (5001, 80)
-    assert batch.details[6].inner[0].tunnel == "ipip"
+    assert ipip.inner[0].tunnel == "ipip"
 
 
 def test_dnssd_names_from_scapy_dns() -> None:

@@ -116,7 +116,7 @@ class Annotator:
         self, batch: DecodedBatch, mask: npt.NDArray[np.bool_] | None = None
     ) -> Iterator[PacketRecord]:
         """Label the packets of ``batch`` (those ``mask`` keeps); yields records ready."""
-        details = batch.details
+        detail = batch.detail
         rows = range(len(batch)) if mask is None else np.flatnonzero(mask).tolist()
         for i in rows:
             proto = PROTOS[int(batch.proto[i])]
@@ -135,7 +135,7 @@ class Annotator:
                 src_port=None if sp < 0 else sp,
                 dst_port=None if dp < 0 else dp,
                 tcp_flags=None if fl < 0 else fl,
-                detail=details.get(i),
+                detail=detail(i),
                 vlan=batch.vlan(i),
             )
             yield from self._add(row)

@@ -37,6 +37,7 @@ from portsniff.annotate.records import DnssdLabel, EndpointLabel, PacketRecord, 
 from portsniff.decode.batch import (
     PROTO_CODE,
     DecodedBatch,
+    Tunnels,
     packed_address,
     vlan_tuple,
     vlan_tuples,
@@ -118,6 +119,8 @@ class LabelledBatch:
 
     VLAN tags are columns (``vlan_tag``, ``vlan_tag2``: the first two, outermost first,
     -1 for none; a trunk port tags every row); ``vlan`` holds the rows with more.
+    ``tunnels`` holds the inner header of rows carried by one tunnel, its ``side`` the
+    inner header's label side (the label is its transport's and port's, as the row's).
 
     ``head`` is set by a labeller that tracks heads (the second half of a capture labelled
     apart, :mod:`portsniff.summary_split`): for rows labelled before their flow's first
@@ -151,6 +154,7 @@ class LabelledBatch:
     flow_space: int = 0
     one_flow_per_slot: bool = True
     head: I32 | None = None
+    tunnels: Tunnels | None = None
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])
@@ -192,6 +196,7 @@ class LabelledBatch:
             self.flow_space,
             self.one_flow_per_slot,
             None if self.head is None else self.head[a:b],
+            None if self.tunnels is None else self.tunnels.slice(a, b),
         )
 
     @classmethod
@@ -224,6 +229,7 @@ class LabelledBatch:
             flow_space=space,
             one_flow_per_slot=bool(space) and _one_flow_per_slot(batches),
             head=head,
+            tunnels=Tunnels.concat([b.tunnels for b in batches], [len(b) for b in batches]),
             **cols,
         )
 
@@ -238,12 +244,13 @@ class LabelledBatch:
             self.flow_space,
             self.one_flow_per_slot,
             self.head,
+            self.tunnels,
         )
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...], labels: Labeller) -> LabelledBatch:
         """The batch ``state()`` described, labelled by ``labels``."""
-        *cols, vlan, records, new_flows, space, unique, head = state
+        *cols, vlan, records, new_flows, space, unique, head, tunnels = state
         named: dict[str, Any] = dict(zip(("file", *_COLUMNS), cols, strict=True))
         return cls(
             **named,
@@ -254,6 +261,7 @@ class LabelledBatch:
             flow_space=space,
             one_flow_per_slot=unique,
             head=head,
+            tunnels=tunnels,
         )
 
     def record(self, i: int) -> PacketRecord:
@@ -261,10 +269,7 @@ class LabelledBatch:
         got = self.records.get(i)
         if got is not None:
             return got
-        cols: dict[str, Any] = {name: getattr(self, name)[i : i + 1] for name in _COLUMNS}
-        vlan = {0: self.vlan[i]} if i in self.vlan else {}
-        part = LabelledBatch(file=self.file, labels=self.labels, vlan=vlan, **cols)
-        return next(part.iter_records())
+        return self.records_at([i])[i]
 
     def records_at(self, rows: Sequence[int]) -> dict[int, PacketRecord]:
         """The PacketRecords of ``rows`` (ascending), made together (a record each from
@@ -274,7 +279,8 @@ class LabelledBatch:
         at = np.asarray(rows, np.int64)
         cols: dict[str, Any] = {name: getattr(self, name)[at] for name in _COLUMNS}
         vlan = {k: self.vlan[i] for k, i in enumerate(rows) if i in self.vlan}
-        part = LabelledBatch(file=self.file, labels=self.labels, vlan=vlan, **cols)
+        tunnels = None if self.tunnels is None else self.tunnels.take(at)
+        part = LabelledBatch(file=self.file, labels=self.labels, vlan=vlan, tunnels=tunnels, **cols)
         own = self.records
         return {i: own.get(i) or r for i, r in zip(rows, part.iter_records(), strict=True)}
 
@@ -341,6 +347,7 @@ class LabelledBatch:
             strict=True,
         )
         file = self.file
+        inner = self._inner_labels()
         for i, (
             frame,
             ts_ns,
@@ -378,7 +385,7 @@ class LabelledBatch:
                 basis=BASES[basis] if basis >= 0 else None,
                 ambiguous=amb,
                 dnssd=(),
-                inner=(),
+                inner=inner.get(i, ()),
                 quoted=None,
                 fragment=frag,
                 vlan=vlan.get(i, ()),
@@ -387,6 +394,23 @@ class LabelledBatch:
                 problem=None,
                 tcp_flags=None if fl < 0 else fl,
             )
+
+    def _inner_labels(self) -> dict[int, tuple[EndpointLabel]]:
+        """The labelled inner header of every tunnelled row, by row."""
+        t = self.tunnels
+        if t is None:
+            return {}
+        out: dict[int, tuple[EndpointLabel]] = {}
+        label = self.labels.label
+        for k, (i, side) in enumerate(zip(t.row.tolist(), t.side.tolist(), strict=True)):
+            e = t.endpoints(k)
+            service = None
+            if side:
+                assert e.src_port is not None and e.dst_port is not None
+                port = e.src_port if side == SIDE_SRC else e.dst_port
+                service = label(PROTO_CODE[e.proto], port)
+            out[i] = (_endpoint_label(e, service),)
+        return out
 
 
 class SlotUse:
@@ -746,6 +770,10 @@ class VectorAnnotator:
             flow_space=self._space,
             head=None if self.heads is None else np.full(n, -1, np.int32),
         )
+        if batch.tunnels is not None:
+            own = batch.tunnels.slice(0, len(batch)) if rows is None else batch.tunnels.take(rows)
+            own.side = np.zeros(len(own), np.int8)  # (a slice shares the batch's)
+            lb.tunnels = own if len(own) else None
         seq0 = self._seq
         self._seq += n
         # Details, by row of lb (their VLAN tags join the columns, or ``vlan`` if more).
@@ -785,14 +813,22 @@ class VectorAnnotator:
         proto = lb.proto
         ported = (~is_special) & (proto < _N_TRANSPORTS) & (lb.src_port >= 0) & (lb.dst_port >= 0)
         vrows = np.flatnonzero(ported)
+        # Tunnelled rows' inner headers (in the columns): one event each, after the row's.
+        tsel = np.zeros(0, np.int64)  # the entries of lb.tunnels with an event
+        t = lb.tunnels
+        if t is not None:
+            tsel = np.flatnonzero((t.proto < _N_TRANSPORTS) & (t.src_port >= 0) & (t.dst_port >= 0))
+        nt = int(tsel.size)
         extra = _Events()
         made: list[_Row] = []
         resolved_late: list[tuple[_Row, int]] = []  # (row, event) of waiting rows resolved here
         gave_up: list[_Row] = []
         if special or self._unresolved:
             self._specials(lb, special, seq0, extra, made, resolved_late, gave_up)
-        codes, src_is_dst, flow_dir, lb.new_flows = self._decide(lb, vrows, extra)
+        codes, src_is_dst, flow_dir, lb.new_flows = self._decide(lb, vrows, tsel, extra)
         nv = int(vrows.size)
+        if t is not None and nt:
+            t.side[tsel] = np.where(src_is_dst[nv : nv + nt], SIDE_DST, SIDE_SRC)
         lb.flow[vrows] = flow_dir[:nv]
         if lb.head is not None:
             lb.head[vrows] = self._ev_head[:nv]
@@ -818,13 +854,14 @@ class VectorAnnotator:
         c.unlabelled += n - nspecial - labelled
         c.non_ip += int(np.count_nonzero((lb.ip_version == 0) & ~is_special))
         # One-by-one rows, in the reference's order of record making.
+        first_extra = nv + nt
         for row in made:
             if not row.done:
-                self._finish_row(row, codes, src_is_dst, nv)
+                self._finish_row(row, codes, src_is_dst, first_extra)
         for row, _ in resolved_late:
-            self._finish_row(row, codes, src_is_dst, nv)
+            self._finish_row(row, codes, src_is_dst, first_extra)
         for row in gave_up:
-            self._finish_row(row, codes, src_is_dst, nv)
+            self._finish_row(row, codes, src_is_dst, first_extra)
         self._held.append([lb, 0])
         yield from self._release()
 
@@ -1162,13 +1199,18 @@ class VectorAnnotator:
 
     # -- the side decision, per flow ------------------------------------------------------
 
-    def _decide(self, lb: LabelledBatch, vrows: I64, extra: _Events) -> tuple[I64, B, I32, I32]:
-        """Decision code of every event (vector rows first, then ``extra``), whether the
-        service is the event's destination, each event's flow slot and direction
-        (LabelledBatch.flow), and the slots given to new flows."""
+    def _decide(
+        self, lb: LabelledBatch, vrows: I64, tsel: I64, extra: _Events
+    ) -> tuple[I64, B, I32, I32]:
+        """Decision code of every event (vector rows first, then the inner headers of
+        entries ``tsel`` of ``lb.tunnels``, then ``extra``), whether the service is the
+        event's destination, each event's flow slot and direction (LabelledBatch.flow),
+        and the slots given to new flows."""
         nv = int(vrows.size)
+        nt = int(tsel.size)
         ne = len(extra.pos)
-        n = nv + ne
+        n = nv + nt + ne
+        t = lb.tunnels
         self._free.extend(self._freed)
         self._freed = []
         if n == 0:
@@ -1176,25 +1218,41 @@ class VectorAnnotator:
             self._ev_head = np.zeros(0, np.int64)
             return np.zeros(0, np.int64), np.zeros(0, np.bool_), empty, empty
 
-        def column(values: npt.NDArray[Any], more: list[Any], dtype: Any) -> npt.NDArray[Any]:
-            # The vector rows' values, then the extra events' (most blocks have none).
-            head = values[vrows].astype(dtype, copy=False)
-            return np.concatenate([head, np.array(more, dtype)]) if ne else head
+        def column(
+            values: npt.NDArray[Any], inner: npt.NDArray[Any] | None, more: list[Any], dtype: Any
+        ) -> npt.NDArray[Any]:
+            # The vector rows' values, the inner headers', then the extra events' (most
+            # blocks have neither).
+            parts = [values[vrows].astype(dtype, copy=False)]
+            if nt:
+                parts.append((values[trows] if inner is None else inner).astype(dtype, copy=False))
+            if ne:
+                parts.append(np.array(more, dtype))
+            return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
-        pos = vrows.astype(np.int64) * 64
-        if ne:
-            pos = np.concatenate([pos, np.array(extra.pos, np.int64)])
-        proto = column(lb.proto, extra.proto, np.int64)
-        sver = column(lb.ip_version, extra.sver, np.int64)
-        dver = column(lb.ip_version, extra.dver, np.int64) if ne else sver
-        sport = column(lb.src_port, extra.sport, np.int64)
-        dport = column(lb.dst_port, extra.dport, np.int64)
-        flags = column(lb.tcp_flags, extra.flags, np.int64)
-        ts_ns = column(lb.ts_ns, extra.ts_ns, np.int64)
-        saddr = column(lb.src_addr, extra.saddr, "V16").view(np.uint64).reshape(n, 2)
-        daddr = column(lb.dst_addr, extra.daddr, "V16").view(np.uint64).reshape(n, 2)
-        # Call order: positions (extra events interleave with the rows).
-        order = np.argsort(pos, kind="stable") if ne else np.arange(n)
+        def tcol(name: str) -> npt.NDArray[Any] | None:
+            return None if t is None else getattr(t, name)[tsel]
+
+        trows = np.zeros(0, np.int64) if t is None else t.row[tsel]
+
+        pos = np.concatenate(
+            [vrows.astype(np.int64) * 64, trows * 64 + 1, np.array(extra.pos, np.int64)]
+        )
+        proto = column(lb.proto, tcol("proto"), extra.proto, np.int64)
+        sver = column(lb.ip_version, tcol("ip_version"), extra.sver, np.int64)
+        dver = column(lb.ip_version, tcol("ip_version"), extra.dver, np.int64) if ne else sver
+        sport = column(lb.src_port, tcol("src_port"), extra.sport, np.int64)
+        dport = column(lb.dst_port, tcol("dst_port"), extra.dport, np.int64)
+        flags = column(lb.tcp_flags, np.full(nt, -1, np.int32), extra.flags, np.int64)
+        ts_ns = column(lb.ts_ns, None, extra.ts_ns, np.int64)
+        saddr = (
+            column(lb.src_addr, tcol("src_addr"), extra.saddr, "V16").view(np.uint64).reshape(n, 2)
+        )
+        daddr = (
+            column(lb.dst_addr, tcol("dst_addr"), extra.daddr, "V16").view(np.uint64).reshape(n, 2)
+        )
+        # Call order: positions (inner and extra events interleave with the rows).
+        order = np.argsort(pos, kind="stable") if ne or nt else np.arange(n)
         # Endpoint order inside the flow key (any total order works: the key is canonical).
         s_hi, s_lo = _be(saddr[:, 0]), _be(saddr[:, 1])
         d_hi, d_lo = _be(daddr[:, 0]), _be(daddr[:, 1])
@@ -1281,8 +1339,9 @@ class VectorAnnotator:
         flow_dir = (ev_slot * 2 + (~s_lt)).astype(np.int32)
         if self.heads is not None:
             inner = np.zeros(n, np.bool_)
+            inner[nv : nv + nt] = True
             if extra.inner:
-                inner[nv + np.array(extra.inner, np.int64)] = True
+                inner[nv + nt + np.array(extra.inner, np.int64)] = True
             events = BlockEvents(
                 order,
                 flow,

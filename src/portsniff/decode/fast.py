@@ -2,11 +2,11 @@
 
 Common packets (Ethernet with at most one VLAN tag, raw IP, BSD loopback or Linux cooked
 capture carrying IPv4/IPv6 with a whole TCP or UDP header, ICMP that is not an error,
-ARP; IPv4 fragments, the first with its transport header; and VXLAN whose inner frame is
-such a packet, untagged and unfragmented) are decoded for the whole block at once by
-:mod:`portsniff.decode.vector` (a VLAN tag is a column); fragments and VXLAN rows get
-their Decoded from the columns. Every other packet - IPv6 fragments and extension
-headers, other tunnels, ICMP errors, DNS-SD, truncated or malformed headers, other link
+ARP; IPv4 fragments, the first with its transport header; and VXLAN or GRE whose inner
+packet is such a packet, untagged and unfragmented) are decoded for the whole block at
+once by :mod:`portsniff.decode.vector` (VLAN tags and a tunnel's inner IP header are
+columns); fragments get their Decoded from the columns. Every other packet - IPv6
+fragments, other tunnels, ICMP errors, DNS-SD, truncated or malformed headers, other link
 types - is handed to the reference decoder one by one, so the batch is always exactly the
 reference's batch.
 """
@@ -14,6 +14,7 @@ reference's batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,15 @@ import numpy.typing as npt
 
 from portsniff.capture.block import RawBlock
 from portsniff.decode import vector
-from portsniff.decode.batch import I32, PROTO_CODE, DecodedBatch, vlan_tuples
+from portsniff.decode.batch import (
+    I32,
+    NO_TUNNELS,
+    PROTO_CODE,
+    TUNNEL_CODE,
+    DecodedBatch,
+    Tunnels,
+    vlan_tuples,
+)
 from portsniff.decode.ip import address_text
 from portsniff.decode.packet import PROTOS, Decoded, Endpoints, Fragment
 
@@ -87,6 +96,7 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
     vlan2 = np.full(n, -1, np.int32)
     vlan2[layer.rows] = layer.vlan2
     tunnelled = np.zeros(n, np.bool_)
+    detailed = np.zeros(n, np.bool_)  # rows given a Decoded (their tags are in it)
     fragments: list[vector.Fragments] = []
     v4, v6 = vector.network(buf, layer, fragments)
     (frags,) = fragments
@@ -95,26 +105,29 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         _fill(batch, buf, net)
         done[net.rows] = True
         if net.vxlan is not None and net.vxlan.outer.rows.size:
-            rows = _add_vxlan_details(batch, buf, net.vxlan, vlan, vlan2)
+            rows, own = _add_vxlan_details(batch, buf, net.vxlan, vlan, vlan2)
             done[rows] = tunnelled[rows] = True
+            detailed[own] = True
         if net.gre is not None and net.gre.outer.rows.size:
-            rows = _add_gre_details(batch, buf, net.gre, vlan, vlan2)
+            rows, own = _add_gre_details(batch, buf, net.gre, vlan, vlan2)
             done[rows] = tunnelled[rows] = True
+            detailed[own] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
         rows = layer.rows[layer.kind == kind]
         batch.proto[rows] = PROTO_CODE[name]
         done[rows] = True
-    detailed = tunnelled
     if frags.rows.size:
         # A first fragment carrying VXLAN is the reference's to decode.
-        done[frags.rows[tunnelled[frags.rows]]] = False
+        gone = frags.rows[tunnelled[frags.rows]]
+        done[gone] = False
+        if gone.size and batch.tunnels is not None:
+            batch.tunnels = batch.tunnels.without(gone)
         keep = done[frags.rows]
         rows = frags.rows[keep]
         tags = vlan_tuples(vlan[rows], vlan2[rows])
         _add_fragment_details(batch, rows, frags.ip_id[keep], frags.field[keep], tags)
-        detailed = tunnelled.copy()
         detailed[rows] = True
-    # A tunnel's or fragment's tags are in its Decoded; the other rows' are columns.
+    # The tags of a row with a Decoded are in it; the other rows' are columns.
     tagged = np.flatnonzero(done & (vlan >= 0) & ~detailed)
     batch.vlan_tag[tagged] = vlan[tagged]
     batch.vlan_tag2[tagged] = vlan2[tagged]
@@ -150,52 +163,98 @@ def _addresses(
     return src, dst
 
 
-#: Decoded of VXLAN rows by their values (outer and inner).
-_VXLAN_DECODED: dict[tuple[Any, ...], Decoded] = {}
-#: An inner header as Endpoints' fields before the tunnel name.
-_Inner = tuple[str, str | None, str | None, int | None, int | None]
-_OTHER_INNER: _Inner = ("other", None, None, None, None)
+@dataclass(slots=True)
+class _InnerIp:
+    """The inner IP packets of tunnels that the kernels decode, as columns."""
+
+    at: npt.NDArray[np.int64]  # the tunnel's position (``layer.rows``), ascending
+    ip_version: npt.NDArray[np.uint8]
+    src_addr: npt.NDArray[np.void]  # "V16"
+    dst_addr: npt.NDArray[np.void]
+    ip_proto: I32
+    src_port: I32
+    dst_port: I32
+    tcp_flags: I32
 
 
-def _inner_packets(buf: npt.NDArray[np.uint8], layer: vector.Layer3) -> dict[int, tuple[Any, ...]]:
-    """The inner IP packets of tunnels that the kernels decode, by their tunnel's position
-    (``layer.rows``): transport name, addresses, ports (None: none), IP protocol and TCP
-    flags (-1: none)."""
-    out: dict[int, tuple[Any, ...]] = {}
+def _inner_ip(buf: npt.NDArray[np.uint8], layer: vector.Layer3) -> _InnerIp:
+    """The inner IP packets of ``layer`` (tunnels' payloads) that the kernels decode."""
+    parts: list[tuple[Any, ...]] = []
     for net in vector.network(buf, layer):
         if not net.rows.size:
             continue
-        version = int(net.ip_version[0])
-        src, dst = _addresses(buf, net, 4 if version == 4 else 16)
-        for j, a, b, p, sp, dp, fl in zip(
-            net.rows.tolist(),
-            src.view(f"V{src.shape[1]}").reshape(-1).tolist(),
-            dst.view(f"V{dst.shape[1]}").reshape(-1).tolist(),
-            net.ip_proto.tolist(),
-            net.src_port.tolist(),
-            net.dst_port.tolist(),
-            net.tcp_flags.tolist(),
-            strict=True,
-        ):
-            out[j] = (
-                vector.PROTO_NAME[p],
-                address_text(version, a),
-                address_text(version, b),
-                None if sp < 0 else sp,
-                None if dp < 0 else dp,
-                p,
-                fl,
+        width = 4 if int(net.ip_version[0]) == 4 else 16
+        src, dst = _addresses(buf, net, width)
+        s16 = np.zeros((net.rows.size, 16), np.uint8)
+        d16 = np.zeros((net.rows.size, 16), np.uint8)
+        s16[:, :width] = src
+        d16[:, :width] = dst
+        parts.append(
+            (
+                net.rows,
+                net.ip_version,
+                s16.view("V16").reshape(-1),
+                d16.view("V16").reshape(-1),
+                net.ip_proto,
+                net.src_port,
+                net.dst_port,
+                net.tcp_flags,
             )
-    return out
+        )
+    if not parts:
+        return _InnerIp(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.uint8),
+            np.zeros(0, "V16"),
+            np.zeros(0, "V16"),
+            *(np.zeros(0, np.int32) for _ in range(4)),
+        )
+    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    order = np.argsort(cols[0], kind="stable")
+    at, version, src16, dst16, ip_proto, sport, dport, flags = (c[order] for c in cols)
+    return _InnerIp(
+        at.astype(np.int64),
+        version.astype(np.uint8),
+        src16,
+        dst16,
+        ip_proto.astype(np.int32),
+        sport.astype(np.int32),
+        dport.astype(np.int32),
+        flags.astype(np.int32),
+    )
+
+
+def _put_tunnels(batch: DecodedBatch, rows: npt.NDArray[np.int64], name: str, ip: _InnerIp) -> None:
+    """Rows ``rows`` carry ``ip``'s packets (one each) in tunnel ``name``: the tunnels'
+    columns."""
+    batch.add_tunnels(
+        Tunnels(
+            row=rows,
+            tunnel=np.full(rows.size, TUNNEL_CODE[name], np.int8),
+            ip_version=ip.ip_version,
+            src_addr=ip.src_addr,
+            dst_addr=ip.dst_addr,
+            proto=_PROTO_CODE_OF[ip.ip_proto],
+            src_port=ip.src_port,
+            dst_port=ip.dst_port,
+            side=np.zeros(rows.size, np.int8),
+        )
+    )
+
+
+#: Decoded of VXLAN rows carrying a non-IP frame, by their values.
+_VXLAN_DECODED: dict[tuple[Any, ...], Decoded] = {}
+_OTHER_INNER = ("other", None, None, None, None)
 
 
 def _add_vxlan_details(
     batch: DecodedBatch, buf: npt.NDArray[np.uint8], vx: vector.Vxlan, vlan: I32, vlan2: I32
-) -> npt.NDArray[np.int64]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Decode the VXLAN datagrams of ``vx`` whose inner frame the kernels decode (an
     untagged Ethernet frame: IP as the outer rows are decoded, other EtherTypes as
-    "other"); write their columns and Decoded. Returns those rows (the rest are left to
-    the reference)."""
+    "other"); write their columns (an inner IP header in the tunnels') or Decoded.
+    Returns those rows (the rest are left to the reference), and the rows given a
+    Decoded."""
     outer = vx.outer
     # The inner Ethernet frame (tunnels.udp_tunnel: link.ethernet of the payload after
     # the VXLAN header), without VLAN tags.
@@ -212,16 +271,15 @@ def _add_vxlan_details(
         vlan=np.full(sel.size, -1, np.int32),
         vlan2=np.full(sel.size, -1, np.int32),
     )
-    entries: dict[int, _Inner] = dict.fromkeys(
-        sel[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)].tolist(), _OTHER_INNER
-    )
-    entries.update((j, e[:5]) for j, e in _inner_packets(buf, inner_layer).items())
-    if not entries:
-        return np.zeros(0, np.int64)
-    at = np.array(sorted(entries), np.int64)
+    ip = _inner_ip(buf, inner_layer)
+    other = sel[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)]
+    at = np.sort(np.concatenate([ip.at, other]))
+    if not at.size:
+        return at, at
     part = outer.take(at)
     _fill(batch, buf, part)
-    rows = part.rows
+    _put_tunnels(batch, outer.rows[ip.at], "vxlan", ip)
+    rows = outer.rows[other]
     keys = zip(
         batch.linktype[rows].tolist(),
         batch.ip_version[rows].tolist(),
@@ -230,22 +288,14 @@ def _add_vxlan_details(
         batch.src_port[rows].tolist(),
         batch.dst_port[rows].tolist(),
         vlan_tuples(vlan[rows], vlan2[rows]),
-        map(entries.__getitem__, at.tolist()),
         strict=True,
     )
     _put_details(batch, rows, keys, _VXLAN_DECODED, _vxlan_decoded)
-    return rows
+    return part.rows, rows
 
 
 def _vxlan_decoded(
-    lt: int,
-    version: int,
-    src: bytes,
-    dst: bytes,
-    sport: int,
-    dport: int,
-    tags: tuple[int, ...],
-    inner: _Inner,
+    lt: int, version: int, src: bytes, dst: bytes, sport: int, dport: int, tags: tuple[int, ...]
 ) -> Decoded:
     return Decoded(
         linktype=lt,
@@ -256,69 +306,64 @@ def _vxlan_decoded(
         src_port=sport,
         dst_port=dport,
         vlan=tags,
-        inner=(Endpoints(*inner, "vxlan"),),
+        inner=(Endpoints(*_OTHER_INNER, "vxlan"),),
     )
 
 
 def _add_gre_details(
     batch: DecodedBatch, buf: npt.NDArray[np.uint8], gre: vector.Gre, vlan: I32, vlan2: I32
-) -> npt.NDArray[np.int64]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Decode the GRE packets of ``gre`` whose inner packet the kernels decode (as
     reference._tunnel with ``descend``: the row takes the inner packet's transport, ports
-    and flags; a non-IP inner frame leaves the outer GRE row); write their columns and
-    Decoded. Returns those rows (the rest are left to the reference)."""
+    and flags; a non-IP inner frame leaves the outer GRE row); write their columns (an
+    inner IP header in the tunnels') or Decoded. Returns those rows (the rest are left
+    to the reference), and the rows given a Decoded."""
     outer = gre.outer
     layer = vector._after_ethertype(buf, np.arange(outer.rows.size), gre.etype, gre.l3, gre.end)
-    # (position in ``outer``) -> (proto, src, dst, sport, dport, ip_proto, tcp_flags)
-    entries: dict[int, tuple[Any, ...]] = dict.fromkeys(
-        layer.rows[(layer.kind == vector.KIND_ARP) | (layer.kind == vector.KIND_OTHER)].tolist(),
-        ("other", None, None, None, None, vector.IPPROTO_GRE, -1),
-    )
-    entries.update(_inner_packets(buf, layer))
-    if not entries:
-        return np.zeros(0, np.int64)
-    at = np.array(sorted(entries), np.int64)
-    inner = list(map(entries.__getitem__, at.tolist()))
+    ip = _inner_ip(buf, layer)
+    other = layer.rows[(layer.kind == vector.KIND_ARP) | (layer.kind == vector.KIND_OTHER)]
+    at = np.sort(np.concatenate([ip.at, other]))
+    if not at.size:
+        return at, at
     # The row takes the inner packet's transport (reference._tunnel's ``descend``).
     part = outer.take(at)
-    part.ip_proto = np.array([e[5] for e in inner], np.int32)
-    part.src_port = np.array([-1 if e[3] is None else e[3] for e in inner], np.int32)
-    part.dst_port = np.array([-1 if e[4] is None else e[4] for e in inner], np.int32)
-    part.tcp_flags = np.array([e[6] for e in inner], np.int32)
+    j = np.searchsorted(at, ip.at)
+    part.ip_proto = np.full(at.size, vector.IPPROTO_GRE, np.int32)
+    part.src_port = np.full(at.size, -1, np.int32)
+    part.dst_port = np.full(at.size, -1, np.int32)
+    part.tcp_flags = np.full(at.size, -1, np.int32)
+    part.ip_proto[j] = ip.ip_proto
+    part.src_port[j] = ip.src_port
+    part.dst_port[j] = ip.dst_port
+    part.tcp_flags[j] = ip.tcp_flags
     _fill(batch, buf, part)
-    rows = part.rows
+    _put_tunnels(batch, outer.rows[ip.at], "gre", ip)
+    rows = outer.rows[other]
     keys = zip(
         batch.linktype[rows].tolist(),
         batch.ip_version[rows].tolist(),
         batch.src_addr[rows].tolist(),
         batch.dst_addr[rows].tolist(),
         vlan_tuples(vlan[rows], vlan2[rows]),
-        inner,
         strict=True,
     )
     _put_details(batch, rows, keys, _GRE_DECODED, _gre_decoded)
-    return rows
+    return part.rows, rows
 
 
-#: Decoded of GRE rows by their values (outer and inner).
+#: Decoded of GRE rows carrying a non-IP frame, by their values.
 _GRE_DECODED: dict[tuple[Any, ...], Decoded] = {}
 
 
-def _gre_decoded(
-    lt: int, version: int, src: bytes, dst: bytes, tags: tuple[int, ...], inner: tuple[Any, ...]
-) -> Decoded:
-    proto, isrc, idst, sp, dp, ip_proto, fl = inner
+def _gre_decoded(lt: int, version: int, src: bytes, dst: bytes, tags: tuple[int, ...]) -> Decoded:
     return Decoded(
         linktype=lt,
         src_ip=address_text(version, src),
         dst_ip=address_text(version, dst),
-        proto=proto,
-        ip_proto=ip_proto,
-        src_port=sp,
-        dst_port=dp,
-        tcp_flags=None if fl < 0 else fl,
+        proto="other",
+        ip_proto=vector.IPPROTO_GRE,
         vlan=tags,
-        inner=(Endpoints(proto, isrc, idst, sp, dp, "gre"),),
+        inner=(Endpoints(*_OTHER_INNER, "gre"),),
     )
 
 
@@ -428,6 +473,10 @@ def batch_differences(a: DecodedBatch, b: DecodedBatch, limit: int = 20) -> list
             continue
         for i in np.flatnonzero(x != y)[:limit].tolist():
             out.append(f"row {i} {name}: {x[i]!r} != {y[i]!r}")
+    if a.tunnels is not None or b.tunnels is not None:
+        ta = a.tunnels if a.tunnels is not None else NO_TUNNELS
+        tb = b.tunnels if b.tunnels is not None else NO_TUNNELS
+        out.extend(ta.differences(tb, limit))
     for i in sorted(a.details.keys() | b.details.keys()):
         if a.details.get(i) != b.details.get(i):
             out.append(f"row {i} details: {a.details.get(i)!r} != {b.details.get(i)!r}")

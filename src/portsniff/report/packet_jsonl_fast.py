@@ -28,7 +28,7 @@ from portsniff.annotate.vector import (
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_jsonl import JsonlWriter
-from portsniff.report.rowtext import TAIL_CACHE, Part, decimal_rows, utf8_buffer
+from portsniff.report.rowtext import TAIL_CACHE, Part, decimal_rows, tunnel_tails, utf8_buffer
 from portsniff.timestamps import repr_parts, repr_texts
 
 # Placeholders, in the order of the per-row values.
@@ -51,6 +51,7 @@ class BatchJsonl:
     def __init__(self) -> None:
         self._skeletons: dict[tuple[str, int, int, int, bool, bool], str] = {}
         self._tails: dict[str, dict[bytes, bytes]] = {}  # one file's at a time
+        self._tunnel_tails: dict[str, dict[bytes, bytes]] = {}  # (tunnelled rows')
         self._head: dict[str, tuple[bytes, bytes]] = {}
         # Line templates after the lengths, by file and label code (see _suffix).
         self._suffixes: dict[str, dict[int, str]] = {}
@@ -173,8 +174,26 @@ class BatchJsonl:
             for j, t in zip(miss, self._group_tails(lb, first[miss], combo), strict=True):
                 tails[j] = cache[key_bytes[j]] = t
         out: list[bytes] = [b""] * (2 * n)
-        out[0::2] = self._fronts(lb)
+        fronts = self._fronts(lb)
+        out[0::2] = fronts
         out[1::2] = np.array(tails, dtype=object)[inverse].tolist()
+        tunnelled = np.zeros(0, np.int64) if lb.tunnels is None else lb.tunnels.rows()
+        if tunnelled.size:
+            # Their text has the inner header too: grouped apart (keys as above).
+
+            def tail(i: int, rec: PacketRecord) -> bytes:
+                line = (_dumps({"type": "packet", **rec.as_dict()}) + "\n").encode()
+                assert line.startswith(fronts[i])
+                return line[len(fronts[i]) :]
+
+            cache_t = self._tunnel_tails.get(lb.file)
+            if cache_t is None:
+                self._tunnel_tails.clear()  # another file
+                cache_t = self._tunnel_tails[lb.file] = {}
+            for i, got in zip(
+                tunnelled.tolist(), tunnel_tails(lb, tunnelled, keys, cache_t, tail), strict=True
+            ):
+                out[2 * i + 1] = got
         recs = lb.records_at(sorted(odd))
         for i, rec in recs.items():
             out[2 * i] = b""

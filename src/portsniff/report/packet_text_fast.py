@@ -26,7 +26,7 @@ from portsniff.annotate.vector import (
 )
 from portsniff.decode.packet import PROTOS
 from portsniff.report.packet_text import TextWriter, label_text, packet_line
-from portsniff.report.rowtext import TAIL_CACHE, utf8_buffer
+from portsniff.report.rowtext import TAIL_CACHE, tunnel_tails, utf8_buffer
 from portsniff.timestamps import seconds_array
 
 #: ".000" to ".999" and "000 " to "999 " as 4-byte words (the stamp's last 8 bytes).
@@ -78,6 +78,7 @@ class BatchText:
         # Label texts by label code (see _label_codes).
         self._labels: dict[int, str] = {}
         self._tail_cache: dict[bytes, bytes] = {}
+        self._tunnel_cache: dict[bytes, bytes] = {}
         self._flow_tails = FlowTails()
 
     def _label(self, lb: LabelledBatch, code: int) -> str:
@@ -184,11 +185,23 @@ class BatchText:
         flow_tails = self._flow_tails
         flow_tails.start(lb)
         row_tail, hit = flow_tails.look(lb.flow, combo, vw)
+        inputs = (src_w[:, 0], src_w[:, 1], dst_w[:, 0], dst_w[:, 1], w1, w2, vw)
+        stamp_of = _Stamps(sec_text, secs_l, us_l)
+        tunnelled = np.zeros(0, np.int64) if lb.tunnels is None else lb.tunnels.rows()
+        if tunnelled.size:
+            # Their text has the inner header too: grouped apart, never a flow's text.
+            hit[tunnelled] = True
+
+            def tail(i: int, rec: PacketRecord) -> bytes:
+                line = packet_line(rec, self.color)
+                stamp = stamp_of[i]
+                assert line.startswith(stamp)
+                return (line[len(stamp) :] + "\n").encode()
+
+            row_tail[tunnelled] = tunnel_tails(lb, tunnelled, inputs, self._tunnel_cache, tail)
         rest = np.flatnonzero(~hit)
         if rest.size:
-            keys = tuple(
-                k[rest] for k in (src_w[:, 0], src_w[:, 1], dst_w[:, 0], dst_w[:, 1], w1, w2, vw)
-            )
+            keys = tuple(k[rest] for k in inputs)
             _, first, inverse = _group(*keys)
             key_bytes = np.stack([k[first] for k in keys], axis=1).view("V56").reshape(-1).tolist()
             cache = self._tail_cache
@@ -208,7 +221,6 @@ class BatchText:
         # Rows whose text is not their group's: one by one.
         special = set(odd_vlan) | set(lb.records) | set(np.flatnonzero(odd_len).tolist())
         if special:
-            stamp_of = _Stamps(sec_text, secs_l, us_l)
             for i in sorted(special):
                 parts[2 * i] = b""
                 parts[2 * i + 1] = (self._row_line(lb, i, stamp_of) + "\n").encode()

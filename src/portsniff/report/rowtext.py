@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Sequence
-from typing import BinaryIO, TextIO
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import numpy as np
 import numpy.typing as npt
+
+from portsniff.annotate.vector import _group
+
+if TYPE_CHECKING:
+    from portsniff.annotate.records import PacketRecord
+    from portsniff.annotate.vector import LabelledBatch
 
 I64 = npt.NDArray[np.int64]
 
@@ -144,3 +150,49 @@ def utf8_buffer(stream: TextIO) -> BinaryIO | None:
     stream.flush()
     raw: BinaryIO = buffer
     return raw
+
+
+def tunnel_tails(
+    lb: LabelledBatch,
+    rows: I64,
+    keys: Sequence[npt.NDArray[np.uint64]],
+    cache: dict[bytes, bytes],
+    tail: Callable[[int, PacketRecord], bytes],
+) -> list[bytes]:
+    """The packet writers' text of ``lb``'s tunnelled ``rows``: ``tail(i, record)`` of
+    one row per group of rows alike (equal ``keys``: every row's text inputs but the
+    inner header's, whose words join them), kept in ``cache``."""
+    t = lb.tunnels
+    assert t is not None and np.array_equal(t.row, rows)  # (every tunnelled row)
+    side = t.side.astype(np.int64)
+    sport = t.src_port.astype(np.int64)
+    dport = t.dst_port.astype(np.int64)
+    word = (
+        (t.tunnel.astype(np.int64) + 1)
+        | (t.proto.astype(np.int64) << 8)
+        | (side << 16)
+        | (t.ip_version.astype(np.int64) << 20)
+        | ((sport + 1) << 24)
+        | ((dport + 1) << 41)
+    ).astype(np.uint64)
+    addr = [a.view(np.uint64).reshape(-1, 2) for a in (t.src_addr, t.dst_addr)]
+    sub = [k[rows] for k in keys] + [
+        word,
+        addr[0][:, 0],
+        addr[0][:, 1],
+        addr[1][:, 0],
+        addr[1][:, 1],
+    ]
+    _, first, inverse = _group(*sub)
+    width = 8 * len(sub)
+    key_bytes = np.stack([k[first] for k in sub], axis=1).view(f"V{width}").reshape(-1).tolist()
+    tails = list(map(cache.get, key_bytes))
+    miss = [j for j, got in enumerate(tails) if got is None]
+    if miss:
+        if len(cache) + len(miss) > TAIL_CACHE:
+            cache.clear()
+        at = rows[first[miss]].tolist()
+        recs = lb.records_at(at)
+        for j, i in zip(miss, at, strict=True):
+            tails[j] = cache[key_bytes[j]] = tail(i, recs[i])
+    return np.array(tails, dtype=object)[inverse].tolist()  # type: ignore[no-any-return]
