@@ -160,8 +160,16 @@ class BatchJsonl:
             combo.astype(np.uint64),
             vw,
         )
-        _, first, inverse = _group(*keys)
-        key_bytes = np.stack([k[first] for k in keys], axis=1).view("V56").reshape(-1).tolist()
+        # Tunnelled rows' text has the inner header too: they are grouped apart.
+        tunnelled = np.zeros(0, np.int64) if lb.tunnels is None else lb.tunnels.rows()
+        plain: npt.NDArray[np.int64] | slice = slice(None)
+        if tunnelled.size:
+            mask = np.ones(n, np.bool_)
+            mask[tunnelled] = False
+            plain = np.flatnonzero(mask)
+        _, first, inverse = _group(*(k[plain] for k in keys))
+        firsts = np.arange(n)[plain][first]
+        key_bytes = np.stack([k[firsts] for k in keys], axis=1).view("V56").reshape(-1).tolist()
         cache = self._tails.get(lb.file)
         if cache is None:
             self._tails.clear()  # another file: its rows have other tails
@@ -171,15 +179,14 @@ class BatchJsonl:
         if miss:
             if len(cache) + len(miss) > TAIL_CACHE:
                 cache.clear()
-            for j, t in zip(miss, self._group_tails(lb, first[miss], combo), strict=True):
+            for j, t in zip(miss, self._group_tails(lb, firsts[miss], combo), strict=True):
                 tails[j] = cache[key_bytes[j]] = t
         out: list[bytes] = [b""] * (2 * n)
         fronts = self._fronts(lb)
         out[0::2] = fronts
-        out[1::2] = np.array(tails, dtype=object)[inverse].tolist()
-        tunnelled = np.zeros(0, np.int64) if lb.tunnels is None else lb.tunnels.rows()
+        row_tail = np.empty(n, object)
+        row_tail[plain] = np.array(tails, dtype=object)[inverse]
         if tunnelled.size:
-            # Their text has the inner header too: grouped apart (keys as above).
 
             def tail(i: int, rec: PacketRecord) -> bytes:
                 line = (_dumps({"type": "packet", **rec.as_dict()}) + "\n").encode()
@@ -190,10 +197,8 @@ class BatchJsonl:
             if cache_t is None:
                 self._tunnel_tails.clear()  # another file
                 cache_t = self._tunnel_tails[lb.file] = {}
-            for i, got in zip(
-                tunnelled.tolist(), tunnel_tails(lb, tunnelled, keys, cache_t, tail), strict=True
-            ):
-                out[2 * i + 1] = got
+            row_tail[tunnelled] = tunnel_tails(lb, tunnelled, keys, cache_t, tail)
+        out[1::2] = row_tail.tolist()
         recs = lb.records_at(sorted(odd))
         for i, rec in recs.items():
             out[2 * i] = b""
