@@ -348,7 +348,10 @@ UNCOMMON = {
     ),
     "vxlan on a dns port": (1, raw(ETH / V4 / UDP(sport=53, dport=4789) / VXLAN() / ETH / V4)),
     "vxlan with a short inner frame": (1, raw(ETH / V4 / UDP(dport=4789) / VXLAN() / (b"\0" * 13))),
-    "geneve": (1, raw(ETH / V4 / UDP(sport=1, dport=6081) / b"\0\0\x65\x58\0\0\0\0" / ETH / V4)),
+    "geneve with a cut inner header": (
+        1,
+        raw(ETH / V4 / UDP(sport=1, dport=6081) / b"\0\0\x65\x58\0\0\0\0" / ETH / V4)[:60],
+    ),
     "geneve with options": (
         1,
         raw(ETH / V4 / UDP(sport=6081, dport=6081) / b"\x01\0\x08\0" / (b"\0" * 8)),
@@ -609,10 +612,15 @@ DNS_NAMES = [
 
 @st.composite
 def payloads(draw: st.DrawFn) -> bytes:
-    """Application bytes: random, DNS (maybe with DNS-SD names), an IPv6 packet, VXLAN."""
+    """Application bytes: random, DNS (maybe with DNS-SD names), an IPv6 packet, VXLAN,
+    Geneve."""
     kind = draw(
-        st.sampled_from(["random", "dns", "tcp-dns", "dns-raw", "ipv6", "vxlan", "tunnel-header"])
+        st.sampled_from(
+            ["random", "dns", "tcp-dns", "dns-raw", "ipv6", "vxlan", "tunnel-header", "geneve"]
+        )
     )
+    if kind == "geneve":
+        return draw(geneve_payloads())
     if kind == "random":
         return draw(st.binary(max_size=40))
     if kind in ("dns", "tcp-dns"):
@@ -642,6 +650,58 @@ def payloads(draw: st.DrawFn) -> bytes:
         )
     )
     return raw(VXLAN(flags=draw(st.sampled_from([0x08, 0x0C, 0]))) / inner)
+
+
+@st.composite
+def geneve_payloads(draw: st.DrawFn) -> bytes:
+    """A Geneve header (any version, options, protocol) and an inner frame or packet
+    for its protocol, maybe cut."""
+    protocol, inner = draw(
+        st.sampled_from(
+            [
+                (0x6558, raw(ETH / V4 / UDP(sport=3, dport=4))),
+                (0x6558, raw(ETH / Dot1Q(vlan=3) / V6 / TCP())),
+                (0x6558, raw(Ether(**MACS, type=0x0806) / ARP())),
+                (0x0800, raw(V4 / TCP(sport=5, dport=443))),
+                (0x86DD, raw(V6 / UDP(sport=53, dport=9))),
+                (0x0806, raw(ARP())),
+                (0x8100, b"\0\x03\x08\x00" + raw(V4 / UDP())),
+                (0x0800, raw(V4 / ICMP(type=3) / V4)),
+                (0x05FF, raw(V4 / UDP())),
+                (0x1234, b"x"),
+            ]
+        )
+    )
+    options = draw(st.integers(0, 3))
+    version = draw(st.sampled_from([0, 0, 0, 1]))
+    head = bytes([version << 6 | options, draw(st.sampled_from([0, 0x80]))])
+    head += struct.pack(">H", protocol) + b"\0\0\x64\0" + b"\0" * (4 * options)
+    body = head + inner
+    return body[: draw(st.integers(0, len(body)))] if draw(st.booleans()) else body
+
+
+GENEVE_FRAMES = [
+    raw(ETH / V4 / UDP(sport=40000, dport=6081) / b"\0\0\x65\x58\0\0\x64\0" / ETH / V4 / TCP(dport=443)),
+    raw(ETH / V6 / UDP(sport=6081, dport=6081) / b"\x01\0\x86\xdd\0\0\x64\0" / (b"\0" * 4) / V6 / UDP(dport=53)),
+    raw(ETH / Dot1Q(vlan=9) / V4 / UDP(sport=9, dport=6081) / b"\0\0\x08\x00\0\0\x64\0" / V4 / ICMP()),
+    raw(ETH / V4 / UDP(sport=9, dport=6081) / b"\0\0\x08\x06\0\0\x64\0" / ARP()),
+    # (UDP's port 53 is a DNS port: DNS-SD names are looked for, by the reference)
+    raw(ETH / V4 / UDP(dport=6081) / b"\0\0\x08\x00\0\0\x64\0" / V4 / ICMP()),
+]  # fmt: skip
+
+
+def test_geneve_inner_packets_are_vectorised_as_the_reference_reads_them() -> None:
+    """Geneve (options; an Ethernet frame or a packet of its EtherType inside): the row
+    keeps its UDP ports, the inner header goes to the tunnels' columns."""
+    block = block_from_packets(GENEVE_FRAMES)
+    batch, done = _vectorised(block)
+    assert done.tolist() == [True] * 4 + [False]
+    inner = [_detail(batch, i).inner for i in range(4)]
+    assert inner[0][0] == Endpoints("tcp", "192.0.2.1", "198.51.100.7", 20, 443, "geneve")
+    assert [e[0].proto for e in inner[1:]] == ["udp", "icmp", "other"]
+    assert int(batch.dst_port[0]) == 6081 and _detail(batch, 2).vlan == (9,)
+    assert batch.tunnels is not None and batch.tunnels.rows().tolist() == [0, 1, 2]
+    assert assert_same_as_reference(block).fallbacks == 1
 
 
 @st.composite

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -105,11 +106,21 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
         _fill(batch, buf, net)
         done[net.rows] = True
         if net.vxlan is not None and net.vxlan.outer.rows.size:
-            rows, own = _add_vxlan_details(batch, buf, net.vxlan, vlan, vlan2)
+            vx = net.vxlan
+            frames = _vxlan_frames(buf, vx)
+            rows, own = _add_udp_tunnel_details(batch, buf, vx.outer, frames, "vxlan", vlan, vlan2)
             done[rows] = tunnelled[rows] = True
             detailed[own] = True
         if net.gre is not None and net.gre.outer.rows.size:
             rows, own = _add_gre_details(batch, buf, net.gre, vlan, vlan2)
+            done[rows] = tunnelled[rows] = True
+            detailed[own] = True
+        if net.geneve is not None and net.geneve.outer.rows.size:
+            g = net.geneve
+            carried = vector._after_ethertype(
+                buf, np.arange(g.outer.rows.size), g.etype, g.l3, g.end
+            )
+            rows, own = _add_udp_tunnel_details(batch, buf, g.outer, carried, "geneve", vlan, vlan2)
             done[rows] = tunnelled[rows] = True
             detailed[own] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
@@ -242,20 +253,15 @@ def _put_tunnels(batch: DecodedBatch, rows: npt.NDArray[np.int64], name: str, ip
     )
 
 
-#: Decoded of VXLAN rows carrying a non-IP frame, by their values.
-_VXLAN_DECODED: dict[tuple[Any, ...], Decoded] = {}
+#: Decoded of VXLAN and Geneve rows carrying a non-IP frame, by their values.
+_UDP_TUNNEL_DECODED: dict[tuple[Any, ...], Decoded] = {}
 _OTHER_INNER = ("other", None, None, None, None)
 
 
-def _add_vxlan_details(
-    batch: DecodedBatch, buf: npt.NDArray[np.uint8], vx: vector.Vxlan, vlan: I32, vlan2: I32
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Decode the VXLAN datagrams of ``vx`` whose inner frame the kernels decode (an
-    untagged Ethernet frame: IP as the outer rows are decoded, other EtherTypes as
-    "other"); write their columns (an inner IP header in the tunnels') or Decoded.
-    Returns those rows (the rest are left to the reference), and the rows given a
-    Decoded."""
-    outer = vx.outer
+def _vxlan_frames(buf: npt.NDArray[np.uint8], vx: vector.Vxlan) -> vector.Layer3:
+    """The inner frames of VXLAN datagrams that the kernels decode (untagged Ethernet:
+    IP as the outer rows are decoded, other EtherTypes as "other"), by their position
+    in ``vx.outer``."""
     # The inner Ethernet frame (tunnels.udp_tunnel: link.ethernet of the payload after
     # the VXLAN header), without VLAN tags.
     sel = np.flatnonzero(vx.end - vx.inner >= 14)
@@ -263,22 +269,39 @@ def _add_vxlan_details(
     kind = vector.ETHERTYPE_KIND[etype]
     ok = (kind != vector.KIND_DROP) & ~vector.IS_VLAN_TPID[etype]
     sel, kind = sel[ok], kind[ok]
-    inner_layer = vector.Layer3(
-        rows=sel,  # positions in ``outer``
+    return vector.Layer3(
+        rows=sel,  # positions in ``vx.outer``
         l3=vx.inner[sel] + 14,
         end=vx.end[sel],
         kind=kind,
         vlan=np.full(sel.size, -1, np.int32),
         vlan2=np.full(sel.size, -1, np.int32),
     )
-    ip = _inner_ip(buf, inner_layer)
-    other = sel[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)]
+
+
+def _add_udp_tunnel_details(
+    batch: DecodedBatch,
+    buf: npt.NDArray[np.uint8],
+    outer: vector.Network,
+    layer: vector.Layer3,
+    name: str,
+    vlan: I32,
+    vlan2: I32,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Decode the UDP datagrams ``outer`` of tunnel ``name`` (VXLAN, Geneve) whose inner
+    network layer (``layer``, by position in ``outer``) the kernels decode: write their
+    columns (an inner IP header in the tunnels') or Decoded (a non-IP inner frame).
+    Returns those rows (the rest are left to the reference), and the rows given a
+    Decoded."""
+    ip = _inner_ip(buf, layer)
+    kind = layer.kind
+    other = layer.rows[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)]
     at = np.sort(np.concatenate([ip.at, other]))
     if not at.size:
         return at, at
     part = outer.take(at)
     _fill(batch, buf, part)
-    _put_tunnels(batch, outer.rows[ip.at], "vxlan", ip)
+    _put_tunnels(batch, outer.rows[ip.at], name, ip)
     rows = outer.rows[other]
     keys = zip(
         batch.linktype[rows].tolist(),
@@ -288,14 +311,22 @@ def _add_vxlan_details(
         batch.src_port[rows].tolist(),
         batch.dst_port[rows].tolist(),
         vlan_tuples(vlan[rows], vlan2[rows]),
-        strict=True,
+        repeat(name),
+        strict=False,
     )
-    _put_details(batch, rows, keys, _VXLAN_DECODED, _vxlan_decoded)
+    _put_details(batch, rows, keys, _UDP_TUNNEL_DECODED, _udp_tunnel_decoded)
     return part.rows, rows
 
 
-def _vxlan_decoded(
-    lt: int, version: int, src: bytes, dst: bytes, sport: int, dport: int, tags: tuple[int, ...]
+def _udp_tunnel_decoded(
+    lt: int,
+    version: int,
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    tags: tuple[int, ...],
+    name: str,
 ) -> Decoded:
     return Decoded(
         linktype=lt,
@@ -306,7 +337,7 @@ def _vxlan_decoded(
         src_port=sport,
         dst_port=dport,
         vlan=tags,
-        inner=(Endpoints(*_OTHER_INNER, "vxlan"),),
+        inner=(Endpoints(*_OTHER_INNER, name),),
     )
 
 

@@ -172,6 +172,7 @@ class Network:
     tcp_flags: I32
     vxlan: Vxlan | None = None  # the UDP rows carrying VXLAN (left out of ``rows``)
     gre: Gre | None = None  # the GRE rows whose inner packet or frame is read here (ditto)
+    geneve: Gre | None = None  # the UDP rows carrying Geneve, as GRE's (ditto)
 
     def take(self, at: I64) -> Network:
         """The rows at positions ``at`` (without tunnels)."""
@@ -420,11 +421,13 @@ def _udp_payload_size(buf: U8, l4: I64, seg: I64) -> I64:
     return size
 
 
-def _udp_tunnel_kind(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> tuple[Mask, Mask, I64]:
+def _udp_tunnel_kind(
+    buf: U8, l4: I64, seg: I64, sport: I32, dport: I32
+) -> tuple[Mask, Mask, Mask, I64]:
     """For UDP datagrams on a tunnel port (tunnels.udp_tunnel): which the reference reads
     as plain UDP (the lower tunnel port is VXLAN's or Geneve's and the payload does not
-    fit its header), which carry VXLAN, and the payload sizes. Teredo's port is left to
-    the reference."""
+    fit its header), which carry VXLAN, which Geneve, and the payload sizes. Teredo's
+    port is left to the reference."""
     both = IS_UDP_TUNNEL_PORT[sport + 1] & IS_UDP_TUNNEL_PORT[dport + 1]
     port = np.where(
         both, np.minimum(sport, dport), np.where(IS_UDP_TUNNEL_PORT[sport + 1], sport, dport)
@@ -435,11 +438,11 @@ def _udp_tunnel_kind(buf: U8, l4: I64, seg: I64, sport: I32, dport: I32) -> tupl
     is_vxlan = port == tunnels.VXLAN_PORT
     vxlan = is_vxlan & room & (b0 & 0x08 != 0)
     protocol = np.where(room, u16(buf, np.where(room, l4 + 10, 0)), 0)
-    geneve = (port == tunnels.GENEVE_PORT) & (
-        ~room | (b0 >> 6 != 0) | (8 + (b0 & 0x3F).astype(np.int64) * 4 > size) | (protocol < 0x0600)
-    )
-    plain: Mask = (is_vxlan & ~vxlan) | geneve
-    return plain, vxlan, size
+    is_geneve = port == tunnels.GENEVE_PORT
+    geneve = is_geneve & room & (b0 >> 6 == 0)
+    geneve &= (8 + (b0 & 0x3F).astype(np.int64) * 4 <= size) & (protocol >= 0x0600)
+    plain: Mask = (is_vxlan & ~vxlan) | (is_geneve & ~geneve)
+    return plain, vxlan, geneve, size
 
 
 def _teredo_exact(buf: U8, l4: I64, seg: I64) -> Mask:
@@ -510,22 +513,20 @@ def _transport(
     }
     on_tunnel_port = udp & (IS_UDP_TUNNEL_PORT[sport + 1] | IS_UDP_TUNNEL_PORT[dport + 1])
     t = np.flatnonzero(on_tunnel_port)
-    plain, vx, size = _udp_tunnel_kind(buf, l4[t], seg[t], sport[t], dport[t])
+    plain, vx, gv, size = _udp_tunnel_kind(buf, l4[t], seg[t], sport[t], dport[t])
     keep[t[~plain]] = False
-    # VXLAN off the DNS ports (whose payload the reference also searches for DNS-SD
-    # names) is followed by the caller: its inner frame starts after the 8-byte header.
+    # VXLAN and Geneve off the DNS ports (whose payload the reference also searches for
+    # DNS-SD names) are followed by the caller: VXLAN's inner frame starts after its
+    # 8-byte header.
     vx &= ~on_dns_port[IPPROTO_UDP][t]
+    gv &= ~on_dns_port[IPPROTO_UDP][t]
+    g = t[gv]
+    geneve = _geneve(
+        buf, l4[g], size[gv], _udp_outer(rows[g], version, src_pos[g], sport[g], dport[g])
+    )
     v = t[vx]
     vxlan = Vxlan(
-        outer=Network(
-            rows=rows[v],
-            ip_version=np.full(v.size, version, np.uint8),
-            src_pos=src_pos[v],
-            ip_proto=ip_proto[v],
-            src_port=sport[v],
-            dst_port=dport[v],
-            tcp_flags=np.full(v.size, -1, np.int32),
-        ),
+        outer=_udp_outer(rows[v], version, src_pos[v], sport[v], dport[v]),
         inner=l4[v] + 16,
         end=l4[v] + 8 + size[vx],
     )
@@ -557,7 +558,38 @@ def _transport(
         tcp_flags=flags[keep],
         vxlan=vxlan,
         gre=gre,
+        geneve=geneve,
     )
+
+
+def _udp_outer(rows: I64, version: int, src_pos: I64, sport: I32, dport: I32) -> Network:
+    """The outer columns of UDP datagrams carrying a tunnel."""
+    return Network(
+        rows=rows,
+        ip_version=np.full(rows.size, version, np.uint8),
+        src_pos=src_pos,
+        ip_proto=np.full(rows.size, IPPROTO_UDP, np.int32),
+        src_port=sport,
+        dst_port=dport,
+        tcp_flags=np.full(rows.size, -1, np.int32),
+    )
+
+
+def _geneve(buf: U8, l4: I64, size: I64, outer: Network) -> Gre:
+    """The Geneve datagrams (headers checked: tunnels._geneve) whose inner network layer
+    is captured: as GRE's, the inner EtherType (of the inner Ethernet frame for
+    transparent bridging) and where its network layer starts."""
+    inner = l4 + 16 + (buf[l4 + 8] & 0x3F).astype(np.int64) * 4
+    end = l4 + 8 + size
+    protocol = u16(buf, l4 + 10)
+    bridge = protocol == tunnels.ETH_BRIDGE
+    ok = np.where(bridge, end - inner >= 14, end > inner)
+    inner, end, protocol, bridge = inner[ok], end[ok], protocol[ok], bridge[ok]
+    outer = outer.take(np.flatnonzero(ok))
+    b = np.flatnonzero(bridge)
+    protocol[b] = u16(buf, inner[b] + 12)
+    inner[b] += 14
+    return Gre(outer=outer, etype=protocol, l3=inner, end=end)
 
 
 def _gre(buf: U8, rows: I64, l4: I64, seg: I64, version: int, src_pos: I64) -> Gre:
