@@ -152,6 +152,34 @@ def test_many_short_flows_stop_the_child(
             assert why is None
 
 
+@pytest.mark.parametrize("link", ["vxlan", "gre", "geneve"])
+def test_tunnelled_traffic_stops_the_child(
+    index: RegistryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: str
+) -> None:
+    """A capture of tunnelled packets (an overlay, a traffic mirror) is read by one
+    process: the child's guesses of inner flows begun before its half seldom join. The
+    summary is the one-process summary."""
+    import subprocess
+    import sys
+
+    from portsniff.annotate import parallel
+    from tests.conftest import ROOT
+
+    path = tmp_path / f"{link}.pcap"
+    generate = [sys.executable, str(ROOT / "bench" / "gen_workload.py"), "--seed", "3"]
+    subprocess.run(
+        [*generate, "--packets", "20000", "--flows", "200", "--link", link, "--out", str(path)],
+        check=True,
+    )
+    monkeypatch.setattr(summary_split, "PROBE_ROWS", 2000)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", path.stat().st_size // 16)
+    meta = stream_meta_registry(index)
+    run = AnnotateRun([str(path)], index, workers=2)
+    summary, why = summary_split.summarise(run, meta, lambda: _Summarising(meta))
+    assert _finish(run, summary) == one_process(index, path)
+    assert why is not None and why.startswith("tunnelled traffic"), why
+
+
 # -- crafted traffic: flows across the join, handshakes cut by it, idle gaps, fragments -----
 
 CLIENTS = ["10.0.0.1", "10.0.0.2", "192.168.1.9"]
