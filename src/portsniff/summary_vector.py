@@ -32,7 +32,7 @@ from portsniff.annotate.vector import (
     _group,
     address_texts,
 )
-from portsniff.decode.batch import TUNNELS, Tunnels
+from portsniff.decode.batch import NO_TUNNELS, TUNNELS, Tunnels, fits_columns
 from portsniff.decode.packet import PROTOS
 from portsniff.flows import ACK, FIN, RST, SYN, FlowTable, _Flow, table_key, uid_number
 from portsniff.summary import ServiceRow, Summary, SummaryBuilder
@@ -333,29 +333,21 @@ class VectorSummaryBuilder(SummaryBuilder):
         live = table._live
         rows = np.flatnonzero(lb.ip_version > 0)
         n = int(rows.size)
-        # Tunnelled flows of rows with records are counted packet by packet, those of
-        # the tunnels' columns per flow (their keys never meet the outer flows'); flows
-        # made here get their uids in row order, as the reference does.
-        created: list[tuple[int, int, _Flow | None]] = [
-            (i, 1, None)
-            for i, rec in lb.records.items()
-            if any(e.src_ip is not None and e.dst_ip is not None for e in rec.inner)
-        ]
-        records = lb.records
-        t = lb.tunnels
+        # Tunnelled flows are counted per flow, from the tunnels' columns and the records'
+        # inner headers together (their keys never meet the outer flows'), or, where a
+        # record's header does not fit the columns, packet by packet (kind 1); flows made
+        # here get their uids in row order, as the reference does.
+        created: list[tuple[int, int, _Flow | None]] = []
         inner: _TunnelFold | None = None
-        if t is not None:
-            by_record = {
-                _inner_key(e)
-                for i, _, _ in created
-                for e in records[i].inner
-                if e.src_ip is not None and e.dst_ip is not None
-            }
-            inner, apart = self._tunnelled_flows(lb, t, np.arange(len(t)), created, by_record)
-            if apart:
-                # Flows of both: their columns' rows go one by one too (with records).
-                records = {**lb.records_at(apart), **lb.records}
-                created.extend((i, 1, None) for i in apart)
+        headers = _inner_headers(lb)
+        if headers is None:
+            created = [
+                (i, 1, None)
+                for i, rec in lb.records.items()
+                if any(e.src_ip is not None and e.dst_ip is not None for e in rec.inner)
+            ]
+        elif len(headers.table):
+            inner = self._tunnelled_flows(lb, headers, created)
         touched: dict[tuple[Any, ...], tuple[int, int]] = {}
         splits: list[tuple[int, tuple[Any, ...], _Flow]] = []
         outer_keys: list[tuple[Any, ...]] = []
@@ -372,7 +364,7 @@ class VectorSummaryBuilder(SummaryBuilder):
                     assert inner is not None
                     live[inner.key_of[obj]] = obj
                 continue
-            rec = records[i]
+            rec = lb.records[i]
             for k, e in enumerate(rec.inner):
                 if e.src_ip is not None and e.dst_ip is not None:
                     table._count(
@@ -388,9 +380,7 @@ class VectorSummaryBuilder(SummaryBuilder):
                     )
                     touched[_inner_key(e)] = (i, 1 + k)
         if inner is not None:
-            touched.update(
-                (key, (r, 1)) for key, r in zip(inner.keys, inner.last_rows, strict=True)
-            )
+            touched.update(zip(inner.keys, inner.last, strict=True))
         # A SYN after a FIN/RST finished the connection before it (in row order).
         splits.sort(key=lambda x: x[0])
         for _, key, obj in splits:
@@ -565,28 +555,22 @@ class VectorSummaryBuilder(SummaryBuilder):
         return [keys[f] for f in fs[fend][by_last].tolist()], last_row[by_last].tolist()
 
     def _tunnelled_flows(
-        self,
-        lb: LabelledBatch,
-        t: Tunnels,
-        at: npt.NDArray[np.int64],
-        created: list[tuple[int, int, _Flow | None]],
-        by_record: set[tuple[Any, ...]],
-    ) -> tuple[_TunnelFold | None, list[int]]:
-        """Count the inner headers of entries ``at`` of ``t`` into their flows, one
-        update per flow (tunnelled flows have no TCP flags: no splits). Flows made here
-        join ``created`` (kind 2, by their first row: the caller numbers and places
-        them). Returns the flows' keys and last rows (None for no rows), and the rows
-        left out: those of flows of ``by_record`` (rows with records count into them)."""
-        if not at.size:
-            return None, []
+        self, lb: LabelledBatch, headers: _Headers, created: list[tuple[int, int, _Flow | None]]
+    ) -> _TunnelFold:
+        """Count the inner headers of ``headers`` into their flows, one update per flow
+        (tunnelled flows have no TCP flags: no splits). Flows made here join ``created``
+        (kind 2, by their first row: the caller numbers and places them). Returns the
+        flows' keys and last touches."""
         live = self.flow_table._live
-        rows = t.row[at]
-        tag = t.tunnel[at].astype(np.int64) + 1
+        t = headers.table
+        at = np.arange(len(t))
+        rows = t.row
+        tag = t.tunnel.astype(np.int64) + 1
         *ckeys, s_lt, same = _canonical(t, at, tag)
         order, first, flow = _group(*ckeys)
         numeric = _numeric([k[first] for k in ckeys])
         del ckeys, tag
-        first_at = at[first]
+        first_at = first
         first_rows = rows[first]
         fr_l = first_rows.tolist()
         found = list(map(self._keys.get, numeric))
@@ -610,10 +594,6 @@ class VectorSummaryBuilder(SummaryBuilder):
                     k = table_key(TUNNELS[names[j]], PROTOS[protos[j]], src, dst)  # type: ignore[arg-type]
                     found[j] = self._keys[numeric[j]] = k
         keys = cast(list[tuple[Any, ...]], found)
-        if by_record and not by_record.isdisjoint(keys):
-            clash = np.array([k in by_record for k in keys], np.bool_)
-            fold, _ = self._tunnelled_flows(lb, t, at[~clash[flow]], created, set())
-            return fold, rows[clash[flow]].tolist()
         known = list(map(live.get, keys))
         objs: list[_Flow] = []
         key_of: dict[_Flow, tuple[Any, ...]] = {}
@@ -627,7 +607,10 @@ class VectorSummaryBuilder(SummaryBuilder):
                 i = fr_l[j]
                 sp, dp = src[1], dst[1]
                 service = service_port = None
-                if sides[j]:
+                given = headers.given.get(int(first_at[j]))
+                if given is not None:  # a record's header: labelled there
+                    service, service_port = given.service, given.service_port
+                elif sides[j]:
                     port = sp if sides[j] == SIDE_SRC else dp
                     assert port is not None  # (a labelled header has both ports)
                     lab = labels(protos[j], port)
@@ -674,12 +657,14 @@ class VectorSummaryBuilder(SummaryBuilder):
             obj.orig_bytes += oby
             obj.resp_pkts += rpk
             obj.resp_bytes += rby
-        # Each flow's last row: the end of its run in ``order`` (rows ascend in a run).
+        # Each flow's last header: the end of its run in ``order`` (headers ascend in a
+        # run), touched at (row, 1 + its place among the row's headers).
         end = np.ones(rows.size, np.bool_)
         end[:-1] = flow[order[1:]] != flow[order[:-1]]
         last = np.empty(nflows, np.int64)
-        last[flow[order[end]]] = rows[order[end]]
-        return _TunnelFold(keys, last.tolist(), key_of), []
+        last[flow[order[end]]] = order[end]
+        touch = list(zip(rows[last].tolist(), headers.sub[last].tolist(), strict=True))
+        return _TunnelFold(keys, touch, key_of)
 
     def _new_flows(
         self, lb: LabelledBatch, at: npt.NDArray[np.int64], side_src: npt.NDArray[np.bool_]
@@ -772,11 +757,52 @@ class VectorSummaryBuilder(SummaryBuilder):
 @dataclass(slots=True)
 class _TunnelFold:
     """What :meth:`VectorSummaryBuilder._tunnelled_flows` did: each flow's key and last
-    row, and the keys of the flows it made."""
+    touch (row, 1 + the header's place in it), and the keys of the flows it made."""
 
     keys: list[tuple[Any, ...]]
-    last_rows: list[int]
+    last: list[tuple[int, int]]
     key_of: dict[_Flow, tuple[Any, ...]]
+
+
+@dataclass(slots=True)
+class _Headers:
+    """A block's tunnelled inner IP headers in row order: ``table`` (rows may repeat: a
+    tunnel in a tunnel), each header's place among its row's plus one (``sub``), and the
+    labelled headers of records (by position in ``table``)."""
+
+    table: Tunnels
+    sub: npt.NDArray[np.int64]
+    given: dict[int, EndpointLabel]
+
+
+def _inner_headers(lb: LabelledBatch) -> _Headers | None:
+    """The tunnelled inner IP headers of ``lb``, from the tunnels' columns and the
+    records; None when a record's header does not fit the columns (then its row goes
+    packet by packet)."""
+    rows: list[int] = []
+    subs: list[int] = []
+    ends: list[EndpointLabel] = []
+    for i, rec in sorted(lb.records.items()):
+        for k, e in enumerate(rec.inner):
+            if e.src_ip is not None and e.dst_ip is not None:
+                if not fits_columns(e):
+                    return None
+                rows.append(i)
+                subs.append(1 + k)
+                ends.append(e)
+    t = lb.tunnels if lb.tunnels is not None else NO_TUNNELS
+    if not ends:
+        return _Headers(t, np.ones(len(t), np.int64), {})
+    more = Tunnels.of(rows, ends)
+    both = Tunnels.concat([t, more], [0, 0])
+    assert both is not None
+    sub = np.concatenate([np.ones(len(t), np.int64), np.array(subs, np.int64)])
+    order = np.lexsort((sub, both.row))
+    table = both.pick(order)
+    at = np.empty(order.size, np.int64)
+    at[order] = np.arange(order.size)
+    given = {int(at[len(t) + j]): e for j, e in enumerate(ends)}
+    return _Headers(table, sub[order], given)
 
 
 _Grouped = tuple[

@@ -17,6 +17,7 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -53,10 +54,34 @@ def in_columns(d: Decoded) -> bool:
         return False
     if d.fragment or d.quoted or d.dnssd or d.dnssd_instances or d.problem:
         return False
-    e = d.inner[0]
+    return fits_columns(d.inner[0])
+
+
+class InnerHeader(Protocol):
+    """What the tunnels' columns hold of a tunnelled header (Endpoints, or a labelled
+    header of a record)."""
+
+    @property
+    def proto(self) -> str: ...
+    @property
+    def src_ip(self) -> str | None: ...
+    @property
+    def dst_ip(self) -> str | None: ...
+    @property
+    def src_port(self) -> int | None: ...
+    @property
+    def dst_port(self) -> int | None: ...
+    @property
+    def tunnel(self) -> str | None: ...
+
+
+def fits_columns(e: InnerHeader) -> bool:
+    """Whether a tunnelled header fits the tunnels' columns: an IP header of a tunnel of
+    TUNNELS, its addresses of one version and written as address_text writes them."""
     if e.tunnel not in TUNNEL_CODE or e.src_ip is None or e.dst_ip is None:
         return False
-    # The columns give the addresses back as address_text writes them (one version).
+    if e.proto not in PROTO_CODE:
+        return False
     versions = set()
     for ip in (e.src_ip, e.dst_ip):
         version, raw = packed_address(ip)
@@ -111,7 +136,7 @@ class Tunnels:
     side: I8
 
     @classmethod
-    def of(cls, rows: Sequence[int], inner: Sequence[Endpoints]) -> Tunnels:
+    def of(cls, rows: Sequence[int], inner: Sequence[InnerHeader]) -> Tunnels:
         """Rows ``rows`` (ascending) carry ``inner`` (IP headers in tunnels of TUNNELS)."""
         versions: list[int] = []
         srcs: list[bytes] = []
@@ -140,6 +165,10 @@ class Tunnels:
     def _pick(self, at: I64 | slice, row: I64) -> Tunnels:
         """Entries ``at``, numbered ``row``."""
         return Tunnels(row, *(getattr(self, name)[at] for name in _TUNNEL_COLUMNS[1:]))
+
+    def pick(self, at: I64) -> Tunnels:
+        """Entries ``at``, in that order."""
+        return self._pick(at, self.row[at])
 
     def take(self, rows: I64) -> Tunnels:
         """The entries of batch rows ``rows`` (ascending), numbered as in ``rows``."""
