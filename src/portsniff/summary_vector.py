@@ -511,42 +511,9 @@ class VectorSummaryBuilder(SummaryBuilder):
                     oa = obj.orig_is_a = (obj.orig == src) == src_is_a_l[j]
             objs.append(obj)
             orig_is_a_l.append(oa)
-        ts = lb.ts_ns[rows]
-        wl = lb.wirelen[rows]
         orig_is_a = np.array(orig_is_a_l, np.bool_)
         is_orig = (s_lt == orig_is_a[seg]) | same
-        gd = seg * 2 + (~is_orig).astype(np.int64)
-        pk = np.bincount(gd, minlength=2 * nseg)
-        # Byte sums are whole numbers: rint equals round() on them.
-        by = np.rint(np.bincount(gd, weights=wl, minlength=2 * nseg)).astype(np.int64)
-        fl = np.zeros(2 * nseg, np.int64)
-        np.bitwise_or.at(fl, gd, flags)
-        tmin = np.full(nseg, np.iinfo(np.int64).max, np.int64)
-        tmax = np.full(nseg, np.iinfo(np.int64).min, np.int64)
-        np.minimum.at(tmin, seg, ts)
-        np.maximum.at(tmax, seg, ts)
-        for obj, t0, t1, opk, oby, ofl, rpk, rby, rfl in zip(
-            objs,
-            seconds_array(tmin).tolist(),
-            seconds_array(tmax).tolist(),
-            pk[0::2].tolist(),
-            by[0::2].tolist(),
-            fl[0::2].tolist(),
-            pk[1::2].tolist(),
-            by[1::2].tolist(),
-            fl[1::2].tolist(),
-            strict=True,
-        ):
-            if t0 < obj.first:
-                obj.first = t0
-            if t1 > obj.last:
-                obj.last = t1
-            obj.orig_pkts += opk
-            obj.orig_bytes += oby
-            obj.flags_orig |= ofl
-            obj.resp_pkts += rpk
-            obj.resp_bytes += rby
-            obj.flags_resp |= rfl
+        _fold_into(objs, seg, is_orig, lb.ts_ns[rows], lb.wirelen[rows], flags)
         # Each flow's last row: the end of its run in ``order``.
         fend = np.ones(n, np.bool_)
         fend[:-1] = fstart[1:]
@@ -629,34 +596,8 @@ class VectorSummaryBuilder(SummaryBuilder):
             objs.append(obj)
         orig_is_a = np.array([o.orig_is_a for o in objs], np.bool_)
         is_orig = (s_lt == orig_is_a[flow]) | same
+        _fold_into(objs, flow, is_orig, lb.ts_ns[rows], lb.wirelen[rows], None)
         nflows = len(objs)
-        gd = flow * 2 + (~is_orig).astype(np.int64)
-        wl = lb.wirelen[rows]
-        pk = np.bincount(gd, minlength=2 * nflows)
-        by = np.rint(np.bincount(gd, weights=wl, minlength=2 * nflows)).astype(np.int64)
-        ts = lb.ts_ns[rows]
-        tmin = np.full(nflows, np.iinfo(np.int64).max, np.int64)
-        tmax = np.full(nflows, np.iinfo(np.int64).min, np.int64)
-        np.minimum.at(tmin, flow, ts)
-        np.maximum.at(tmax, flow, ts)
-        for obj, t0, t1, opk, oby, rpk, rby in zip(
-            objs,
-            seconds_array(tmin).tolist(),
-            seconds_array(tmax).tolist(),
-            pk[0::2].tolist(),
-            by[0::2].tolist(),
-            pk[1::2].tolist(),
-            by[1::2].tolist(),
-            strict=True,
-        ):
-            if t0 < obj.first:
-                obj.first = t0
-            if t1 > obj.last:
-                obj.last = t1
-            obj.orig_pkts += opk
-            obj.orig_bytes += oby
-            obj.resp_pkts += rpk
-            obj.resp_bytes += rby
         # Each flow's last header: the end of its run in ``order`` (headers ascend in a
         # run), touched at (row, 1 + its place among the row's headers).
         end = np.ones(rows.size, np.bool_)
@@ -813,6 +754,53 @@ _Grouped = tuple[
     npt.NDArray[np.bool_],
     npt.NDArray[np.bool_],
 ]
+
+
+def _fold_into(
+    objs: list[_Flow],
+    group: npt.NDArray[np.int64],
+    is_orig: npt.NDArray[np.bool_],
+    ts_ns: npt.NDArray[np.int64],
+    wirelen: npt.NDArray[np.int64],
+    flags: npt.NDArray[np.int64] | None,
+) -> None:
+    """Add rows to their flows (row r to ``objs[group[r]]``, sent by the originator where
+    ``is_orig``): packets and bytes each way, first and last seen, and TCP flags each way
+    when given."""
+    n = len(objs)
+    gd = group * 2 + (~is_orig).astype(np.int64)
+    pk = np.bincount(gd, minlength=2 * n)
+    # Byte sums are whole numbers: rint equals round() on them.
+    by = np.rint(np.bincount(gd, weights=wirelen, minlength=2 * n)).astype(np.int64)
+    fl = np.zeros(2 * n, np.int64)
+    if flags is not None:
+        np.bitwise_or.at(fl, gd, flags)
+    tmin = np.full(n, np.iinfo(np.int64).max, np.int64)
+    tmax = np.full(n, np.iinfo(np.int64).min, np.int64)
+    np.minimum.at(tmin, group, ts_ns)
+    np.maximum.at(tmax, group, ts_ns)
+    for obj, t0, t1, opk, oby, ofl, rpk, rby, rfl in zip(
+        objs,
+        seconds_array(tmin).tolist(),
+        seconds_array(tmax).tolist(),
+        pk[0::2].tolist(),
+        by[0::2].tolist(),
+        fl[0::2].tolist(),
+        pk[1::2].tolist(),
+        by[1::2].tolist(),
+        fl[1::2].tolist(),
+        strict=True,
+    ):
+        if t0 < obj.first:
+            obj.first = t0
+        if t1 > obj.last:
+            obj.last = t1
+        obj.orig_pkts += opk
+        obj.orig_bytes += oby
+        obj.flags_orig |= ofl
+        obj.resp_pkts += rpk
+        obj.resp_bytes += rby
+        obj.flags_resp |= rfl
 
 
 def _canonical(

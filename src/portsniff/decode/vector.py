@@ -522,11 +522,14 @@ def _transport(
     gv &= ~on_dns_port[IPPROTO_UDP][t]
     g = t[gv]
     geneve = _geneve(
-        buf, l4[g], size[gv], _udp_outer(rows[g], version, src_pos[g], sport[g], dport[g])
+        buf,
+        l4[g],
+        size[gv],
+        _tunnel_outer(rows[g], version, src_pos[g], IPPROTO_UDP, (sport[g], dport[g])),
     )
     v = t[vx]
     vxlan = Vxlan(
-        outer=_udp_outer(rows[v], version, src_pos[v], sport[v], dport[v]),
+        outer=_tunnel_outer(rows[v], version, src_pos[v], IPPROTO_UDP, (sport[v], dport[v])),
         inner=l4[v] + 16,
         end=l4[v] + 8 + size[vx],
     )
@@ -562,16 +565,19 @@ def _transport(
     )
 
 
-def _udp_outer(rows: I64, version: int, src_pos: I64, sport: I32, dport: I32) -> Network:
-    """The outer columns of UDP datagrams carrying a tunnel."""
+def _tunnel_outer(
+    rows: I64, version: int, src_pos: I64, ip_proto: int, ports: tuple[I32, I32] | None = None
+) -> Network:
+    """The outer columns of packets carrying a tunnel (UDP: with their ports)."""
+    none = np.full(rows.size, -1, np.int32)
     return Network(
         rows=rows,
         ip_version=np.full(rows.size, version, np.uint8),
         src_pos=src_pos,
-        ip_proto=np.full(rows.size, IPPROTO_UDP, np.int32),
-        src_port=sport,
-        dst_port=dport,
-        tcp_flags=np.full(rows.size, -1, np.int32),
+        ip_proto=np.full(rows.size, ip_proto, np.int32),
+        src_port=none if ports is None else ports[0],
+        dst_port=none if ports is None else ports[1],
+        tcp_flags=none,
     )
 
 
@@ -613,16 +619,7 @@ def _gre(buf: U8, rows: I64, l4: I64, seg: I64, version: int, src_pos: I64) -> G
     b = np.flatnonzero(bridge)
     protocol[b] = u16(buf, inner[b] + 12)  # the inner Ethernet frame's EtherType
     inner[b] += 14
-    none = np.full(rows.size, -1, np.int32)
-    outer = Network(
-        rows=rows,
-        ip_version=np.full(rows.size, version, np.uint8),
-        src_pos=src_pos,
-        ip_proto=np.full(rows.size, IPPROTO_GRE, np.int32),
-        src_port=none,
-        dst_port=none,
-        tcp_flags=none,
-    )
+    outer = _tunnel_outer(rows, version, src_pos, IPPROTO_GRE)
     return Gre(outer=outer, etype=protocol, l3=inner, end=end)
 
 
