@@ -189,9 +189,11 @@ class BatchJsonl:
         if tunnelled.size:
 
             def tail(i: int, rec: PacketRecord) -> bytes:
-                line = (_dumps({"type": "packet", **rec.as_dict()}) + "\n").encode()
-                assert line.startswith(fronts[i])
-                return line[len(fronts[i]) :]
+                # The line after its lengths (the row has its front); the file name is
+                # escaped in JSON and cannot hold this text.
+                line = _dumps({"type": "packet", **rec.as_dict()}) + "\n"
+                lengths = f',"caplen":{rec.caplen}'
+                return line[line.index(lengths) + len(lengths) :].encode()
 
             cache_t = self._tunnel_tails.get(lb.file)
             if cache_t is None:

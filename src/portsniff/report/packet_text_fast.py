@@ -193,10 +193,8 @@ class BatchText:
             hit[tunnelled] = True
 
             def tail(i: int, rec: PacketRecord) -> bytes:
-                line = packet_line(rec, self.color)
-                stamp = stamp_of[i]
-                assert line.startswith(stamp)
-                return (line[len(stamp) :] + "\n").encode()
+                # The line after its clock (which has no space): the row has its stamp.
+                return (packet_line(rec, self.color).split(" ", 1)[1] + "\n").encode()
 
             row_tail[tunnelled] = tunnel_tails(lb, tunnelled, inputs, self._tunnel_cache, tail)
         rest = np.flatnonzero(~hit)
