@@ -10,8 +10,9 @@ a few flows (``--vlan``: their share; 1 for a trunk port's capture), a few IPv4 
 ``--link`` wraps every IP packet as a provider's network would: two VLAN tags (``qinq``),
 two MPLS labels (``mpls``) or a PPPoE session (``pppoe``); or carries every frame in
 VXLAN (``vxlan``: an overlay network, or a cloud's traffic mirror) or every IP packet in
-GRE (``gre``) or Geneve with an option (``geneve``: a cloud's gateway load balancer)
-between two tunnel endpoints. ``--stretch K`` makes every gap
+GRE (``gre``), IP in IP (``ipip``: a Kubernetes network's IPIP mode; IPv6 in 6in4) or
+Geneve with an option (``geneve``: a cloud's gateway load balancer) between two tunnel
+endpoints. ``--stretch K`` makes every gap
 between packets K times longer (the traffic of hours: flows go idle and are met again).
 Flow popularity is heavy-tailed. Payloads are pseudo-random bytes. Same arguments, same
 bytes.
@@ -46,7 +47,7 @@ SERVERS = [  # (transport, port, weight)
 BOTH_ENDS = {5353, 123, 47808}
 ETH_IP4, ETH_IP6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
 ETH_QINQ, ETH_MPLS, ETH_PPPOE = 0x88A8, 0x8847, 0x8864
-LINKS = ("ethernet", "qinq", "mpls", "pppoe", "vxlan", "gre", "geneve")
+LINKS = ("ethernet", "qinq", "mpls", "pppoe", "vxlan", "gre", "ipip", "geneve")
 VXLAN_PORT, GENEVE_PORT, IPPROTO_UDP, IPPROTO_GRE = 4789, 6081, 17, 47
 TUNNEL_ENDS = (bytes((198, 51, 100, 1)), bytes((198, 51, 100, 2)))
 TUNNEL_MACS = (b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02")
@@ -114,6 +115,8 @@ def _eth(f: Flow, to_server: bool, ethertype: int, payload: bytes) -> bytes:
         gv = struct.pack("!BBHI", len(option) // 4, 0, ethertype, f.shim << 8) + option + payload
         udp = struct.pack("!HHHH", 49152 + f.shim, GENEVE_PORT, 8 + len(gv), 0) + gv
         return _tunnel(to_server, IPPROTO_UDP, udp)
+    if f.link == "ipip" and ethertype != ETH_ARP:
+        return _tunnel(to_server, 4 if ethertype == ETH_IP4 else 41, payload)
     if f.link == "gre" and ethertype != ETH_ARP:
         return _tunnel(to_server, IPPROTO_GRE, struct.pack("!HH", 0, ethertype) + payload)
     if f.link == "qinq":  # a service tag (the flow's), then a customer tag

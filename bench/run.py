@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--link",
-        help="gen_workload.py's --link (qinq, mpls, pppoe: a provider's network; vxlan, gre, geneve: tunnels)",
+        help="gen_workload.py's --link (qinq, mpls, pppoe: a provider's network; vxlan, gre, ipip, geneve: tunnels)",
     )
     ap.add_argument(
         "--stretch", type=int, help="gen_workload.py's --stretch (300: 1M packets in 8 hours)"

@@ -68,9 +68,9 @@ def test_links_wrap_the_same_traffic(tmp_path: Path, link: str) -> None:
     assert plain_tags[1] > 0  # the plain workload's few tagged flows
 
 
-@pytest.mark.parametrize("link", ["vxlan", "gre", "geneve"])
+@pytest.mark.parametrize("link", ["vxlan", "gre", "ipip", "geneve"])
 def test_tunnels_carry_the_same_traffic(tmp_path: Path, link: str) -> None:
-    """Inside VXLAN, GRE or Geneve, the same IP packets: the tunnels' inner headers are the plain
+    """Inside VXLAN, GRE, IP or Geneve, the same IP packets: the tunnels' inner headers are the plain
     workload's packets, the fast engine's as the reference's."""
     plain, _ = _view(_generate(tmp_path, "ethernet"))
     path = _generate(tmp_path, link)

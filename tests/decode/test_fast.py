@@ -380,9 +380,9 @@ UNCOMMON = {
         1,
         raw(ETH / IP(proto=47) / b"\0\0\x08\0" / V4 / UDP(dport=4789) / VXLAN() / ETH / V4),
     ),
-    "ipip": (1, raw(ETH / IP(proto=4) / V4 / UDP())),
+    "ipip cut inside": (1, raw(ETH / IP(proto=4) / V4 / UDP())[:40]),
     "ipv4 ah": (1, raw(ETH / IP(proto=51) / AH(nh=6, payloadlen=4, icv=b"\0" * 12) / TCP())),
-    "6in4": (1, raw(ETH / IP(proto=41) / V6 / UDP())),
+    "6in4 carrying v4": (1, raw(ETH / IP(proto=41) / V4 / UDP())),
     "ihl below 5": (1, raw(ETH / IP(ihl=4) / UDP())),
     "ip options beyond capture": (1, raw(ETH / IP(ihl=15) / UDP())[:40]),
     "ip total length below header": (1, raw(ETH / IP(len=19) / TCP())),
@@ -475,6 +475,28 @@ def test_gre_inner_packets_are_vectorised_as_the_reference_reads_them() -> None:
     assert [e[0].proto for e in inner[1:]] == ["udp", "icmp", "other", "other", "udp"]
     assert batch.src_port.tolist()[0] == 40000 and PROTOS[batch.proto[3]] == "other"
     assert _detail(batch, 2).vlan == (9,)
+    assert assert_same_as_reference(block).fallbacks == 0
+
+
+IPIP_FRAMES = [
+    raw(ETH / IP(proto=4) / V4 / UDP(sport=40000, dport=53)),
+    raw(ETH / IP(proto=41) / V6 / TCP(sport=5, dport=443, flags="S")),
+    raw(ETH / Dot1Q(vlan=9) / V6 / V4 / ICMP()),
+    raw(ETH / V6 / V6 / UDP(sport=6, dport=123)),
+]
+
+
+def test_ip_in_ip_is_vectorised_as_the_reference_reads_it() -> None:
+    """IP in IP (ipip, 6in4, 4in6, 6in6): the row takes the inner packet's transport and
+    ports (as GRE's), the inner header goes to the tunnels' columns."""
+    block = block_from_packets(IPIP_FRAMES)
+    batch, done = _vectorised(block)
+    assert done.all()
+    inner = [_detail(batch, i).inner[0] for i in range(len(IPIP_FRAMES))]
+    assert [e.tunnel for e in inner] == ["ipip", "6in4", "4in6", "6in6"]
+    assert inner[0] == Endpoints("udp", "192.0.2.1", "198.51.100.7", 40000, 53, "ipip")
+    assert batch.src_port.tolist()[:2] == [40000, 5] and int(batch.tcp_flags[1]) == 2
+    assert _detail(batch, 2).vlan == (9,) and not batch.details
     assert assert_same_as_reference(block).fallbacks == 0
 
 
@@ -788,7 +810,7 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
     version = draw(st.sampled_from([4, 6]))
     ports = st.one_of(st.sampled_from([53, 80, 443, 3544, 4789, 5353, 6081]), st.integers(0, 65535))
     l4: Packet
-    proto = draw(st.sampled_from(["tcp", "udp", "sctp", "icmp", "other", "gre"]))
+    proto = draw(st.sampled_from(["tcp", "udp", "sctp", "icmp", "other", "gre", "ipip"]))
     payload = draw(payloads())
     if proto == "tcp":
         l4 = TCP(sport=draw(ports), dport=draw(ports), flags=draw(st.integers(0, 0x1FF)))
@@ -806,6 +828,19 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
         )
     elif proto == "gre":
         l4 = Raw(draw(gre_payloads()))
+    elif proto == "ipip":
+        inner = draw(
+            st.sampled_from(
+                [
+                    raw(V4 / UDP(sport=3, dport=4)),
+                    raw(V6 / TCP(flags="SA")),
+                    raw(V4 / ICMP()),
+                    raw(V6 / UDP(sport=9, dport=4789) / VXLAN() / ETH / V4 / TCP()),
+                    raw(IP(frag=1) / UDP()),
+                ]
+            )
+        )
+        l4 = Raw(inner[: draw(st.integers(0, len(inner)))] if draw(st.booleans()) else inner)
     else:
         l4 = Raw(draw(st.binary(max_size=8)))
     if version == 4:
@@ -819,6 +854,8 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             if proto == "other"
             else 47
             if proto == "gre"
+            else draw(st.sampled_from([4, 41]))
+            if proto == "ipip"
             else None,
         )
         if ip.ihl:
@@ -831,6 +868,8 @@ def structured_frames(draw: st.DrawFn) -> tuple[int, bytes, int]:
             if proto == "other"
             else 47
             if proto == "gre"
+            else draw(st.sampled_from([4, 41]))
+            if proto == "ipip"
             else None,
         )
         for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):

@@ -115,12 +115,16 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
             rows, own = _add_gre_details(batch, buf, net.gre, vlan, vlan2)
             done[rows] = tunnelled[rows] = True
             detailed[own] = True
+        for name, carried in net.ipip or ():
+            rows, own = _add_gre_details(batch, buf, carried, vlan, vlan2, name)
+            done[rows] = tunnelled[rows] = True
+            detailed[own] = True
         if net.geneve is not None and net.geneve.outer.rows.size:
             g = net.geneve
-            carried = vector._after_ethertype(
+            inside = vector._after_ethertype(
                 buf, np.arange(g.outer.rows.size), g.etype, g.l3, g.end
             )
-            rows, own = _add_udp_tunnel_details(batch, buf, g.outer, carried, "geneve", vlan, vlan2)
+            rows, own = _add_udp_tunnel_details(batch, buf, g.outer, inside, "geneve", vlan, vlan2)
             done[rows] = tunnelled[rows] = True
             detailed[own] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
@@ -342,13 +346,18 @@ def _udp_tunnel_decoded(
 
 
 def _add_gre_details(
-    batch: DecodedBatch, buf: npt.NDArray[np.uint8], gre: vector.Gre, vlan: I32, vlan2: I32
+    batch: DecodedBatch,
+    buf: npt.NDArray[np.uint8],
+    gre: vector.Gre,
+    vlan: I32,
+    vlan2: I32,
+    name: str = "gre",
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Decode the GRE packets of ``gre`` whose inner packet the kernels decode (as
-    reference._tunnel with ``descend``: the row takes the inner packet's transport, ports
-    and flags; a non-IP inner frame leaves the outer GRE row); write their columns (an
-    inner IP header in the tunnels') or Decoded. Returns those rows (the rest are left
-    to the reference), and the rows given a Decoded."""
+    """Decode the GRE packets of ``gre`` (or IP-in-IP's: tunnel ``name``) whose inner
+    packet the kernels decode (as reference._tunnel with ``descend``: the row takes the
+    inner packet's transport, ports and flags; a non-IP inner frame leaves the outer GRE
+    row); write their columns (an inner IP header in the tunnels') or Decoded. Returns
+    those rows (the rest are left to the reference), and the rows given a Decoded."""
     outer = gre.outer
     layer = vector._after_ethertype(buf, np.arange(outer.rows.size), gre.etype, gre.l3, gre.end)
     ip = _inner_ip(buf, layer)
@@ -368,7 +377,7 @@ def _add_gre_details(
     part.dst_port[j] = ip.dst_port
     part.tcp_flags[j] = ip.tcp_flags
     _fill(batch, buf, part)
-    _put_tunnels(batch, outer.rows[ip.at], "gre", ip)
+    _put_tunnels(batch, outer.rows[ip.at], name, ip)
     rows = outer.rows[other]
     keys = zip(
         batch.linktype[rows].tolist(),

@@ -62,6 +62,8 @@ KIND_OTHER = 4
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_GRE = 47
+#: IP-in-IP: the IP protocol and the EtherType of the packet it carries.
+IP_IN_IP = ((4, 0x0800), (41, 0x86DD))
 ICMP_PROTOS = (1, 58)
 TUNNEL_PROTOS = (4, 41, 47)
 IPV6_EXTENSIONS = np.array(sorted(ip.IPV6_SKIPPED | {ip.IPV6_FRAGMENT, ip.IPV6_AH}), np.int32)
@@ -173,6 +175,7 @@ class Network:
     vxlan: Vxlan | None = None  # the UDP rows carrying VXLAN (left out of ``rows``)
     gre: Gre | None = None  # the GRE rows whose inner packet or frame is read here (ditto)
     geneve: Gre | None = None  # the UDP rows carrying Geneve, as GRE's (ditto)
+    ipip: list[tuple[str, Gre]] | None = None  # IP-in-IP rows by tunnel name (ditto)
 
     def take(self, at: I64) -> Network:
         """The rows at positions ``at`` (without tunnels)."""
@@ -487,6 +490,14 @@ def _transport(
     """What sits on IP: ``seg`` captured bytes of protocol ``ip_proto`` at ``l4``."""
     g = np.flatnonzero(ip_proto == IPPROTO_GRE)
     gre = _gre(buf, rows[g], l4[g], seg[g], version, src_pos[g]) if g.size else None
+    # IP in IP (tunnels.IPIP_NAMES): the inner packet starts at once, as GRE's would.
+    ipip: list[tuple[str, Gre]] = []
+    for number, etype in IP_IN_IP:
+        sel = np.flatnonzero((ip_proto == number) & (seg > 0))
+        if sel.size:
+            outer = _tunnel_outer(rows[sel], version, src_pos[sel], number)
+            inner = Gre(outer, np.full(sel.size, etype, np.int32), l4[sel], l4[sel] + seg[sel])
+            ipip.append((tunnels.IPIP_NAMES[(version, number)], inner))
     keep = ~IS_TUNNEL_PROTO[ip_proto] & (seg >= MIN_HEADER[ip_proto])
     for number in ICMP_PROTOS:
         sel = np.flatnonzero((ip_proto == number) & (seg >= 8))
@@ -562,6 +573,7 @@ def _transport(
         vxlan=vxlan,
         gre=gre,
         geneve=geneve,
+        ipip=ipip,
     )
 
 
