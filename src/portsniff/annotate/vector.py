@@ -1235,9 +1235,9 @@ class VectorAnnotator:
 
         trows = np.zeros(0, np.int64) if t is None else t.row[tsel]
 
-        pos = np.concatenate(
-            [vrows.astype(np.int64) * 64, trows * 64 + 1, np.array(extra.pos, np.int64)]
-        )
+        pos = vrows.astype(np.int64) * 64
+        if nt or ne:  # (most blocks have neither)
+            pos = np.concatenate([pos, trows * 64 + 1, np.array(extra.pos, np.int64)])
         proto = column(lb.proto, tcol("proto"), extra.proto, np.int64)
         sver = column(lb.ip_version, tcol("ip_version"), extra.sver, np.int64)
         dver = column(lb.ip_version, tcol("ip_version"), extra.dver, np.int64) if ne else sver

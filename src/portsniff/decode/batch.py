@@ -92,10 +92,8 @@ def fits_columns(e: InnerHeader) -> bool:
 
 
 def has_details(d: Decoded) -> bool:
-    """Whether a packet needs its ``Decoded`` beside the columns (two VLAN tags and
-    a tunnel :func:`in_columns` do not)."""
-    if d.inner and in_columns(d):
-        return False
+    """Whether a packet needs its ``Decoded`` beside the columns (two VLAN tags do not;
+    a tunnel that fits the tunnels' columns is told apart first, by :func:`in_columns`)."""
     return bool(
         len(d.vlan) > 2
         or d.fragment

@@ -105,26 +105,8 @@ def vector_rows(block: RawBlock, batch: DecodedBatch) -> npt.NDArray[np.bool_]:
     for net in (v4, v6, frags.later):
         _fill(batch, buf, net)
         done[net.rows] = True
-        if net.vxlan is not None and net.vxlan.outer.rows.size:
-            vx = net.vxlan
-            frames = _vxlan_frames(buf, vx)
-            rows, own = _add_udp_tunnel_details(batch, buf, vx.outer, frames, "vxlan", vlan, vlan2)
-            done[rows] = tunnelled[rows] = True
-            detailed[own] = True
-        if net.gre is not None and net.gre.outer.rows.size:
-            rows, own = _add_gre_details(batch, buf, net.gre, vlan, vlan2)
-            done[rows] = tunnelled[rows] = True
-            detailed[own] = True
-        for name, carried in net.ipip or ():
-            rows, own = _add_gre_details(batch, buf, carried, vlan, vlan2, name)
-            done[rows] = tunnelled[rows] = True
-            detailed[own] = True
-        if net.geneve is not None and net.geneve.outer.rows.size:
-            g = net.geneve
-            inside = vector._after_ethertype(
-                buf, np.arange(g.outer.rows.size), g.etype, g.l3, g.end
-            )
-            rows, own = _add_udp_tunnel_details(batch, buf, g.outer, inside, "geneve", vlan, vlan2)
+        for outer, inside, name, descend in _tunnels_of(buf, net):
+            rows, own = _add_tunnel_details(batch, buf, outer, inside, name, descend, vlan, vlan2)
             done[rows] = tunnelled[rows] = True
             detailed[own] = True
     for kind, name in ((vector.KIND_ARP, "arp"), (vector.KIND_OTHER, "other")):
@@ -257,9 +239,27 @@ def _put_tunnels(batch: DecodedBatch, rows: npt.NDArray[np.int64], name: str, ip
     )
 
 
-#: Decoded of VXLAN and Geneve rows carrying a non-IP frame, by their values.
-_UDP_TUNNEL_DECODED: dict[tuple[Any, ...], Decoded] = {}
 _OTHER_INNER = ("other", None, None, None, None)
+
+
+def _tunnels_of(
+    buf: npt.NDArray[np.uint8], net: vector.Network
+) -> list[tuple[vector.Network, vector.Layer3, str, bool]]:
+    """The tunnels of ``net`` the kernels follow: their outer columns, the inner network
+    layer (by position in the outer rows), the tunnel's name, and whether the row takes
+    the inner packet's transport (reference._tunnel's ``descend``: GRE, IP in IP)."""
+    out: list[tuple[vector.Network, vector.Layer3, str, bool]] = []
+    if net.vxlan is not None and net.vxlan.outer.rows.size:
+        out.append((net.vxlan.outer, _vxlan_frames(buf, net.vxlan), "vxlan", False))
+    carried = [("geneve", net.geneve, False), ("gre", net.gre, True)]
+    carried += [(name, g, True) for name, g in net.ipip or ()]
+    for name, g, descend in carried:
+        if g is not None and g.outer.rows.size:
+            at = np.arange(g.outer.rows.size)
+            out.append(
+                (g.outer, vector._after_ethertype(buf, at, g.etype, g.l3, g.end), name, descend)
+            )
+    return out
 
 
 def _vxlan_frames(buf: npt.NDArray[np.uint8], vx: vector.Vxlan) -> vector.Layer3:
@@ -283,27 +283,34 @@ def _vxlan_frames(buf: npt.NDArray[np.uint8], vx: vector.Vxlan) -> vector.Layer3
     )
 
 
-def _add_udp_tunnel_details(
+def _add_tunnel_details(
     batch: DecodedBatch,
     buf: npt.NDArray[np.uint8],
     outer: vector.Network,
     layer: vector.Layer3,
     name: str,
+    descend: bool,
     vlan: I32,
     vlan2: I32,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Decode the UDP datagrams ``outer`` of tunnel ``name`` (VXLAN, Geneve) whose inner
-    network layer (``layer``, by position in ``outer``) the kernels decode: write their
-    columns (an inner IP header in the tunnels') or Decoded (a non-IP inner frame).
+    """Decode the packets ``outer`` of tunnel ``name`` whose inner network layer
+    (``layer``, by position in ``outer``) the kernels decode. With ``descend`` a row
+    carrying an IP packet takes its transport, ports and flags. Write their columns (an
+    inner IP header in the tunnels') or Decoded (a non-IP inner frame: the outer row).
     Returns those rows (the rest are left to the reference), and the rows given a
     Decoded."""
     ip = _inner_ip(buf, layer)
-    kind = layer.kind
-    other = layer.rows[(kind == vector.KIND_ARP) | (kind == vector.KIND_OTHER)]
+    other = layer.rows[(layer.kind == vector.KIND_ARP) | (layer.kind == vector.KIND_OTHER)]
     at = np.sort(np.concatenate([ip.at, other]))
     if not at.size:
         return at, at
     part = outer.take(at)
+    if descend:
+        j = np.searchsorted(at, ip.at)
+        part.ip_proto[j] = ip.ip_proto
+        part.src_port[j] = ip.src_port
+        part.dst_port[j] = ip.dst_port
+        part.tcp_flags[j] = ip.tcp_flags
     _fill(batch, buf, part)
     _put_tunnels(batch, outer.rows[ip.at], name, ip)
     rows = outer.rows[other]
@@ -312,21 +319,27 @@ def _add_udp_tunnel_details(
         batch.ip_version[rows].tolist(),
         batch.src_addr[rows].tolist(),
         batch.dst_addr[rows].tolist(),
+        batch.ip_proto[rows].tolist(),
         batch.src_port[rows].tolist(),
         batch.dst_port[rows].tolist(),
         vlan_tuples(vlan[rows], vlan2[rows]),
         repeat(name),
         strict=False,
     )
-    _put_details(batch, rows, keys, _UDP_TUNNEL_DECODED, _udp_tunnel_decoded)
+    _put_details(batch, rows, keys, _OTHER_INNER_DECODED, _other_inner_decoded)
     return part.rows, rows
 
 
-def _udp_tunnel_decoded(
+#: Decoded of tunnelled rows carrying a non-IP frame, by their values.
+_OTHER_INNER_DECODED: dict[tuple[Any, ...], Decoded] = {}
+
+
+def _other_inner_decoded(
     lt: int,
     version: int,
     src: bytes,
     dst: bytes,
+    ip_proto: int,
     sport: int,
     dport: int,
     tags: tuple[int, ...],
@@ -336,74 +349,12 @@ def _udp_tunnel_decoded(
         linktype=lt,
         src_ip=address_text(version, src),
         dst_ip=address_text(version, dst),
-        proto="udp",
-        ip_proto=vector.IPPROTO_UDP,
-        src_port=sport,
-        dst_port=dport,
+        proto=vector.PROTO_NAME[ip_proto],
+        ip_proto=ip_proto,
+        src_port=None if sport < 0 else sport,
+        dst_port=None if dport < 0 else dport,
         vlan=tags,
         inner=(Endpoints(*_OTHER_INNER, name),),
-    )
-
-
-def _add_gre_details(
-    batch: DecodedBatch,
-    buf: npt.NDArray[np.uint8],
-    gre: vector.Gre,
-    vlan: I32,
-    vlan2: I32,
-    name: str = "gre",
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Decode the GRE packets of ``gre`` (or IP-in-IP's: tunnel ``name``) whose inner
-    packet the kernels decode (as reference._tunnel with ``descend``: the row takes the
-    inner packet's transport, ports and flags; a non-IP inner frame leaves the outer GRE
-    row); write their columns (an inner IP header in the tunnels') or Decoded. Returns
-    those rows (the rest are left to the reference), and the rows given a Decoded."""
-    outer = gre.outer
-    layer = vector._after_ethertype(buf, np.arange(outer.rows.size), gre.etype, gre.l3, gre.end)
-    ip = _inner_ip(buf, layer)
-    other = layer.rows[(layer.kind == vector.KIND_ARP) | (layer.kind == vector.KIND_OTHER)]
-    at = np.sort(np.concatenate([ip.at, other]))
-    if not at.size:
-        return at, at
-    # The row takes the inner packet's transport (reference._tunnel's ``descend``).
-    part = outer.take(at)
-    j = np.searchsorted(at, ip.at)
-    part.ip_proto = np.full(at.size, vector.IPPROTO_GRE, np.int32)
-    part.src_port = np.full(at.size, -1, np.int32)
-    part.dst_port = np.full(at.size, -1, np.int32)
-    part.tcp_flags = np.full(at.size, -1, np.int32)
-    part.ip_proto[j] = ip.ip_proto
-    part.src_port[j] = ip.src_port
-    part.dst_port[j] = ip.dst_port
-    part.tcp_flags[j] = ip.tcp_flags
-    _fill(batch, buf, part)
-    _put_tunnels(batch, outer.rows[ip.at], name, ip)
-    rows = outer.rows[other]
-    keys = zip(
-        batch.linktype[rows].tolist(),
-        batch.ip_version[rows].tolist(),
-        batch.src_addr[rows].tolist(),
-        batch.dst_addr[rows].tolist(),
-        vlan_tuples(vlan[rows], vlan2[rows]),
-        strict=True,
-    )
-    _put_details(batch, rows, keys, _GRE_DECODED, _gre_decoded)
-    return part.rows, rows
-
-
-#: Decoded of GRE rows carrying a non-IP frame, by their values.
-_GRE_DECODED: dict[tuple[Any, ...], Decoded] = {}
-
-
-def _gre_decoded(lt: int, version: int, src: bytes, dst: bytes, tags: tuple[int, ...]) -> Decoded:
-    return Decoded(
-        linktype=lt,
-        src_ip=address_text(version, src),
-        dst_ip=address_text(version, dst),
-        proto="other",
-        ip_proto=vector.IPPROTO_GRE,
-        vlan=tags,
-        inner=(Endpoints(*_OTHER_INNER, "gre"),),
     )
 
 
